@@ -1,0 +1,22 @@
+import {FeedopsCommand} from '../../src/cli/base-command.js'
+import type {EnvironmentConfig} from '../../src/config/schema.js'
+
+interface ConfigShowResult {
+  file: string
+  environment: string
+  config: EnvironmentConfig
+}
+
+export default class ConfigShow extends FeedopsCommand<ConfigShowResult> {
+  static override description = 'Validate feedops.yml and show the selected environment with defaults filled in.'
+  static override examples = ['<%= config.bin %> config show', '<%= config.bin %> config show --env prod --json']
+
+  async run(): Promise<ConfigShowResult> {
+    const {flags} = await this.parse(ConfigShow)
+    const loaded = this.loadConfig(flags)
+    const result = {file: loaded.file, environment: loaded.environment, config: loaded.env}
+    this.log(`${loaded.file} (environment ${loaded.environment}) is valid:`)
+    this.log(JSON.stringify(loaded.env, null, 2))
+    return result
+  }
+}

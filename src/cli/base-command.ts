@@ -1,0 +1,69 @@
+import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
+
+import {loadConfig, type LoadedConfig} from '../config/load.js'
+import {ExitCode, isUserError, type ExitCodeValue} from '../errors.js'
+
+/**
+ * Every feedops command extends this. `run()` returns a typed result: with --json oclif prints it
+ * as JSON on stdout; otherwise the command renders it for people. Errors go through `catch` below:
+ * a UserError is one sentence plus the fix and its exit code; anything else is a bug with a stack.
+ */
+export abstract class FeedopsCommand<T> extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    config: Flags.string({
+      description: 'Path of feedops.yml (default: $FEEDOPS_CONFIG, ./feedops.yml, then the running lab).',
+      helpGroup: 'GLOBAL',
+    }),
+    env: Flags.string({description: 'Environment in the config (default: $FEEDOPS_ENV or defaultEnvironment).', helpGroup: 'GLOBAL'}),
+    debug: Flags.boolean({description: 'Show stack traces for errors.', helpGroup: 'GLOBAL'}),
+  }
+
+  protected loadConfig(flags: {config?: string; env?: string}): LoadedConfig {
+    return loadConfig({flag: flags.config, environment: flags.env})
+  }
+
+  /** Sets the exit code the command ends with, without throwing (results are still printed). */
+  protected setExitCode(code: ExitCodeValue): void {
+    process.exitCode = code
+  }
+
+  /** True when progress may be drawn: stderr is a terminal and --json is off. */
+  protected get interactive(): boolean {
+    return Boolean(process.stderr.isTTY) && !this.jsonEnabled()
+  }
+
+  abstract override run(): Promise<T>
+
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    const debug = this.argv.includes('--debug')
+    if (isUserError(err)) {
+      process.exitCode = err.exitCode
+      if (this.jsonEnabled()) this.logJson({error: err.toJSON()})
+      else {
+        process.stderr.write(`Error: ${err.message}\n${err.fix ? `Fix: ${err.fix}\n` : ''}`)
+        if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
+      }
+      return
+    }
+    // oclif's own parse errors (unknown flag, missing argument…) are bad input too.
+    if (isParseError(err)) {
+      process.exitCode = ExitCode.badInput
+      if (this.jsonEnabled()) this.logJson({error: {message: err.message, exitCode: ExitCode.badInput}})
+      else process.stderr.write(`Error: ${err.message.split('\n').join(' ')}\nFix: See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.\n`)
+      return
+    }
+    if (err instanceof Errors.ExitError) throw err
+    process.exitCode = ExitCode.failed
+    if (this.jsonEnabled()) this.logJson({error: {message: err.message, stack: err.stack, exitCode: ExitCode.failed}})
+    else process.stderr.write(`Bug: ${err.stack ?? err.message}\nPlease report this with the command you ran.\n`)
+  }
+}
+
+export type FlagsOf<C extends typeof Command> = Interfaces.InferredFlags<(typeof FeedopsCommand)['baseFlags'] & C['flags']>
+
+/** oclif's parser errors (CLIParseError and subclasses) carry a `parse` property. */
+function isParseError(err: unknown): boolean {
+  return err instanceof Errors.CLIError && 'parse' in err
+}

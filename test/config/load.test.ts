@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {describe, it} from 'node:test'
+
+import {loadConfig, parseConfigText} from '../../src/config/load.js'
+import {UserError} from '../../src/errors.js'
+
+const good = `
+defaultEnvironment: prod
+environments:
+  prod:
+    ssh: {user: deploy, identityFile: keys/id, knownHosts: kh}
+    inventory: {source: ec2, filters: {Env: prod}}
+  staging:
+    inventory:
+      source: static
+      hosts:
+        - {name: web1, address: 10.0.0.1, roles: [app]}
+`
+
+function write(text: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'feedops-config-'))
+  const file = path.join(dir, 'feedops.yml')
+  writeFileSync(file, text)
+  return file
+}
+
+function rejects(text: string, pattern: RegExp): void {
+  assert.throws(
+    () => parseConfigText(text, 'feedops.yml'),
+    (err: unknown) => err instanceof UserError && err.exitCode === 2 && pattern.test(err.message),
+  )
+}
+
+describe('config', () => {
+  it('loads the default environment, fills defaults and resolves paths next to the file', () => {
+    const file = write(good)
+    const cfg = loadConfig({flag: file})
+    assert.equal(cfg.environment, 'prod')
+    assert.equal(cfg.env.ssh.user, 'deploy')
+    assert.equal(cfg.env.ssh.connectTimeout, 10)
+    assert.equal(cfg.env.ssh.concurrency, 64)
+    assert.equal(cfg.env.ssh.identityFile, path.join(path.dirname(file), 'keys/id'))
+    assert.equal(cfg.env.ssh.knownHosts, path.join(path.dirname(file), 'kh'))
+    assert.deepEqual(cfg.env.inventory, {source: 'ec2', filters: {Env: 'prod'}, roleTag: 'Role', nameTag: 'Name', address: 'private'})
+  })
+
+  it('selects an environment by name and rejects an unknown one', () => {
+    const file = write(good)
+    assert.equal(loadConfig({flag: file, environment: 'staging'}).env.inventory.source, 'static')
+    assert.throws(() => loadConfig({flag: file, environment: 'qa'}), /Environment "qa" is not in .*prod, staging/)
+  })
+
+  it('names the key path of a wrong type', () => rejects(good.replace('user: deploy', 'user: 7'), /environments\.prod\.ssh\.user: expected string/))
+  it('names an unknown key', () => rejects(good.replace('user: deploy', 'usr: deploy'), /environments\.prod\.ssh: unknown key usr/))
+  it('rejects an unknown inventory source', () => rejects(good.replace('source: ec2', 'source: consul'), /environments\.prod\.inventory/))
+  it('rejects a missing section', () => rejects('environments:\n  prod: {ssh: {}}\n', /environments\.prod\.inventory/))
+  it('rejects an out-of-range port', () => rejects(good.replace('user: deploy', 'port: 70000'), /ssh\.port: Too big/))
+  it('rejects broken YAML with its line', () => rejects('environments:\n  prod: [\n', /not valid YAML/))
+  it('rejects duplicate keys', () => rejects(good.replace('  staging:', '  prod:'), /not valid YAML/))
+  it('rejects an empty file', () => rejects('', /\(top level\)|environments/))
+  it('says so when no file exists', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-empty-'))
+    assert.throws(() => loadConfig({cwd: dir, envVars: {}}), /No feedops.yml in/)
+    assert.throws(() => loadConfig({flag: 'nope.yml', cwd: dir, envVars: {}}), /does not exist/)
+  })
+})

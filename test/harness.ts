@@ -1,0 +1,53 @@
+/**
+ * `npm test`: runs every compiled test file under dist/test with Node's test runner and ends with
+ * the line `N passed, N failed, N skipped`. Test files that need servers start their own small lab
+ * (test/support/lab.ts), each on its own loopback block, so files can run in parallel.
+ *
+ * Usage: node dist/test/harness.js [substring filter…]
+ */
+import {spawn} from 'node:child_process'
+import {readdirSync, statSync} from 'node:fs'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+
+function findTests(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name)
+    if (name === 'bench' || name === 'support') return []
+    if (statSync(full).isDirectory()) return findTests(full)
+    return name.endsWith('.test.js') ? [full] : []
+  })
+}
+
+const filters = process.argv.slice(2)
+const files = findTests(here)
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .sort()
+
+const concurrency = process.env.FEEDOPS_TEST_CONCURRENCY ?? '3'
+const child = spawn(
+  process.execPath,
+  ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  {stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, FORCE_COLOR: '0'}},
+)
+
+let tail = ''
+child.stdout.on('data', (chunk: Buffer) => {
+  process.stdout.write(chunk)
+  tail = (tail + chunk.toString()).slice(-4000)
+})
+
+child.on('close', (code) => {
+  const count = (label: string) => Number(new RegExp(`^ℹ ${label} (\\d+)$`, 'm').exec(tail)?.[1] ?? 0)
+  const passed = count('pass')
+  const failed = count('fail') + count('cancelled')
+  const skipped = count('skipped') + count('todo')
+  if (files.length === 0 || passed + failed === 0) {
+    console.log('no tests ran')
+    process.exit(1)
+  }
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)
+  process.exit(code === 0 && failed === 0 ? 0 : 1)
+})

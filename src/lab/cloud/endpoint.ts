@@ -122,7 +122,8 @@ async function handle(
   const action = params.get('Action') ?? '-'
   log(
     `${new Date().toISOString()} ${req.socket.remoteAddress ?? '-'} ${req.method} ${service.signingName} ${action} ${status}` +
-      `${errorCode ? ` ${errorCode}` : ''} ${Date.now() - started}ms`,
+      `${errorCode ? ` ${errorCode}` : ''} ${Date.now() - started}ms` +
+      (scope ? ` key=${scope.accessKeyId} region=${scope.region}` : ' unsigned'),
   )
 }
 
@@ -133,7 +134,10 @@ function pickService(services: readonly CloudService[], signingName?: string, ve
 }
 
 /** Region and service from a SigV4 `Credential=AKID/DATE/REGION/SERVICE/aws4_request` (header or presigned query). */
-function signingScope(authorization: string | undefined, query: URLSearchParams): {region: string; service: string} | undefined {
+function signingScope(
+  authorization: string | undefined,
+  query: URLSearchParams,
+): {accessKeyId: string; region: string; service: string} | undefined {
   const credential = authorization?.startsWith('AWS4-HMAC-SHA256 ')
     ? /Credential=([^,\s]+)/.exec(authorization)?.[1]
     : query.get('X-Amz-Algorithm') === 'AWS4-HMAC-SHA256'
@@ -141,7 +145,7 @@ function signingScope(authorization: string | undefined, query: URLSearchParams)
       : undefined
   const parts = credential?.split('/')
   if (!parts || parts.length < 5 || parts.at(-1) !== 'aws4_request') return undefined
-  return {region: parts.at(-3)!, service: parts.at(-2)!}
+  return {accessKeyId: parts.slice(0, -4).join('/'), region: parts.at(-3)!, service: parts.at(-2)!}
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

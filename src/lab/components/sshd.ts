@@ -1,0 +1,97 @@
+import {mkdirSync, writeFileSync} from 'node:fs'
+import pMap from 'p-map'
+
+import {labPaths} from '../layout.js'
+import {ensureEd25519Key, knownHostsLine} from '../keys.js'
+import {findBinary} from '../packages.js'
+import type {DesiredProcess, LabComponent, LabContext} from './types.js'
+
+/**
+ * App hosts: one OpenSSH sshd per host on 127.N.1.K:2222 with its own host key and its own folder
+ * standing for the host's disk. One client key (id_ed25519) logs in to all of them; known_hosts
+ * lists every host key, so clients verify strictly.
+ */
+
+const SSHD = '/usr/sbin/sshd'
+
+export function sshdConfigPath(dir: string, host: string): string {
+  return `${labPaths.hostDir(dir, host)}/sshd_config`
+}
+
+export function hostKeyPath(dir: string, host: string): string {
+  return `${labPaths.hostDir(dir, host)}/ssh_host_ed25519_key`
+}
+
+function sshdConfig(dir: string, host: {name: string; address: string; port: number}): string {
+  const root = labPaths.hostRoot(dir, host.name)
+  return [
+    `# Lab host ${host.name}; written by \`feedops lab up\` (rewritten on every up).`,
+    `ListenAddress ${host.address}:${host.port}`,
+    `HostKey ${hostKeyPath(dir, host.name)}`,
+    `AuthorizedKeysFile ${labPaths.authorizedKeys(dir)}`,
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin prohibit-password',
+    'StrictModes no',
+    'UsePAM no',
+    'UseDNS no',
+    'PrintMotd no',
+    'PrintLastLog no',
+    'X11Forwarding no',
+    // Parallel runners open many connections at once; the default 10:30:100 drops some.
+    'MaxStartups 200:30:400',
+    'MaxSessions 100',
+    `SetEnv HOME=${root} FEEDOPS_HOST=${host.name} FEEDOPS_HOST_ROOT=${root}`,
+    'Subsystem sftp internal-sftp',
+    'PidFile none',
+    '',
+  ].join('\n')
+}
+
+export const sshdComponent: LabComponent = {
+  id: 'sshd',
+  title: 'sshd hosts',
+
+  packages: (ctx) =>
+    ctx.layout.hosts.length > 0
+      ? [
+          {package: 'openssh-server', binary: SSHD},
+          {package: 'openssh-client', binary: 'ssh-keygen'},
+        ]
+      : [],
+
+  desired: (ctx) =>
+    ctx.layout.hosts.map((h): DesiredProcess => {
+      const config = sshdConfigPath(ctx.dir, h.name)
+      const logFile = labPaths.log(ctx.dir, h.name)
+      return {
+        component: 'sshd',
+        name: h.name,
+        address: h.address,
+        port: h.port,
+        argv: [findBinary(SSHD) ?? SSHD, '-D', '-f', config, '-E', logFile],
+        // sshd rewrites its title to "sshd: <argv> [listener] …"; the config path stays in it.
+        match: [`-f ${config} `],
+        logFile,
+      }
+    }),
+
+  async prepare(ctx: LabContext) {
+    // The client key and known_hosts exist even with no hosts, so the lab config is always valid.
+    const clientPub = await ensureEd25519Key(labPaths.clientKey(ctx.dir), `feedops-lab-client`)
+    writeFileSync(labPaths.authorizedKeys(ctx.dir), `${clientPub}\n`)
+    if (ctx.layout.hosts.length > 0 && ctx.isRoot) mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
+    const lines = await pMap(
+      ctx.layout.hosts,
+      async (h) => {
+        mkdirSync(labPaths.hostRoot(ctx.dir, h.name), {recursive: true})
+        const pub = await ensureEd25519Key(hostKeyPath(ctx.dir, h.name), `${h.name}-host-key`)
+        writeFileSync(sshdConfigPath(ctx.dir, h.name), sshdConfig(ctx.dir, h))
+        return knownHostsLine(h.address, h.port, pub)
+      },
+      {concurrency: 8},
+    )
+    writeFileSync(labPaths.knownHosts(ctx.dir), lines.map((l) => `${l}\n`).join(''))
+  },
+}

@@ -1,0 +1,90 @@
+import {userInfo} from 'node:os'
+import {writeFileSync} from 'node:fs'
+import {stringify} from 'yaml'
+
+import type {ConfigFile, EnvironmentConfig} from '../config/schema.js'
+import {configFileSchema} from '../config/schema.js'
+import {labPaths, type LabLayout} from './layout.js'
+
+export interface LabConfigInput {
+  dir: string
+  layout: LabLayout
+  redis: boolean
+  memcached: boolean
+  cloud: boolean
+}
+
+/**
+ * The lab's feedops.yml: environment `lab` pointing at every lab part. Inventory comes from the
+ * lab's EC2 endpoint (the code path used against AWS); a lab without the endpoint lists its hosts
+ * statically instead.
+ */
+export function labConfig(input: LabConfigInput): ConfigFile {
+  const {layout} = input
+  const lab: EnvironmentConfig = {
+    ssh: {
+      user: userInfo().username,
+      port: 2222,
+      identityFile: 'id_ed25519',
+      agent: false,
+      knownHosts: 'known_hosts',
+      sshConfig: false,
+      connectTimeout: 10,
+      commandTimeout: 0,
+      concurrency: 64,
+    },
+    inventory:
+      input.cloud || layout.hosts.length === 0
+        ? {source: 'ec2', filters: {Env: 'lab'}, roleTag: 'Role', nameTag: 'Name', address: 'private'}
+        : {
+            source: 'static',
+            hosts: layout.hosts.map((h) => ({name: h.name, address: h.address, roles: ['app'], tags: {Env: 'lab'}})),
+          },
+    aws: {
+      region: 'us-east-1',
+      endpoint: layout.cloud.endpoint,
+      credentials: {accessKeyId: 'lab', secretAccessKey: 'lab'},
+    },
+    ...(layout.postgres.length > 0
+      ? {
+          shards: {
+            catalog: layout.postgres[0]!.catalogUrl!,
+            servers: layout.postgres.map((p) => ({name: p.name, url: p.url, weight: 1})),
+            logical: 64,
+            epoch: '2011-01-01T00:00:00Z',
+          },
+        }
+      : {}),
+    ...(input.redis ? {redis: {url: layout.redis.url}} : {}),
+    ...(input.memcached ? {memcached: {servers: [layout.memcached.server]}} : {}),
+    lab: {dir: input.dir},
+  }
+  return {defaultEnvironment: 'lab', environments: {lab}}
+}
+
+/** Writes <dir>/feedops.yml (validated against the config schema first) and returns its path. */
+export function writeLabConfig(input: LabConfigInput): string {
+  const config = configFileSchema.parse(labConfig(input))
+  const file = labPaths.config(input.dir)
+  const header = '# Written by `feedops lab up`; rewritten on every up. Copy it elsewhere to change it.\n'
+  writeFileSync(file, header + stringify(compact(config)))
+  return file
+}
+
+/** Drops the keys equal to schema defaults that only add noise (roleTag, weight…). */
+function compact(config: ConfigFile): unknown {
+  const env = config.environments.lab!
+  const {ssh, inventory} = env
+  const {agent: _agent, commandTimeout: _commandTimeout, ...sshShown} = ssh
+  const inventoryShown =
+    inventory.source === 'ec2'
+      ? {source: 'ec2', filters: inventory.filters}
+      : {source: 'static', hosts: inventory.hosts.map((h) => ({name: h.name, address: h.address, roles: h.roles, tags: h.tags}))}
+  const shards = env.shards
+    ? {catalog: env.shards.catalog, servers: env.shards.servers.map((s) => ({name: s.name, url: s.url})), logical: env.shards.logical}
+    : undefined
+  return {
+    defaultEnvironment: config.defaultEnvironment,
+    environments: {lab: {...env, ssh: sshShown, inventory: inventoryShown, ...(shards ? {shards} : {})}},
+  }
+}

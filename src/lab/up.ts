@@ -1,0 +1,212 @@
+import {chmodSync, mkdirSync, statSync} from 'node:fs'
+import path from 'node:path'
+
+import {ExitCode, UserError, errorText} from '../errors.js'
+import {componentById, labComponents} from './components/index.js'
+import type {DesiredProcess, LabComponent, LabContext} from './components/types.js'
+import {writeLabConfig} from './config-writer.js'
+import {labLayout, MAX_HOSTS, MAX_POSTGRES} from './layout.js'
+import {acquireLabLock} from './lock.js'
+import {checkPackages, installPackages, type PackageNeed} from './packages.js'
+import {portAccepts, spawnDetached, stopProcess, waitForPort, type StopOutcome} from './process.js'
+import {readState, recordKey, writeState, type LabState, type ProcessRecord} from './state.js'
+import {isRecordRunning, statusOf, type LabStatus} from './status.js'
+
+export interface LabOptions {
+  dir: string
+  /** The x in 127.x.y.z; 0 for the user's lab, 20+ for tests. Default: the lab's current net, else 0. */
+  net?: number
+  /** Default: the lab's current size, else 12 hosts and 2 Postgres servers. */
+  hosts?: number
+  postgres?: number
+  /** Run apt-get for missing packages instead of failing. */
+  install?: boolean
+  /** Default: as the lab was, else true. */
+  redis?: boolean
+  memcached?: boolean
+  cloud?: boolean
+  /** Look for this program instead of the usual one, per Debian package (tests of the missing-package path). */
+  binaries?: Record<string, string>
+}
+
+export type Progress = (msg: string) => void
+
+interface Planned {
+  component: LabComponent
+  process: DesiredProcess
+}
+
+/**
+ * Brings the lab in `dir` to the requested shape. Idempotent: processes that run and match are
+ * kept, dead or missing ones are started, ones no longer wanted are stopped. Everything is checked
+ * (options, packages, ports) before any process is touched.
+ */
+export async function labUp(opts: LabOptions, progress: Progress = () => {}): Promise<LabStatus> {
+  const dir = path.resolve(opts.dir)
+  const prev = readState(dir)
+  const net = opts.net ?? prev?.net ?? 0
+  const hosts = opts.hosts ?? prev?.hosts ?? 12
+  const postgres = opts.postgres ?? prev?.postgres ?? 2
+  checkCount('net', net, 0, 255)
+  checkCount('hosts', hosts, 0, MAX_HOSTS)
+  checkCount('postgres', postgres, 0, MAX_POSTGRES)
+  const ctx: LabContext = {
+    dir,
+    layout: labLayout(net, hosts, postgres),
+    redis: opts.redis ?? prev?.redis ?? true,
+    memcached: opts.memcached ?? prev?.memcached ?? true,
+    cloud: opts.cloud ?? prev?.cloud ?? true,
+    isRoot: process.getuid?.() === 0,
+    progress,
+  }
+
+  const needs: PackageNeed[] = labComponents
+    .flatMap((c) => c.packages(ctx))
+    .map((n) => ({...n, binary: opts.binaries?.[n.package] ?? n.binary}))
+  if (opts.install) await installPackages(needs, progress)
+  else checkPackages(needs)
+
+  mkdirSync(dir, {recursive: true})
+  makeTraversable(dir)
+  const release = acquireLabLock(dir)
+  try {
+    const state: LabState = {
+      version: 1,
+      dir,
+      net,
+      hosts,
+      postgres,
+      redis: ctx.redis,
+      memcached: ctx.memcached,
+      cloud: ctx.cloud,
+      updatedAt: '',
+      processes: prev?.processes ?? [],
+    }
+    const planned: Planned[] = labComponents.flatMap((component) => component.desired(ctx).map((process) => ({component, process})))
+    const wanted = new Map(planned.map((p) => [recordKey(p.process), p.process]))
+
+    // 1. Stop what runs but is no longer wanted (fewer hosts) or was started differently.
+    const stale = state.processes.filter((r) => {
+      const want = wanted.get(recordKey(r))
+      return isRecordRunning(r) && (!want || want.argv.join('\0') !== r.argv.join('\0'))
+    })
+    if (stale.length > 0) {
+      progress(`Stopping ${stale.length} process${stale.length > 1 ? 'es' : ''} no longer wanted: ${names(stale)}`)
+      await Promise.all(stale.map((r) => stopRecord(dir, r)))
+    }
+    state.processes = state.processes.filter((r) => wanted.has(recordKey(r)))
+    writeState(dir, state)
+
+    // 2. What must start, and is each of its ports free?
+    const toStart = planned.filter((p) => {
+      const r = state.processes.find((x) => recordKey(x) === recordKey(p.process))
+      return !r || !isRecordRunning(r)
+    })
+    const busy = (
+      await Promise.all(toStart.map(async (p) => ((await portAccepts(p.process.address, p.process.port)) ? p.process : undefined)))
+    ).filter((p): p is DesiredProcess => p !== undefined)
+    if (busy.length > 0) {
+      throw new UserError(
+        `${busy.map((p) => `${p.address}:${p.port} (${p.name})`).join(', ')} ${busy.length > 1 ? 'are' : 'is'} already in use by a process this lab did not start.`,
+        {fix: 'Stop that process, or run this lab on another net (--net) and dir (--dir).', exitCode: ExitCode.failed},
+      )
+    }
+
+    // 3. Files, keys, data dirs.
+    progress('Writing keys and config files')
+    await Promise.all(
+      labComponents.map((c) => c.prepare?.(ctx, toStart.filter((p) => p.component === c).map((p) => p.process))),
+    )
+
+    // 4. Start everything missing at once; each pid is recorded as soon as it exists.
+    if (toStart.length > 0) progress(`Starting ${describe(toStart)}`)
+    const failures: string[] = []
+    await Promise.all(
+      toStart.map(async ({process: p}) => {
+        const key = recordKey(p)
+        const record: ProcessRecord = {
+          component: p.component,
+          name: p.name,
+          address: p.address,
+          port: p.port,
+          argv: p.argv,
+          match: p.match,
+          logFile: p.logFile,
+          pid: null,
+          startTime: null,
+          startedAt: null,
+        }
+        try {
+          const id = spawnDetached({argv: p.argv, logFile: p.logFile, match: p.match, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid})
+          Object.assign(record, {pid: id.pid, startTime: id.startTime, startedAt: new Date().toISOString()})
+          state.processes = [...state.processes.filter((r) => recordKey(r) !== key), record]
+          writeState(dir, state)
+          await waitForPort(p.address, p.port, {process: id, logFile: p.logFile, what: p.name})
+        } catch (err) {
+          failures.push(errorText(err))
+          if (record.pid !== null) await stopRecord(dir, record)
+          writeState(dir, state)
+        }
+      }),
+    )
+    state.processes.sort(byLayoutOrder(planned))
+    writeState(dir, state)
+    if (failures.length > 0) {
+      throw new UserError(`The lab did not come up: ${failures.slice(0, 3).join('; ')}${failures.length > 3 ? ` (and ${failures.length - 3} more)` : ''}`, {
+        fix: `Read the logs in ${path.join(dir, 'logs')}, fix the cause, and run \`feedops lab up\` again.`,
+        exitCode: ExitCode.failed,
+      })
+    }
+
+    // 5. Things that need the servers running (databases…).
+    await Promise.all(
+      labComponents.map((c) => c.ready?.(ctx, planned.filter((p) => p.component === c).map((p) => p.process))),
+    )
+
+    writeLabConfig({dir, layout: ctx.layout, redis: ctx.redis, memcached: ctx.memcached, cloud: ctx.cloud})
+    return statusOf(dir, state)
+  } finally {
+    release()
+  }
+}
+
+/** Stops one recorded process (the component's way, else TERM then KILL) and forgets its pid. */
+export async function stopRecord(dir: string, r: ProcessRecord): Promise<StopOutcome> {
+  if (r.pid === null || r.startTime === null) return 'not-running'
+  const id = {pid: r.pid, startTime: r.startTime, match: r.match}
+  const component = componentById(r.component)
+  const outcome = component?.stop ? await component.stop(dir, {...r, ...id}) : await stopProcess(id)
+  r.pid = null
+  r.startTime = null
+  return outcome
+}
+
+function checkCount(what: string, n: number, min: number, max: number): void {
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UserError(`${what} must be a whole number from ${min} to ${max} (got ${n}).`, {
+      fix: `Pass --${what} between ${min} and ${max}.`,
+    })
+  }
+}
+
+/** Servers that drop root (Postgres) must be able to reach their data dirs inside the lab dir. */
+function makeTraversable(dir: string): void {
+  const mode = statSync(dir).mode
+  if ((mode & 0o011) !== 0o011) chmodSync(dir, mode | 0o011)
+}
+
+function names(records: {name: string}[]): string {
+  const all = records.map((r) => r.name)
+  return all.length > 6 ? `${all.slice(0, 6).join(', ')}…` : all.join(', ')
+}
+
+function describe(planned: Planned[]): string {
+  const counts = new Map<string, number>()
+  for (const p of planned) counts.set(p.component.title, (counts.get(p.component.title) ?? 0) + 1)
+  return [...counts].map(([title, n]) => `${title} (${n})`).join(', ')
+}
+
+function byLayoutOrder(planned: Planned[]): (a: ProcessRecord, b: ProcessRecord) => number {
+  const order = new Map(planned.map((p, i) => [recordKey(p.process), i]))
+  return (a, b) => (order.get(recordKey(a)) ?? 1e9) - (order.get(recordKey(b)) ?? 1e9)
+}

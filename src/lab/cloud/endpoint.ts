@@ -29,6 +29,7 @@ export interface CloudEndpoint {
   url: string
   host: string
   port: number
+  /** Stops listening and drops open connections; safe to call twice. */
   close(): Promise<void>
 }
 
@@ -48,15 +49,16 @@ export async function startCloudEndpoint(opts: CloudEndpointOptions): Promise<Cl
   server.keepAliveTimeout = 5000
   await listenOn(server, listen.host, listen.port)
   const port = (server.address() as AddressInfo).port
+  let closing: Promise<void> | undefined
   return {
     url: `http://${listen.host}:${port}`,
     host: listen.host,
     port,
     close: () =>
-      new Promise<void>((resolve, reject) => {
+      (closing ??= new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()))
         server.closeAllConnections()
-      }),
+      })),
   }
 }
 

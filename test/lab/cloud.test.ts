@@ -226,6 +226,8 @@ describe('lab cloud endpoint: the server process', () => {
       const out = await ec2.send(new DescribeInstancesCommand({}))
       ec2.destroy()
       assert.equal(out.Reservations?.length, 3)
+      // The line is written once the response is sent, so it may trail the response a little.
+      for (let i = 0; i < 40 && !stderr.includes('DescribeInstances 200'); i++) await new Promise((r) => setTimeout(r, 25))
       assert.match(stderr, /POST ec2 DescribeInstances 200 \d+ms key=lab region=us-east-1\n/)
       const t0 = Date.now()
       child.kill('SIGTERM')

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import {writeFileSync} from 'node:fs'
+import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
 import {UserError} from '../../src/errors.js'
@@ -116,6 +118,25 @@ describe('EC2 inventory against the lab cloud endpoint', () => {
     }
   })
 
+  it('uses aws.profile from the shared config files', async () => {
+    const saved = {...process.env}
+    try {
+      for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k]
+      const credentials = path.join(cloud.dir, 'aws-credentials')
+      const config = path.join(cloud.dir, 'aws-config')
+      writeFileSync(credentials, '[labprof]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = profsecret\n')
+      writeFileSync(config, '[profile labprof]\nregion = sa-east-1\n')
+      Object.assign(process.env, {AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_CONFIG_FILE: config, AWS_EC2_METADATA_DISABLED: 'true'})
+      const env = cloud.env()
+      env.aws = {endpoint: cloud.endpoint.url, profile: 'labprof'}
+      const start = cloud.log.length
+      assert.ok((await loadInventory(env, fast)).length > 0)
+      assert.match(cloud.log.slice(start).join('\n'), /key=AKIDPROFILE region=sa-east-1/)
+    } finally {
+      process.env = saved
+    }
+  })
+
   it('says so when no credentials can be found', async () => {
     const saved = {...process.env}
     try {
@@ -128,6 +149,19 @@ describe('EC2 inventory against the lab cloud endpoint', () => {
       const env = cloud.env()
       env.aws = {region: 'us-east-1', endpoint: cloud.endpoint.url}
       await assert.rejects(loadInventory(env, fast), userError(/No AWS credentials found/))
+    } finally {
+      process.env = saved
+    }
+  })
+
+  it('says so when no region is configured anywhere', async () => {
+    const saved = {...process.env}
+    try {
+      for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k]
+      Object.assign(process.env, {AWS_CONFIG_FILE: '/nonexistent/config', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials'})
+      const env = cloud.env()
+      delete env.aws.region
+      await assert.rejects(loadInventory(env, fast), userError(/No AWS region is set for the EC2 inventory/))
     } finally {
       process.env = saved
     }

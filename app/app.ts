@@ -1,0 +1,85 @@
+import {bodyParser} from '@koa/bodyparser'
+import Router from '@koa/router'
+import type {Redis} from 'ioredis'
+import Koa from 'koa'
+import type memjs from 'memjs'
+
+import type {PhotoOwnerMap} from '../src/shards/photo-map.js'
+import type {ServerPools} from '../src/shards/pools.js'
+import type {AppSettings} from './config.js'
+import type {DataContext} from './data/context.js'
+import type {ShardMapCache} from './data/map-cache.js'
+import {UserCache} from './data/user-cache.js'
+import {accessLog} from './http/middleware/access-log.js'
+import {bodyLimit} from './http/middleware/body-limit.js'
+import {closeWhenDraining, type Lifecycle} from './http/middleware/draining.js'
+import {errorHandler} from './http/middleware/errors.js'
+import {jsonFallback} from './http/middleware/json-fallback.js'
+import {requestId} from './http/middleware/request-id.js'
+import type {AppState} from './http/types.js'
+import type {Logger} from './logger.js'
+import {feedRoutes} from './routes/feed.js'
+import {healthRoutes} from './routes/health.js'
+import {photoRoutes} from './routes/photos.js'
+import {userRoutes} from './routes/users.js'
+
+/** Everything the app talks to, connected by the caller (app/deps.ts in production, the tests in-process). */
+export interface AppDeps {
+  settings: AppSettings
+  pools: ServerPools
+  maps: ShardMapCache
+  redis: Redis
+  memcached: memjs.Client
+  photoMap: PhotoOwnerMap
+  logger: Logger
+  /** Shared with the process's signal handling; created here when not given. */
+  lifecycle?: Lifecycle
+}
+
+export interface FeedApp extends Koa<AppState> {
+  lifecycle: Lifecycle
+}
+
+export function createApp(deps: AppDeps): FeedApp {
+  const {settings, logger} = deps
+  const lifecycle = deps.lifecycle ?? {draining: false}
+  const data: DataContext = {
+    pools: deps.pools,
+    maps: deps.maps,
+    redis: deps.redis,
+    photoMap: deps.photoMap,
+    users: new UserCache(deps.memcached, {ttlSeconds: settings.userCacheTtl, log: logger}),
+    log: logger,
+    freezeWaitMs: settings.freezeWaitMs,
+    cdnBase: settings.cdnBase,
+    feedStrategy: settings.feedStrategy,
+  }
+
+  const api = new Router<AppState>()
+  for (const r of [
+    healthRoutes({pools: deps.pools, maps: deps.maps, redis: deps.redis, lifecycle}),
+    userRoutes(data, settings.secret),
+    photoRoutes(data, settings.secret),
+    feedRoutes(data),
+  ]) {
+    api.use(r.routes())
+  }
+
+  const app = new Koa<AppState>() as FeedApp
+  app.lifecycle = lifecycle
+  // Errors are answered and logged by errorHandler; this only sees socket-level failures.
+  app.on('error', (err: Error) => logger.warn({err: err.message}, 'http error outside a handler'))
+
+  // The request pipeline, outermost first.
+  app
+    .use(requestId(logger)) // x-request-id in/out, per-request child logger
+    .use(accessLog) // one log line per request, with the final status
+    .use(errorHandler(Math.max(1, Math.ceil(settings.freezeWaitMs / 1000)))) // any error → JSON {error: {message}}
+    .use(closeWhenDraining(lifecycle)) // after SIGTERM: Connection: close
+    .use(jsonFallback) // bodiless 404/405 → JSON
+    .use(bodyLimit(settings.bodyLimitBytes)) // 413 on a declared Content-Length over the limit
+    .use(bodyParser({enableTypes: ['json'], jsonLimit: settings.bodyLimitBytes})) // JSON only, same limit when streamed
+    .use(api.routes()) // the endpoints (validation and auth are per route)
+    .use(api.allowedMethods()) // 405 with Allow for a known path and a wrong method
+  return app
+}

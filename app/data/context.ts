@@ -1,0 +1,52 @@
+import type {Redis} from 'ioredis'
+import type pg from 'pg'
+
+import type {ServerPools} from '../../src/shards/pools.js'
+import type {PhotoOwnerMap} from '../../src/shards/photo-map.js'
+import {schemaName} from '../../src/shards/placement.js'
+import {quoteIdent} from '../../src/shards/ddl.js'
+import type {Logger} from '../logger.js'
+import type {ShardMapCache} from './map-cache.js'
+import type {UserCache} from './user-cache.js'
+
+/** What the data-access functions share: connections, caches and the few settings they need. */
+export interface DataContext {
+  pools: ServerPools
+  maps: ShardMapCache
+  redis: Redis
+  photoMap: PhotoOwnerMap
+  users: UserCache
+  log: Logger
+  freezeWaitMs: number
+  cdnBase: string
+  feedStrategy: 'per-server' | 'per-shard'
+}
+
+/** `"s0042"` — a logical shard's schema, quoted for SQL. */
+export const schema = (shard: number): string => quoteIdent(schemaName(shard))
+
+export async function query<R extends pg.QueryResultRow>(ctx: DataContext, server: string, text: string, values: unknown[]): Promise<R[]> {
+  const r = await ctx.pools.pool(server).query<R>(text, values)
+  return r.rows
+}
+
+/** Postgres error code of a failed query, if any (23505 unique violation, 23503 foreign key). */
+export function pgCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined
+}
+
+/** Groups items by a key, keeping the first-seen order of keys. */
+export function groupBy<T, K>(items: Iterable<T>, keyOf: (item: T) => K): Map<K, T[]> {
+  const out = new Map<K, T[]>()
+  for (const item of items) {
+    const k = keyOf(item)
+    const list = out.get(k)
+    if (list) list.push(item)
+    else out.set(k, [item])
+  }
+  return out
+}
+
+/** Ids in SQL parameters go as decimal text cast to bigint; pg returns bigint columns as text. */
+export const idText = (id: bigint): string => id.toString()
+export const idArray = (ids: bigint[]): string[] => ids.map(idText)

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * The feed app's entry point: `node dist/app/main.js --config FILE [--env NAME] [--host H --port P]`.
+ * Reads env.shards / env.redis / env.memcached and the `app` section of feedops.yml, connects, serves, and on
+ * SIGTERM drains and exits 0.
+ */
+import {parseArgs} from 'node:util'
+
+import {loadConfig} from '../src/config/load.js'
+import {isUserError} from '../src/errors.js'
+import {createApp} from './app.js'
+import {appConfigFrom} from './config.js'
+import {closeDeps, connectDeps} from './deps.js'
+import {createLogger} from './logger.js'
+import {drainAndClose, listen} from './server.js'
+
+const USAGE = 'Usage: node dist/app/main.js --config FILE [--env NAME] [--host 127.0.0.1] [--port 8080]'
+
+async function main(): Promise<number | undefined> {
+  const {values} = parseArgs({
+    options: {
+      config: {type: 'string'},
+      env: {type: 'string'},
+      host: {type: 'string'},
+      port: {type: 'string'},
+      help: {type: 'boolean', short: 'h'},
+    },
+    strict: true,
+  })
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  const config = appConfigFrom(loadConfig({flag: values.config, environment: values.env}))
+  if (values.host) config.app.host = values.host
+  if (values.port !== undefined) {
+    const port = Number(values.port)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`--port ${values.port} is not a port number`)
+    config.app.port = port
+  }
+  const logger = createLogger({level: config.app.logLevel})
+  const deps = await connectDeps(config, logger)
+  const app = createApp(deps)
+  const {server, port} = await listen(app, config.app.host, config.app.port)
+  logger.info(
+    {host: config.app.host, port, environment: config.environment, mapVersion: deps.maps.version, feedStrategy: config.app.feedStrategy},
+    'listening',
+  )
+
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info({signal}, 'signal received')
+    void drainAndClose({
+      app,
+      server,
+      logger,
+      drainDelayMs: config.app.drainDelayMs,
+      timeoutMs: config.app.shutdownTimeoutMs,
+      close: () => closeDeps(deps),
+    }).then((outcome) => logger.flush(() => process.exit(outcome === 'stopped' ? 0 : 1)))
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  return undefined
+}
+
+main().then(
+  (code) => {
+    if (code !== undefined) process.exit(code)
+  },
+  (err: unknown) => {
+    if (isUserError(err)) {
+      process.stderr.write(`Error: ${err.message}\n${err.fix ? `Fix: ${err.fix}\n` : ''}`)
+      process.exit(err.exitCode)
+    }
+    if (err instanceof TypeError && /--|argument|option/i.test(err.message)) {
+      process.stderr.write(`Error: ${err.message}\n${USAGE}\n`)
+      process.exit(2)
+    }
+    process.stderr.write(`Bug: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exit(1)
+  },
+)

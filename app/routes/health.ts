@@ -1,0 +1,63 @@
+import Router from '@koa/router'
+import type {Redis} from 'ioredis'
+
+import type {ServerPools} from '../../src/shards/pools.js'
+import type {ShardMapCache} from '../data/map-cache.js'
+import type {Lifecycle} from '../http/middleware/draining.js'
+import type {AppState} from '../http/types.js'
+
+const CHECK_TIMEOUT_MS = 1000
+
+async function check(what: () => Promise<unknown>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      what(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS)
+      }),
+    ])
+    return 'ok'
+  } catch (err) {
+    return (err as Error).message || 'failed'
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * /healthz: the process answers. /readyz: this instance can serve — not draining, the shard map loaded, and
+ * the catalog, every physical server the map uses, and Redis answer (checked in parallel, 1 s each).
+ */
+export function healthRoutes(deps: {pools: ServerPools; maps: ShardMapCache; redis: Redis; lifecycle: Lifecycle}): Router<AppState> {
+  const router = new Router<AppState>()
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = {ok: true}
+  })
+
+  router.get('/readyz', async (ctx) => {
+    if (deps.lifecycle.draining) {
+      ctx.status = 503
+      ctx.body = {ready: false, draining: true}
+      return
+    }
+    const servers = deps.maps.loaded ? deps.maps.serversInUse() : []
+    const [catalog, redis, ...serverChecks] = await Promise.all([
+      check(() => deps.pools.catalog.query('SELECT 1')),
+      check(() => deps.redis.ping()),
+      ...servers.map((s) => check(() => deps.pools.pool(s).query('SELECT 1'))),
+    ])
+    const checks = {
+      map: deps.maps.loaded ? 'ok' : 'not loaded',
+      catalog,
+      redis,
+      servers: Object.fromEntries(servers.map((s, i) => [s, serverChecks[i]!])),
+    }
+    const ready = [checks.map, catalog, redis, ...serverChecks].every((c) => c === 'ok')
+    ctx.status = ready ? 200 : 503
+    ctx.body = {ready, draining: false, mapVersion: deps.maps.version, checks}
+  })
+
+  return router
+}

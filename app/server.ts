@@ -1,0 +1,54 @@
+import http from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import type {FeedApp} from './app.js'
+import type {Logger} from './logger.js'
+
+/** An HTTP server for the app on host:port (port 0 picks a free one). */
+export async function listen(app: FeedApp, host: string, port: number): Promise<{server: http.Server; port: number}> {
+  const server = http.createServer(app.callback())
+  // Longer than a load balancer's idle timeout (ELB: 60 s), so the balancer, not the app, closes idle connections.
+  server.keepAliveTimeout = 65_000
+  server.headersTimeout = 66_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return {server, port: (server.address() as AddressInfo).port}
+}
+
+/**
+ * SIGTERM handling: readyz turns 503 at once; after drainDelayMs (time for the balancer to notice) the
+ * server stops accepting, in-flight requests finish (their keep-alive connections close after the response),
+ * then `close` releases pools and clients. Gives up after timeoutMs.
+ */
+export async function drainAndClose(opts: {
+  app: FeedApp
+  server: http.Server
+  logger: Logger
+  drainDelayMs: number
+  timeoutMs: number
+  close: () => Promise<void>
+}): Promise<'stopped' | 'timeout'> {
+  const {app, server, logger} = opts
+  app.lifecycle.draining = true
+  logger.info({drainDelayMs: opts.drainDelayMs}, 'draining')
+  if (opts.drainDelayMs > 0) await sleep(opts.drainDelayMs)
+  const closed = new Promise<'stopped'>((resolve) => {
+    server.close(() => resolve('stopped'))
+    server.closeIdleConnections()
+  })
+  const timer = sleep(opts.timeoutMs, 'timeout' as const, {ref: false})
+  const outcome = await Promise.race([closed, timer])
+  if (outcome === 'timeout') {
+    logger.error({timeoutMs: opts.timeoutMs}, 'in-flight requests did not finish in time')
+    server.closeAllConnections()
+  }
+  await opts.close()
+  logger.info('stopped')
+  return outcome
+}

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import {issueToken, verifyToken} from '../../app/auth/token.js'
+import {parseAppSection, parseBytes} from '../../app/config.js'
+import {cdnUrl} from '../../app/data/photos.js'
+import {createPhotoBody, feedQuery, id} from '../../app/http/schemas.js'
+import {UserError} from '../../src/errors.js'
+import {captureLogs} from './helpers.js'
+import {createLogger} from '../../app/logger.js'
+
+const SECRET = 'unit-secret-abcdefghijklmnop'
+
+describe('app config section', () => {
+  it('fills defaults and takes the secret from the environment first', () => {
+    const s = parseAppSection({cdnBase: 'https://cdn.example.com', secret: 'file-secret-0123456789'}, 'f', {FEEDOPS_APP_SECRET: 'env-secret-0123456789'})
+    assert.equal(s.secret, 'env-secret-0123456789')
+    assert.equal(s.port, 8080)
+    assert.equal(s.host, '127.0.0.1')
+    assert.equal(s.freezeWaitMs, 2000)
+    assert.equal(s.bodyLimitBytes, 16 * 1024)
+    assert.equal(s.feedStrategy, 'per-server')
+    assert.equal(parseAppSection({cdnBase: 'http://c', secret: 'file-secret-0123456789'}, 'f', {}).secret, 'file-secret-0123456789')
+  })
+
+  it('rejects unknown keys, bad types and a missing or short secret without echoing it', () => {
+    const bad = (raw: unknown, re: RegExp, env: NodeJS.ProcessEnv = {}) =>
+      assert.throws(() => parseAppSection(raw, 'f: environments.x', env), (e: unknown) => e instanceof UserError && re.test(e.message))
+    bad({cdnBase: 'https://c', secret: 'x'.repeat(20), prot: 1}, /unknown key prot/)
+    bad({cdnBase: 'ftp://c', secret: 'x'.repeat(20)}, /cdnBase/)
+    bad({cdnBase: 'https://c', secret: 'x'.repeat(20), port: 70000}, /port/)
+    bad({cdnBase: 'https://c', secret: 'x'.repeat(20), bodyLimit: 'lots'}, /bodyLimit/)
+    bad({cdnBase: 'https://c'}, /no secret/)
+    assert.throws(
+      () => parseAppSection({cdnBase: 'https://c'}, 'f', {FEEDOPS_APP_SECRET: 'short-s3cr3t'}),
+      (e: unknown) => e instanceof UserError && !e.message.includes('short-s3cr3t'),
+    )
+  })
+
+  it('parses sizes', () => {
+    assert.equal(parseBytes('4kb'), 4096)
+    assert.equal(parseBytes('1mb'), 1048576)
+    assert.equal(parseBytes(10), 10)
+  })
+})
+
+describe('user tokens', () => {
+  it('verifies its own tokens and nothing else', () => {
+    const t = issueToken(SECRET, 42n)
+    assert.equal(verifyToken(SECRET, t), 42n)
+    assert.equal(verifyToken('another-secret-abcdefghij', t), null)
+    assert.equal(verifyToken(SECRET, t.replace(/^42\./, '43.')), null)
+    assert.equal(verifyToken(SECRET, `${t}x`), null)
+    assert.equal(verifyToken(SECRET, ''), null)
+    assert.equal(verifyToken(SECRET, '42'), null)
+    assert.equal(verifyToken(SECRET, issueToken(SECRET, 1n << 63n)), null)
+  })
+})
+
+describe('input schemas', () => {
+  it('parses ids as bigint and rejects the rest', () => {
+    assert.equal(id.parse('9223372036854775807'), 9223372036854775807n)
+    for (const bad of ['0', '-3', 'x', '9223372036854775808', '', ' 1 2']) assert.equal(id.safeParse(bad).success, false, bad)
+  })
+  it('checks S3 keys and feed paging', () => {
+    assert.equal(createPhotoBody.safeParse({s3Key: 'a/b/c.jpg'}).success, true)
+    for (const k of ['/a', 'a//b', 'a/../b', 'a b', '']) assert.equal(createPhotoBody.safeParse({s3Key: k}).success, false, k)
+    assert.deepEqual(feedQuery.parse({}), {limit: 20})
+    assert.deepEqual(feedQuery.parse({limit: '5', before: '77'}), {limit: 5, before: 77n})
+  })
+  it('builds CDN URLs with escaped segments', () => {
+    assert.equal(cdnUrl('https://cdn.x/p/', "a/it's.jpg"), "https://cdn.x/p/a/it's.jpg")
+    assert.equal(cdnUrl('https://cdn.x', 'a/(1).jpg'), 'https://cdn.x/a/(1).jpg')
+  })
+})
+
+describe('logger', () => {
+  it('redacts secrets, tokens and authorization headers wherever they are passed', () => {
+    const {stream, logs} = captureLogs()
+    const log = createLogger({level: 'info'}, stream)
+    const token = issueToken(SECRET, 7n)
+    log.info({secret: SECRET}, 'a')
+    log.info({app: {secret: SECRET, port: 1}}, 'b')
+    log.info({config: {app: {secret: SECRET}}}, 'c')
+    log.child({reqId: 'r'}).info({token, headers: {authorization: `Bearer ${token}`}}, 'd')
+    log.info({req: {headers: {authorization: `Bearer ${token}`}}}, 'e')
+    assert.equal(logs.lines.length, 5)
+    assert.ok(!logs.text().includes(SECRET))
+    assert.ok(!logs.text().includes(token))
+    assert.equal(JSON.parse(logs.lines[1]!).app.port, 1)
+  })
+})

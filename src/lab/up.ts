@@ -65,6 +65,7 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
     .map((n) => ({...n, binary: opts.binaries?.[n.package] ?? n.binary}))
   if (opts.install) await installPackages(needs, progress)
   else checkPackages(needs)
+  for (const c of labComponents) c.check?.(ctx)
 
   mkdirSync(dir, {recursive: true})
   makeTraversable(dir)

@@ -46,6 +46,8 @@ export interface LabComponent {
   /** Packages whose binaries this component runs, given the lab's size (none when it runs nothing). */
   packages(ctx: LabContext): PackageNeed[]
   desired(ctx: LabContext): DesiredProcess[]
+  /** Throws a UserError for anything that would stop it from starting; runs before anything is touched. */
+  check?(ctx: LabContext): void
   /** Writes files every start needs; `toStart` are the processes about to be started. */
   prepare?(ctx: LabContext, toStart: DesiredProcess[]): Promise<void>
   /** Runs after all processes of the component serve (e.g. create databases). */

@@ -1,0 +1,63 @@
+import {Flags} from '@oclif/core'
+
+import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {defaultLabDir} from '../../src/config/load.js'
+import {ExitCode} from '../../src/errors.js'
+import {labUp, type LabStatus} from '../../src/lab/index.js'
+import {stepProgress} from '../../src/lab/progress.js'
+import {labStatusTable, labSummary} from '../../src/lab/render.js'
+
+export default class LabUp extends FeedopsCommand<LabStatus> {
+  static override description = `Start the lab: sshd app hosts, Postgres servers, Redis, Memcached and the cloud endpoint on loopback, and write its feedops.yml.
+
+Idempotent: processes that run are kept, dead or missing ones are started, and asking for fewer hosts stops the extras. Without --hosts/--postgres the lab keeps its current size (new labs: 12 hosts, 2 Postgres). Afterwards \`feedops hosts\`, \`run\` and \`play\` use the lab with no flags.`
+
+  static override examples = [
+    '<%= config.bin %> lab up',
+    '<%= config.bin %> lab up --hosts 48 --postgres 2',
+    '<%= config.bin %> lab up --install',
+    '<%= config.bin %> lab up --dir /tmp/lab2 --net 2 --no-cloud --json',
+  ]
+
+  static override flags = {
+    hosts: Flags.integer({description: 'Number of app hosts (sshd on 127.N.1.K:2222), 0..254.', min: 0, max: 254}),
+    postgres: Flags.integer({description: 'Number of physical Postgres servers (127.N.0.1:5433…), 0..16.', min: 0, max: 16}),
+    dir: Flags.string({description: 'Lab dir (default: $FEEDOPS_LAB_DIR or ./.lab).'}),
+    net: Flags.integer({description: 'Second octet of the lab addresses, 127.NET.x.x (default: the lab\'s, else 0).', min: 0, max: 255}),
+    install: Flags.boolean({description: 'Install missing Debian packages with apt-get (needs root).'}),
+    redis: Flags.boolean({description: 'Run Redis (default: as before, else yes).', allowNo: true}),
+    memcached: Flags.boolean({description: 'Run Memcached (default: as before, else yes).', allowNo: true}),
+    cloud: Flags.boolean({description: 'Run the EC2/ELB endpoint (default: as before, else yes).', allowNo: true}),
+  }
+
+  async run(): Promise<LabStatus> {
+    const {flags} = await this.parse(LabUp)
+    const mode = this.jsonEnabled() ? 'off' : this.interactive ? 'tty' : 'plain'
+    const progress = await stepProgress('Bringing up the lab', mode)
+    let status: LabStatus
+    try {
+      status = await labUp(
+        {
+          dir: flags.dir ?? defaultLabDir(),
+          net: flags.net,
+          hosts: flags.hosts,
+          postgres: flags.postgres,
+          install: flags.install,
+          redis: flags.redis,
+          memcached: flags.memcached,
+          cloud: flags.cloud,
+        },
+        (msg) => progress.step(msg),
+      )
+    } catch (err) {
+      await progress.finish(false)
+      throw err
+    }
+    await progress.finish(true)
+    this.log(labStatusTable(status))
+    this.log(labSummary(status))
+    if (status.configFile) this.log(`Config: ${status.configFile}`)
+    if (status.state !== 'up') this.setExitCode(ExitCode.failed)
+    return status
+  }
+}

@@ -1,0 +1,147 @@
+import {Args, Flags} from '@oclif/core'
+
+import {FeedopsCommand} from '../src/cli/base-command.js'
+import {ExitCode, UserError} from '../src/errors.js'
+import type {Playbook} from '../src/playbook/define.js'
+import type {PlaybookHostResult, PlaybookRunResult} from '../src/playbook/run.js'
+
+export interface PlaybookListResult {
+  playbooks: {name: string; description: string; roles: string[]; steps: string[]}[]
+}
+
+export type PlayResult = (PlaybookRunResult & {interrupted: string | null}) | PlaybookListResult
+
+export default class Play extends FeedopsCommand<PlayResult> {
+  static override description = `Run a playbook (a typed, Fabric-style list of steps) on many hosts at once.
+
+Hosts run in parallel, each host's steps in order over one SSH connection; a step that fails stops that
+host, the others carry on. Playbooks live in playbooks/*.ts and are listed in playbooks/index.ts.
+Exit code 1 when any host failed a step or could not be reached.`
+
+  static override examples = [
+    '<%= config.bin %> play --list',
+    '<%= config.bin %> play facts',
+    '<%= config.bin %> play check --role app --json',
+  ]
+
+  static override args = {
+    name: Args.string({description: 'Playbook to run (see --list).'}),
+  }
+
+  static override flags = {
+    list: Flags.boolean({description: 'List the playbooks and exit.'}),
+    role: Flags.string({description: 'Only hosts with this role (default: the roles the playbook names).', exclusive: ['hosts']}),
+    hosts: Flags.string({description: 'Only these hosts (names or addresses, comma-separated).'}),
+    concurrency: Flags.integer({description: 'Hosts worked on at once (default: ssh.concurrency).', min: 1, max: 1024}),
+    timeout: Flags.integer({description: 'Kill any one command after S seconds (default: ssh.commandTimeout; 0 = none).', min: 0}),
+    'connect-timeout': Flags.integer({description: 'Give up connecting to a host after S seconds (default: ssh.connectTimeout).', min: 1}),
+    'accept-new': Flags.boolean({description: 'Record the key of a host not yet in known_hosts instead of refusing it.'}),
+  }
+
+  async run(): Promise<PlayResult> {
+    const {flags, args} = await this.parse(Play)
+    const {playbooks} = await import('../playbooks/index.js')
+    if (flags.list) return this.list(playbooks)
+    if (!args.name) {
+      throw new UserError('Which playbook?', {fix: `Name one: ${playbooks.map((p) => p.name).join(', ')} (see \`feedops play --list\`).`})
+    }
+    const {findPlaybook, playbookHosts, runPlaybook} = await import('../src/playbook/run.js')
+    const playbook = findPlaybook(playbooks, args.name)
+    const loaded = this.loadConfig(flags)
+    const {openSession, trapInterrupts, textTable, formatDuration} = await import('../src/ssh/index.js')
+    const {hostProgress} = await import('../src/cli/progress.js')
+
+    const selection = {...(flags.role ? {role: flags.role} : {}), ...(flags.hosts ? {hosts: splitList(flags.hosts)} : {})}
+    const {hosts, pool} = await openSession(loaded.env, {
+      ...selection,
+      acceptNew: flags['accept-new'],
+      ...(flags['connect-timeout'] !== undefined ? {connectTimeout: flags['connect-timeout']} : {}),
+      defaultSelection: (all) => playbookHosts(playbook, all, {}),
+    })
+
+    const progress = await hostProgress(
+      hosts.map((h) => h.name),
+      {enabled: this.interactive},
+    )
+    const steps = playbook.steps.length
+    const trap = trapInterrupts((sig) => {
+      if (!this.jsonEnabled()) process.stderr.write(`\n${sig === 'SIGINT' ? 'Interrupted' : 'Terminated'}: closing every connection (again to quit at once)\n`)
+      pool.close({abort: true})
+    })
+    let run: PlaybookRunResult
+    try {
+      run = await runPlaybook(playbook, hosts, {
+        pool,
+        config: loaded.env,
+        concurrency: flags.concurrency ?? loaded.env.ssh.concurrency,
+        timeoutMs: (flags.timeout ?? loaded.env.ssh.commandTimeout) * 1000,
+        signal: trap.signal,
+        onEvent: (e) => {
+          const name = e.host.name
+          if (e.type === 'connecting') progress.update(name, 'connecting')
+          else if (e.type === 'step') progress.update(name, `[${e.index + 1}/${steps}] ${e.title}`)
+          else if (e.type === 'progress') progress.update(name, e.text)
+          else progress.done(name, e.result.ok, e.result.ok ? `done in ${formatDuration(e.result.durationMs)}` : (e.result.error ?? e.result.status))
+        },
+      })
+    } finally {
+      trap.dispose()
+      pool.close()
+      await progress.finish()
+    }
+
+    const result = {...run, interrupted: trap.received ?? null}
+    if (!this.jsonEnabled()) {
+      this.render(playbook, run.results, textTable)
+      const s = run.summary
+      const parts = [`${s.ok} ok`, `${s.failed} failed`, ...(s.interrupted > 0 ? [`${s.interrupted} interrupted`] : [])]
+      process.stderr.write(
+        `${playbook.name}: ${parts.join(', ')} (${s.hosts} host${s.hosts === 1 ? '' : 's'}) in ${formatDuration(run.durationMs)}, ${run.connections.connections} connection${run.connections.connections === 1 ? '' : 's'}\n`,
+      )
+    }
+    if (trap.received) process.exitCode = 130
+    else if (run.summary.failed > 0) this.setExitCode(ExitCode.failed)
+    return result
+  }
+
+  private list(playbooks: readonly Playbook[]): PlaybookListResult {
+    const result: PlaybookListResult = {
+      playbooks: playbooks.map((p) => ({name: p.name, description: p.description, roles: [...(p.roles ?? [])], steps: p.steps.map((s) => s.title)})),
+    }
+    const width = Math.max(...result.playbooks.map((p) => p.name.length))
+    for (const p of result.playbooks) {
+      this.log(`${p.name.padEnd(width)}  ${p.description}${p.roles.length > 0 ? ` (roles: ${p.roles.join(', ')})` : ''}`)
+    }
+    return result
+  }
+
+  /** A table on a terminal, else one plain line per host. */
+  private render(playbook: Playbook, results: PlaybookHostResult[], textTable: (h: readonly string[], r: readonly (readonly string[])[]) => string): void {
+    const failure = (r: PlaybookHostResult) => (r.status === 'interrupted' ? 'interrupted' : `FAILED ${r.error ?? r.status}`)
+    const tty = Boolean(process.stdout.isTTY)
+    if (playbook.report) {
+      const columns = [...new Set(results.flatMap((r) => Object.keys(r.report ?? {})))]
+      if (tty) {
+        const rows = results.map((r) => (r.report ? [r.host, ...columns.map((c) => r.report![c] ?? '')] : [r.host, failure(r)]))
+        process.stdout.write(textTable(['HOST', ...columns.map((c) => c.toUpperCase())], rows))
+      } else {
+        for (const r of results) {
+          const body = r.report ? Object.entries(r.report).map(([k, v]) => `${k}=${v}`).join(' | ') : failure(r)
+          this.log(`${r.host} | ${body}`)
+        }
+      }
+      return
+    }
+    const line = (r: PlaybookHostResult) =>
+      r.ok ? `ok (${r.steps.length} step${r.steps.length === 1 ? '' : 's'}, ${(r.durationMs / 1000).toFixed(2)} s)` : failure(r)
+    if (tty) process.stdout.write(textTable(['HOST', 'RESULT'], results.map((r) => [r.host, line(r)])))
+    else for (const r of results) this.log(`${r.host} | ${line(r)}`)
+  }
+}
+
+function splitList(s: string): string[] {
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')
+}

@@ -71,13 +71,13 @@ export async function ensureCatalog(client: pg.ClientBase): Promise<void> {
   }
 }
 
-export async function readMapVersion(client: pg.ClientBase): Promise<number> {
+export async function readMapVersion(client: pg.ClientBase | pg.Pool): Promise<number> {
   const r = await client.query<{version: string}>('SELECT version FROM map_version')
   return Number(r.rows[0]?.version ?? 0)
 }
 
 /** The whole map in one consistent snapshot. */
-export async function readShardMap(client: pg.ClientBase): Promise<ShardMap> {
+export async function readShardMap(client: pg.ClientBase | pg.Pool): Promise<ShardMap> {
   const r = await client.query<{version: string; logical: number | null; shards: {shard: number; server: string; state: ShardState}[] | null}>(`
     SELECT (SELECT version FROM map_version) AS version,
            (SELECT logical FROM catalog_info) AS logical,
@@ -122,7 +122,7 @@ export async function updateShards(client: pg.ClientBase, expectedVersion: numbe
 }
 
 /** A new user id from the catalog's sequence (users live in the shard their id hashes to). */
-export async function nextUserId(client: pg.ClientBase): Promise<bigint> {
+export async function nextUserId(client: pg.ClientBase | pg.Pool): Promise<bigint> {
   const r = await client.query<{id: string}>("SELECT nextval('user_id_seq')::text AS id")
   return BigInt(r.rows[0]!.id)
 }

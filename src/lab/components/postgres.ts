@@ -137,8 +137,7 @@ export const postgresComponent: LabComponent = {
   async ready(ctx: LabContext) {
     await Promise.all(
       ctx.layout.postgres.map(async (p) => {
-        const client = new pg.Client({host: p.address, port: p.port, user: 'postgres', database: 'postgres'})
-        await client.connect()
+        const client = await connectWhenStarted({host: p.address, port: p.port, user: 'postgres', database: 'postgres'})
         try {
           const wanted = p.catalogUrl ? ['feedops', 'feedops_catalog'] : ['feedops']
           const {rows} = await client.query<{datname: string}>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [wanted])
@@ -227,4 +226,22 @@ function nearestExisting(dir: string): string {
   let d = path.resolve(dir)
   while (!existsSync(d) && d !== path.dirname(d)) d = path.dirname(d)
   return d
+}
+
+/** Postgres listens before it accepts sessions ("the database system is starting up", 57P03): retry for a while. */
+async function connectWhenStarted(config: pg.ClientConfig, timeoutMs = 30_000): Promise<pg.Client> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const client = new pg.Client(config)
+    client.on('error', () => undefined)
+    try {
+      await client.connect()
+      return client
+    } catch (err) {
+      await client.end().catch(() => undefined)
+      const code = (err as {code?: string}).code
+      if ((code !== '57P03' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
 }

@@ -1,0 +1,89 @@
+import {execFile} from 'node:child_process'
+import {writeFileSync} from 'node:fs'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import pg from 'pg'
+
+import type {TestLab} from '../support/lab.js'
+
+/** The repository root (tests run from dist/test/shards). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+export const cli = path.join(repoRoot, 'bin/run.js')
+
+export interface CliRun {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs the real CLI (from dist) and returns its exit code and output. */
+export function runCli(args: string[], opts: {timeout?: number; env?: NodeJS.ProcessEnv} = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      {cwd: repoRoot, timeout: opts.timeout ?? 120_000, env: {...process.env, FEEDOPS_CONFIG: undefined, ...opts.env}, maxBuffer: 64 << 20},
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
+        resolve({code, stdout, stderr})
+      },
+    )
+  })
+}
+
+export function serverUrl(lab: TestLab, i: number, db: string): string {
+  return `postgres://postgres@127.${lab.net}.0.1:${5433 + i - 1}/${db}`
+}
+
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({connectionString: url})
+  await c.connect()
+  try {
+    return await fn(c)
+  } finally {
+    await c.end()
+  }
+}
+
+/**
+ * A fresh set of databases on the lab's servers (catalog `<name>_catalog` on pg1, `<name>` on each
+ * server) and a config file pointing at them, so each scenario starts from nothing.
+ */
+export async function freshShardsConfig(
+  lab: TestLab,
+  name: string,
+  opts: {servers: number; logical: number; extraServers?: {name: string; url: string}[]; epoch?: string},
+): Promise<{file: string; catalog: string; servers: {name: string; url: string}[]}> {
+  await withClient(serverUrl(lab, 1, 'postgres'), (c) => c.query(`CREATE DATABASE ${name}_catalog`))
+  const servers: {name: string; url: string}[] = []
+  for (let i = 1; i <= opts.servers; i++) {
+    await withClient(serverUrl(lab, i, 'postgres'), (c) => c.query(`CREATE DATABASE ${name}`))
+    servers.push({name: `pg${i}`, url: serverUrl(lab, i, name)})
+  }
+  const all = [...servers, ...(opts.extraServers ?? [])]
+  const catalog = serverUrl(lab, 1, `${name}_catalog`)
+  const file = path.join(lab.dir, `${name}.yml`)
+  const epoch = opts.epoch ? `\n      epoch: "${opts.epoch}"` : ''
+  writeFileSync(
+    file,
+    `environments:
+  lab:
+    inventory: {source: static, hosts: [{name: app1, address: 127.0.0.1}]}
+    shards:
+      catalog: "${catalog}"
+      logical: ${opts.logical}${epoch}
+      servers:
+${all.map((s) => `        - {name: ${s.name}, url: "${s.url}"}`).join('\n')}
+`,
+  )
+  return {file, catalog, servers}
+}
+
+/** Names of the shard schemas on a server. */
+export async function shardSchemas(url: string): Promise<string[]> {
+  return withClient(url, async (c) => {
+    const r = await c.query<{nspname: string}>("SELECT nspname FROM pg_namespace WHERE nspname ~ '^s[0-9]{4}$' ORDER BY 1")
+    return r.rows.map((x) => x.nspname)
+  })
+}

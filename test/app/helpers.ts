@@ -23,11 +23,11 @@ export const SECRET = 'test-secret-0123456789-abcdefghij-do-not-log'
 export const CDN = 'https://cdn.test.example/p'
 export const LOGICAL = 16
 
-/** Writes <lab>/app.yml: the lab's config with 16 logical shards and the given app section. */
-export function writeAppConfig(lab: TestLab, app: Record<string, unknown>, file = 'app.yml'): string {
+/** Writes <lab>/app.yml: the lab's config with 16 (or `logical`) logical shards and the given app section. */
+export function writeAppConfig(lab: TestLab, app: Record<string, unknown>, file = 'app.yml', logical = LOGICAL): string {
   const doc = parse(readFileSync(lab.configFile, 'utf8')) as {environments: Record<string, Record<string, unknown>>}
   const env = doc.environments.lab!
-  ;(env.shards as {logical: number}).logical = LOGICAL
+  ;(env.shards as {logical: number}).logical = logical
   env.app = app
   const out = path.join(lab.dir, file)
   writeFileSync(out, stringify(doc))

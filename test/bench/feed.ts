@@ -1,0 +1,209 @@
+/**
+ * Feed read benchmark: GET /feed/:id for a user following 200 users, with 100k users and 1M photos seeded,
+ * the app in one process and 64 connections of load (autocannon) from a second process. Runs the app twice
+ * on the same lab and data: the real strategy (one query per physical server) and the naive baseline (one
+ * query per logical shard). Prints a table, writes test/bench/results/feed.json.
+ *
+ *   npm run build && node dist/test/bench/feed.js [--users 100000] [--photos 1000000] [--following 200]
+ *                                                 [--connections 64] [--duration 15] [--logical 64]
+ *
+ * The bench starts its own lab (2 Postgres servers, Redis, Memcached) and stops it.
+ */
+import {execFile, spawn, type ChildProcess} from 'node:child_process'
+import {mkdirSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {parseArgs, promisify} from 'node:util'
+
+import pg from 'pg'
+
+import {issueToken} from '../../app/auth/token.js'
+import {appConfigFrom, type AppConfig} from '../../app/config.js'
+import {loadConfig} from '../../src/config/load.js'
+import {schemaName, shardOfUser} from '../../src/shards/placement.js'
+import {initLabShards, SECRET, writeAppConfig} from '../app/helpers.js'
+import {startTestLab, type TestLab} from '../support/lab.js'
+import {repoRoot, table} from './util.js'
+
+const run = promisify(execFile)
+const {values: flags} = parseArgs({
+  options: {
+    users: {type: 'string', default: '100000'},
+    photos: {type: 'string', default: '1000000'},
+    following: {type: 'string', default: '200'},
+    connections: {type: 'string', default: '64'},
+    duration: {type: 'string', default: '15'},
+    logical: {type: 'string', default: '64'},
+    limit: {type: 'string', default: '20'},
+  },
+})
+const users = Number(flags.users)
+const photos = Number(flags.photos)
+const following = Number(flags.following)
+const connections = Number(flags.connections)
+const duration = Number(flags.duration)
+const logical = Number(flags.logical)
+const limit = Number(flags.limit)
+
+interface Row {
+  strategy: string
+  rps: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+  errors: number
+  non2xx: number
+  idQueriesPerRead: number
+}
+
+function log(msg: string): void {
+  process.stderr.write(`${msg}\n`)
+}
+
+async function seed(lab: TestLab, configFile: string): Promise<void> {
+  const started = performance.now()
+  await run(
+    process.execPath,
+    [path.join(repoRoot, 'bin/run.js'), 'lab', 'seed', '--config', configFile, '--users', String(users), '--photos', String(photos)],
+    {maxBuffer: 64 * 1024 * 1024, cwd: lab.dir},
+  )
+  log(`seeded ${users} users and ${photos} photos in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+}
+
+/** Any user id: user ids come from the catalog sequence, 1..users after the seed. */
+async function pickUsers(config: AppConfig): Promise<{reader: bigint; followees: bigint[]}> {
+  // Followees with photos, spread over all shards: every user seeded has some.
+  const step = Math.floor(users / (following + 1))
+  const reader = 7n
+  const followees = Array.from({length: following}, (_, i) => BigInt(1 + (i + 1) * step)).filter((id) => id !== reader)
+  // Follow edges straight into the reader's shard (the API would do the same row by row).
+  const shard = shardOfUser(reader, logical)
+  const map = await withClient(config.shards.catalog, (c) => c.query<{server: string}>('SELECT server FROM shard_map WHERE shard = $1', [shard]))
+  const url = config.shards.servers.find((s) => s.name === map.rows[0]!.server)!.url
+  await withClient(url, (c) =>
+    c.query(
+      `INSERT INTO ${schemaName(shard)}.follows (follower_id, followee_id) SELECT $1::bigint, unnest($2::bigint[]) ON CONFLICT DO NOTHING`,
+      [reader.toString(), followees.map(String)],
+    ),
+  )
+  return {reader, followees}
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({connectionString: url})
+  await c.connect()
+  try {
+    return await fn(c)
+  } finally {
+    await c.end()
+  }
+}
+
+async function startAppProcess(configFile: string): Promise<{child: ChildProcess; url: string}> {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/app/main.js'), '--config', configFile, '--port', '0'], {
+    env: {...process.env, FEEDOPS_APP_SECRET: SECRET},
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-10_000)))
+  const t0 = Date.now()
+  for (;;) {
+    const m = /"port":(\d+).*"msg":"listening"/.exec(out)
+    if (m) return {child, url: `http://127.0.0.1:${m[1]}`}
+    if (child.exitCode !== null || Date.now() - t0 > 30_000) throw new Error(`the app did not start: ${out}`)
+    await sleep(50)
+  }
+}
+
+async function stopAppProcess(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r))
+  child.kill('SIGTERM')
+  await exited
+}
+
+/** Queries of one kind run so far, over both servers (pg_stat_statements is not loaded; count by statement stats). */
+async function autocannon(url: string): Promise<{rps: number; p50: number; p90: number; p99: number; max: number; errors: number; non2xx: number}> {
+  const bin = path.join(repoRoot, 'node_modules/autocannon/autocannon.js')
+  const {stdout} = await run(process.execPath, [bin, '-c', String(connections), '-d', String(duration), '-j', '-n', url], {
+    maxBuffer: 16 * 1024 * 1024,
+  })
+  const r = JSON.parse(stdout) as {
+    requests: {average: number}
+    latency: {p50: number; p90: number; p99: number; max: number}
+    errors: number
+    non2xx: number
+  }
+  return {rps: r.requests.average, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, errors: r.errors, non2xx: r.non2xx}
+}
+
+async function measure(lab: TestLab, strategy: 'per-server' | 'per-shard', reader: bigint): Promise<Row> {
+  const file = writeAppConfig(lab, {cdnBase: 'https://cdn.bench.example', logLevel: 'warn', feedStrategy: strategy, poolMax: 16}, `bench-${strategy}.yml`, logical)
+  const app = await startAppProcess(file)
+  try {
+    const target = `${app.url}/feed/${reader}?limit=${limit}`
+    const probe = await fetch(target)
+    const body = (await probe.json()) as {items: unknown[]}
+    if (probe.status !== 200 || body.items.length !== limit) throw new Error(`feed answered ${probe.status} with ${body.items.length} items`)
+    const idQueries = strategy === 'per-server' ? 2 : shardsOfFollowees.size
+    log(`${strategy}: warm-up`)
+    await runQuiet(`${app.url}/feed/${reader}?limit=${limit}`, 3)
+    log(`${strategy}: ${connections} connections for ${duration} s`)
+    const r = await autocannon(target)
+    return {strategy, ...r, idQueriesPerRead: idQueries}
+  } finally {
+    await stopAppProcess(app.child)
+  }
+}
+
+async function runQuiet(url: string, seconds: number): Promise<void> {
+  const bin = path.join(repoRoot, 'node_modules/autocannon/autocannon.js')
+  await run(process.execPath, [bin, '-c', String(connections), '-d', String(seconds), '-j', '-n', url], {maxBuffer: 16 * 1024 * 1024})
+}
+
+let shardsOfFollowees = new Set<number>()
+
+async function main(): Promise<void> {
+  const lab = await startTestLab({postgres: 2, redis: true, memcached: true})
+  try {
+    const configFile = writeAppConfig(lab, {cdnBase: 'https://cdn.bench.example', secret: SECRET}, 'seed.yml', logical)
+    const config = appConfigFrom(loadConfig({flag: configFile}), {})
+    await initLabShards(config)
+    await seed(lab, configFile)
+    const {reader, followees} = await pickUsers(config)
+    shardsOfFollowees = new Set(followees.map((f) => shardOfUser(f, logical)))
+    void issueToken // reads need no token
+    const rows = [await measure(lab, 'per-server', reader), await measure(lab, 'per-shard', reader)]
+    const [fast, slow] = rows as [Row, Row]
+    const fmt = (n: number, d = 1) => n.toFixed(d)
+    process.stdout.write(
+      `\nGET /feed/:id?limit=${limit} — ${users} users, ${photos} photos, reader follows ${followees.length} users on ${shardsOfFollowees.size} of ${logical} logical shards, 2 physical servers, ${connections} connections, ${duration} s\n\n` +
+        table(
+          ['strategy', 'id queries/read', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+          rows.map((r) => [r.strategy, String(r.idQueriesPerRead), fmt(r.rps, 0), fmt(r.p50), fmt(r.p90), fmt(r.p99), fmt(r.max), String(r.errors + r.non2xx)]),
+        ) +
+        `\n\nper-server vs per-shard: ${fmt(fast.rps / slow.rps, 2)}× req/s, p99 ${fmt(slow.p99 / fast.p99, 2)}× lower; goal p99 < 25 ms: ${fast.p99 < 25 ? 'met' : 'not met'}\n`,
+    )
+    const out = path.join(repoRoot, 'test/bench/results')
+    mkdirSync(out, {recursive: true})
+    writeFileSync(
+      path.join(out, 'feed.json'),
+      `${JSON.stringify(
+        {
+          bench: 'feed',
+          when: new Date().toISOString(),
+          setup: {users, photos, following: followees.length, followeeShards: shardsOfFollowees.size, logical, servers: 2, connections, duration, limit},
+          results: rows,
+          ratio: {rps: fast.rps / slow.rps, p99: slow.p99 / fast.p99},
+          goal: {p99BelowMs: 25, met: fast.p99 < 25},
+        },
+        null,
+        2,
+      )}\n`,
+    )
+  } finally {
+    await lab.stop()
+  }
+}
+
+await main()

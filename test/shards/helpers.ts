@@ -53,7 +53,7 @@ export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T
 export async function freshShardsConfig(
   lab: TestLab,
   name: string,
-  opts: {servers: number; logical: number; extraServers?: {name: string; url: string}[]; epoch?: string},
+  opts: {servers: number; logical: number; extraServers?: {name: string; url: string}[]; epoch?: string; weights?: number[]},
 ): Promise<{file: string; catalog: string; servers: {name: string; url: string}[]}> {
   await withClient(serverUrl(lab, 1, 'postgres'), (c) => c.query(`CREATE DATABASE ${name}_catalog`))
   const servers: {name: string; url: string}[] = []
@@ -74,7 +74,7 @@ export async function freshShardsConfig(
       catalog: "${catalog}"
       logical: ${opts.logical}${epoch}
       servers:
-${all.map((s) => `        - {name: ${s.name}, url: "${s.url}"}`).join('\n')}
+${all.map((s, i) => `        - {name: ${s.name}, url: "${s.url}"${opts.weights?.[i] ? `, weight: ${opts.weights[i]}` : ''}}`).join('\n')}
 `,
   )
   return {file, catalog, servers}

@@ -8,7 +8,7 @@ import {writeLabConfig} from './config-writer.js'
 import {labLayout, MAX_HOSTS, MAX_POSTGRES} from './layout.js'
 import {acquireLabLock} from './lock.js'
 import {checkPackages, installPackages, type PackageNeed} from './packages.js'
-import {portAccepts, spawnDetached, stopProcess, waitForPort, type StopOutcome} from './process.js'
+import {listening, spawnDetached, stopProcess, waitForPort, type StopOutcome} from './process.js'
 import {readState, recordKey, writeState, type LabState, type ProcessRecord} from './state.js'
 import {isRecordRunning, statusOf, type LabStatus} from './status.js'
 
@@ -104,7 +104,7 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
       return !r || !isRecordRunning(r)
     })
     const busy = (
-      await Promise.all(toStart.map(async (p) => ((await portAccepts(p.process.address, p.process.port)) ? p.process : undefined)))
+      await Promise.all(toStart.map(async (p) => ((await listening(p.process.address, p.process.port)) ? p.process : undefined)))
     ).filter((p): p is DesiredProcess => p !== undefined)
     if (busy.length > 0) {
       throw new UserError(
@@ -113,41 +113,27 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
       )
     }
 
-    // 3. Files, keys, data dirs.
-    progress('Writing keys and config files')
-    await Promise.all(
-      labComponents.map((c) => c.prepare?.(ctx, toStart.filter((p) => p.component === c).map((p) => p.process))),
-    )
-
-    // 4. Start everything missing at once; each pid is recorded as soon as it exists.
+    // 3. Per component, all components at once: files/keys/data dirs, then its processes (each
+    // pid recorded as soon as it exists), then what needs them serving (databases…).
     if (toStart.length > 0) progress(`Starting ${describe(toStart)}`)
     const failures: string[] = []
     await Promise.all(
-      toStart.map(async ({process: p}) => {
-        const key = recordKey(p)
-        const record: ProcessRecord = {
-          component: p.component,
-          name: p.name,
-          address: p.address,
-          port: p.port,
-          argv: p.argv,
-          match: p.match,
-          logFile: p.logFile,
-          pid: null,
-          startTime: null,
-          startedAt: null,
-        }
+      labComponents.map(async (c) => {
+        const mine = planned.filter((p) => p.component === c).map((p) => p.process)
+        const starting = toStart.filter((p) => p.component === c).map((p) => p.process)
         try {
-          const id = spawnDetached({argv: p.argv, logFile: p.logFile, match: p.match, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid})
-          Object.assign(record, {pid: id.pid, startTime: id.startTime, startedAt: new Date().toISOString()})
-          state.processes = [...state.processes.filter((r) => recordKey(r) !== key), record]
-          writeState(dir, state)
-          await waitForPort(p.address, p.port, {process: id, logFile: p.logFile, what: p.name})
+          await c.prepare?.(ctx, starting)
         } catch (err) {
-          failures.push(errorText(err))
-          if (record.pid !== null) await stopRecord(dir, record)
-          writeState(dir, state)
+          failures.push(`${c.title}: ${errorText(err)}`)
+          return
         }
+        const before = failures.length
+        await Promise.all(starting.map((p) => startOne(dir, state, p, failures)))
+        if (failures.length > before || mine.length === 0) return
+        if (starting.length > 0) progress(`${c.title}: ${mine.length} up`)
+        await c.ready?.(ctx, mine).catch((err: unknown) => {
+          failures.push(`${c.title}: ${errorText(err)}`)
+        })
       }),
     )
     state.processes.sort(byLayoutOrder(planned))
@@ -159,15 +145,38 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
       })
     }
 
-    // 5. Things that need the servers running (databases…).
-    await Promise.all(
-      labComponents.map((c) => c.ready?.(ctx, planned.filter((p) => p.component === c).map((p) => p.process))),
-    )
-
     writeLabConfig({dir, layout: ctx.layout, redis: ctx.redis, memcached: ctx.memcached, cloud: ctx.cloud})
     return statusOf(dir, state)
   } finally {
     release()
+  }
+}
+
+/** Spawns one process, records its pid at once, and waits for its port; on failure stops it again. */
+async function startOne(dir: string, state: LabState, p: DesiredProcess, failures: string[]): Promise<void> {
+  const key = recordKey(p)
+  const record: ProcessRecord = {
+    component: p.component,
+    name: p.name,
+    address: p.address,
+    port: p.port,
+    argv: p.argv,
+    match: p.match,
+    logFile: p.logFile,
+    pid: null,
+    startTime: null,
+    startedAt: null,
+  }
+  try {
+    const id = spawnDetached({argv: p.argv, logFile: p.logFile, match: p.match, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid})
+    Object.assign(record, {pid: id.pid, startTime: id.startTime, startedAt: new Date().toISOString()})
+    state.processes = [...state.processes.filter((r) => recordKey(r) !== key), record]
+    writeState(dir, state)
+    await waitForPort(p.address, p.port, {process: id, logFile: p.logFile, what: p.name})
+  } catch (err) {
+    failures.push(errorText(err))
+    if (record.pid !== null) await stopRecord(dir, record)
+    writeState(dir, state)
   }
 }
 

@@ -4,6 +4,7 @@ import {chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync,
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
+import {setTimeout as sleep} from 'node:timers/promises'
 import pg from 'pg'
 
 import {UserError} from '../../errors.js'
@@ -165,6 +166,22 @@ export const postgresComponent: LabComponent = {
     if (await waitUntilGone(record, 2000)) return 'stopped'
     return stopProcess(record, {signal: 'SIGINT'})
   },
+}
+
+/** The port opens before recovery ends ("the database system is starting up", 57P03): retry that. */
+async function connectWhenReady(host: string, port: number, timeoutMs = 20_000): Promise<pg.Client> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const client = new pg.Client({host, port, user: 'postgres', database: 'postgres'})
+    try {
+      await client.connect()
+      return client
+    } catch (err) {
+      await client.end().catch(() => {})
+      if ((err as {code?: string}).code !== '57P03' || Date.now() > deadline) throw err
+      await sleep(50)
+    }
+  }
 }
 
 /**

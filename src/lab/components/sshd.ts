@@ -1,6 +1,4 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
-import pMap from 'p-map'
-
 import {labPaths} from '../layout.js'
 import {ensureEd25519Key, knownHostsLine} from '../keys.js'
 import {findBinary} from '../packages.js'
@@ -53,13 +51,7 @@ export const sshdComponent: LabComponent = {
   id: 'sshd',
   title: 'sshd hosts',
 
-  packages: (ctx) =>
-    ctx.layout.hosts.length > 0
-      ? [
-          {package: 'openssh-server', binary: SSHD},
-          {package: 'openssh-client', binary: 'ssh-keygen'},
-        ]
-      : [],
+  packages: (ctx) => (ctx.layout.hosts.length > 0 ? [{package: 'openssh-server', binary: SSHD}] : []),
 
   desired: (ctx) =>
     ctx.layout.hosts.map((h): DesiredProcess => {
@@ -79,19 +71,15 @@ export const sshdComponent: LabComponent = {
 
   async prepare(ctx: LabContext) {
     // The client key and known_hosts exist even with no hosts, so the lab config is always valid.
-    const clientPub = await ensureEd25519Key(labPaths.clientKey(ctx.dir), `feedops-lab-client`)
+    const clientPub = ensureEd25519Key(labPaths.clientKey(ctx.dir), `feedops-lab-client`)
     writeFileSync(labPaths.authorizedKeys(ctx.dir), `${clientPub}\n`)
     if (ctx.layout.hosts.length > 0 && ctx.isRoot) mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
-    const lines = await pMap(
-      ctx.layout.hosts,
-      async (h) => {
-        mkdirSync(labPaths.hostRoot(ctx.dir, h.name), {recursive: true})
-        const pub = await ensureEd25519Key(hostKeyPath(ctx.dir, h.name), `${h.name}-host-key`)
-        writeFileSync(sshdConfigPath(ctx.dir, h.name), sshdConfig(ctx.dir, h))
-        return knownHostsLine(h.address, h.port, pub)
-      },
-      {concurrency: 8},
-    )
+    const lines = ctx.layout.hosts.map((h) => {
+      mkdirSync(labPaths.hostRoot(ctx.dir, h.name), {recursive: true})
+      const pub = ensureEd25519Key(hostKeyPath(ctx.dir, h.name), `${h.name}-host-key`)
+      writeFileSync(sshdConfigPath(ctx.dir, h.name), sshdConfig(ctx.dir, h))
+      return knownHostsLine(h.address, h.port, pub)
+    })
     writeFileSync(labPaths.knownHosts(ctx.dir), lines.map((l) => `${l}\n`).join(''))
   },
 }

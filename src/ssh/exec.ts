@@ -58,14 +58,21 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
   let timer: NodeJS.Timeout | undefined
   let forceDone: (() => void) | undefined
 
+  // The host's result is final once the command is stopped: sshd only confirms the close when every
+  // process holding the session's pipes has exited, so the close is not waited for.
   const stop = () => {
     if (!channel) return
     try {
       channel.signal('KILL')
     } catch {}
     channel.close()
-    // If the server never confirms the close, do not wait for it forever.
-    setTimeout(() => forceDone?.(), 2000).unref()
+    forceDone?.()
+  }
+  const onTimeout = () => {
+    timedOut = true
+    // sshd refuses signal requests in root sessions (no post-auth privilege separation), so the
+    // command's session is also killed from a second channel before the result is reported.
+    reapOthers(conn).finally(stop)
   }
   const onAbort = () => {
     interrupted = true
@@ -76,6 +83,7 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
   }
   opts.signal?.addEventListener('abort', onAbort, {once: true})
 
+  const forced = new Promise<null>((resolve) => (forceDone = () => resolve(null)))
   try {
     const running = conn.ssh.execCommand(line, {
       noTrim: true,
@@ -83,10 +91,7 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
       onChannel: (ch) => {
         channel = ch
         if (opts.timeoutMs && opts.timeoutMs > 0) {
-          timer = setTimeout(() => {
-            timedOut = true
-            stop()
-          }, opts.timeoutMs)
+          timer = setTimeout(onTimeout, opts.timeoutMs)
         }
         if (opts.signal?.aborted) onAbort()
       },
@@ -99,7 +104,6 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
         opts.onStderr?.(chunk)
       },
     })
-    const forced = new Promise<null>((resolve) => (forceDone = () => resolve(null)))
     const res = await Promise.race([running, forced])
     return {
       exitCode: timedOut || interrupted ? null : (res?.code ?? null),
@@ -113,5 +117,24 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
   } finally {
     if (timer) clearTimeout(timer)
     opts.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+/**
+ * The line run on a second channel when a command times out: every other child of this connection's
+ * sshd is a session leader (sshd calls setsid for each command), so killing those sessions kills the
+ * timed-out command with everything it started. Commands on one connection run one at a time here.
+ */
+export const REAP_OTHER_SESSIONS = 'for p in $(pgrep -P "$PPID"); do [ "$p" = "$$" ] || pkill -KILL -s "$p"; done; true'
+
+async function reapOthers(conn: Connection): Promise<void> {
+  let ch: ClientChannel | undefined
+  const timer = setTimeout(() => ch?.close(), 3000)
+  try {
+    await conn.ssh.execCommand(REAP_OTHER_SESSIONS, {onChannel: (c) => (ch = c)})
+  } catch {
+    // best effort: the channel close below still ends the command for us
+  } finally {
+    clearTimeout(timer)
   }
 }

@@ -83,6 +83,24 @@ export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> 
   return lab
 }
 
+/**
+ * A free net octet and an empty temp dir without starting anything, for tests that drive
+ * `feedops lab up` themselves; release() removes the dir and frees the net (stop the lab first).
+ */
+export async function reserveTestNet(): Promise<{net: number; dir: string; release(): void}> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'feedops-lab-'))
+  chmodSync(dir, 0o755)
+  const {net, slot} = await claimNet(dir)
+  return {
+    net,
+    dir,
+    release: () => {
+      if (!process.env.FEEDOPS_KEEP_LAB) rmSync(dir, {recursive: true, force: true})
+      rmSync(slot, {recursive: true, force: true})
+    },
+  }
+}
+
 async function claimNet(dir: string): Promise<{net: number; slot: string}> {
   mkdirSync(slotsDir, {recursive: true})
   const span = LAST_NET - FIRST_NET + 1

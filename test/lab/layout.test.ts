@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict'
+import {execFile} from 'node:child_process'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {describe, it} from 'node:test'
+import {promisify} from 'node:util'
+import pMap from 'p-map'
+
+import {loadConfig} from '../../src/config/load.js'
+import {writeLabConfig} from '../../src/lab/config-writer.js'
+import {generateEd25519, knownHostsLine} from '../../src/lab/keys.js'
+import {labLayout} from '../../src/lab/layout.js'
+
+const run = promisify(execFile)
+
+describe('lab layout', () => {
+  it('puts hosts, Postgres, Redis, Memcached and the cloud endpoint on the contract addresses', () => {
+    const l = labLayout(23, 3, 2)
+    assert.deepEqual(
+      l.hosts.map((h) => [h.name, h.address, h.port, h.instanceId]),
+      [
+        ['app1', '127.23.1.1', 2222, 'i-0lab02300000001'],
+        ['app2', '127.23.1.2', 2222, 'i-0lab02300000002'],
+        ['app3', '127.23.1.3', 2222, 'i-0lab02300000003'],
+      ],
+    )
+    assert.deepEqual(
+      l.postgres.map((p) => [p.name, p.address, p.port, p.url, p.catalogUrl]),
+      [
+        ['pg1', '127.23.0.1', 5433, 'postgres://postgres@127.23.0.1:5433/feedops', 'postgres://postgres@127.23.0.1:5433/feedops_catalog'],
+        ['pg2', '127.23.0.1', 5434, 'postgres://postgres@127.23.0.1:5434/feedops', undefined],
+      ],
+    )
+    assert.equal(l.redis.url, 'redis://127.23.0.1:6380')
+    assert.equal(l.memcached.server, '127.23.0.1:11212')
+    assert.equal(l.cloud.endpoint, 'http://127.23.0.1:4566')
+    assert.equal(labLayout(0, 1, 0).hosts[0]!.instanceId, 'i-0lab00000000001')
+  })
+
+  it('writes a lab feedops.yml that the config loader accepts, with paths next to it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-labcfg-'))
+    const file = writeLabConfig({dir, layout: labLayout(31, 2, 2), redis: true, memcached: true, cloud: true})
+    const {env, environment} = loadConfig({flag: file})
+    assert.equal(environment, 'lab')
+    assert.equal(env.ssh.port, 2222)
+    assert.equal(env.ssh.identityFile, path.join(dir, 'id_ed25519'))
+    assert.equal(env.ssh.knownHosts, path.join(dir, 'known_hosts'))
+    assert.equal(env.ssh.sshConfig, false)
+    assert.deepEqual(env.inventory, {source: 'ec2', filters: {Env: 'lab'}, roleTag: 'Role', nameTag: 'Name', address: 'private'})
+    assert.equal(env.aws.endpoint, 'http://127.31.0.1:4566')
+    assert.deepEqual(env.aws.credentials, {accessKeyId: 'lab', secretAccessKey: 'lab'})
+    assert.equal(env.shards?.catalog, 'postgres://postgres@127.31.0.1:5433/feedops_catalog')
+    assert.deepEqual(env.shards?.servers.map((s) => s.url), [
+      'postgres://postgres@127.31.0.1:5433/feedops',
+      'postgres://postgres@127.31.0.1:5434/feedops',
+    ])
+    assert.equal(env.shards?.logical, 64)
+    assert.equal(env.redis?.url, 'redis://127.31.0.1:6380')
+    assert.deepEqual(env.memcached?.servers, ['127.31.0.1:11212'])
+    assert.equal(env.lab?.dir, dir)
+    assert.match(readFileSync(file, 'utf8'), /^# Written by `feedops lab up`/)
+  })
+
+  it('lists hosts statically when the cloud endpoint is off, and leaves out parts not running', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-labcfg-'))
+    const file = writeLabConfig({dir, layout: labLayout(32, 2, 0), redis: false, memcached: false, cloud: false})
+    const {env} = loadConfig({flag: file})
+    assert.equal(env.inventory.source, 'static')
+    assert.deepEqual(env.inventory.source === 'static' && env.inventory.hosts.map((h) => [h.name, h.address, h.roles]), [
+      ['app1', '127.32.1.1', ['app']],
+      ['app2', '127.32.1.2', ['app']],
+    ])
+    assert.equal(env.shards, undefined)
+    assert.equal(env.redis, undefined)
+    assert.equal(env.memcached, undefined)
+  })
+
+  it('makes OpenSSH-format ed25519 keys and [host]:port known_hosts lines', () => {
+    const k = generateEd25519('app7-host-key')
+    assert.match(k.private, /^-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END OPENSSH PRIVATE KEY-----\n$/)
+    assert.match(k.public, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43} app7-host-key$/)
+    assert.equal(Buffer.from(k.public.split(' ')[1]!, 'base64').length, 4 + 11 + 4 + 32)
+    assert.equal(knownHostsLine('127.0.1.7', 2222, k.public), `[127.0.1.7]:2222 ${k.public.split(' ').slice(0, 2).join(' ')}`)
+    assert.equal(knownHostsLine('10.0.0.1', 22, k.public).split(' ')[0], '10.0.0.1')
+  })
+
+  it('every generated key reads back in ssh-keygen as the same public key, leading zero bytes included', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-keys-'))
+    const firstByte = (k: {public: string}) => Buffer.from(k.public.split(' ')[1]!, 'base64')[19]
+    // About 1 key in 256 has a public key starting with a zero byte (the case a bignum-style encoder gets wrong).
+    const keys = Array.from({length: 19}, (_, i) => generateEd25519(`k${i}`))
+    for (let i = 0; i < 20_000 && !keys.some((k) => firstByte(k) === 0); i++) keys.push(generateEd25519(`z${i}`))
+    const tested = [...keys.slice(0, 19), ...keys.filter((k) => firstByte(k) === 0).slice(0, 1)]
+    assert.equal(tested.length, 20)
+    await pMap(
+      tested,
+      async (k, i) => {
+        const file = path.join(dir, `k${i}`)
+        writeFileSync(file, k.private, {mode: 0o600})
+        const {stdout} = await run('ssh-keygen', ['-y', '-f', file])
+        assert.equal(stdout.trim().split(' ').slice(0, 2).join(' '), k.public.split(' ').slice(0, 2).join(' '))
+      },
+      {concurrency: 4},
+    )
+  })
+})

@@ -269,6 +269,16 @@ export class PhotoOwnerMap {
     return {limits, warnings}
   }
 
+  /** Mappings in the active generation, estimated from the HLEN of `sample` random buckets (cheap). */
+  async estimateMappings(sample = 256): Promise<number> {
+    const layout = await this.layout()
+    const pipe = this.redis.pipeline()
+    const k = Math.min(sample, layout.buckets)
+    for (let i = 0; i < k; i++) pipe.hlen(this.bucketKey(layout, Math.floor(Math.random() * layout.buckets)))
+    const lens = (await execOrThrow(pipe)) as number[]
+    return Math.round((lens.reduce((a, b) => a + b, 0) / k) * layout.buckets)
+  }
+
   /** Fill and encoding of the active generation's buckets (all of them; SCAN + pipelined HLEN/OBJECT). */
   async stats(): Promise<PhotoMapStats> {
     const layout = await this.layout()

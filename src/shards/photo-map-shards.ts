@@ -1,0 +1,67 @@
+import type {ShardsSettings} from '../config/schema.js'
+import {ExitCode, UserError, errorText} from '../errors.js'
+import {readShardMap, type ShardMap} from './catalog.js'
+import {epochMs} from './ids.js'
+import type {ServerPools} from './pools.js'
+import {assertReachable} from './reach.js'
+
+/** The initialized shard layout the seeder and the photo map rebuild work on. */
+export interface ShardWorld {
+  map: ShardMap
+  logical: number
+  epochIso: string
+  epoch: bigint
+  /** Physical server → its logical shards (in shard order), for servers that hold any. */
+  byServer: Map<string, number[]>
+}
+
+const INIT_FIX = 'Run `feedops shards init` first (it creates the catalog and the shard schemas).'
+
+/**
+ * Reads the catalog (map, logical count, epoch) after checking every server answers. Throws a UserError
+ * when `shards init` has not run or not finished, when a server holding shards is missing from the config,
+ * and — with `requireActive` — when a shard is frozen or moving (a shard move owns it).
+ */
+export async function openShardWorld(
+  pools: ServerPools,
+  settings: ShardsSettings,
+  opts: {requireActive?: boolean} = {},
+): Promise<ShardWorld> {
+  await assertReachable(pools, settings)
+  let map: ShardMap
+  let epochIso: string
+  try {
+    map = await readShardMap(pools.catalog)
+    const info = await pools.catalog.query<{epoch: string}>('SELECT epoch FROM catalog_info')
+    epochIso = info.rows[0]?.epoch ?? ''
+  } catch (err) {
+    if (/does not exist/.test(errorText(err))) throw new UserError('The shard catalog does not exist yet.', {fix: INIT_FIX})
+    throw err
+  }
+  if (map.logical === 0 || !epochIso) throw new UserError('No logical shards exist yet.', {fix: INIT_FIX})
+  if (map.shards.length < map.logical) {
+    throw new UserError(`Only ${map.shards.length} of ${map.logical} logical shards exist.`, {fix: 'Run `feedops shards init` again to finish it.'})
+  }
+  const configured = new Set(settings.servers.map((s) => s.name))
+  const byServer = new Map<string, number[]>()
+  for (const s of map.shards) {
+    if (!configured.has(s.server)) {
+      throw new UserError(`Shard ${s.shard} is on server ${s.server}, which env.shards.servers does not list.`, {
+        fix: 'Add that server to the config.',
+      })
+    }
+    const list = byServer.get(s.server) ?? []
+    list.push(s.shard)
+    byServer.set(s.server, list)
+  }
+  if (opts.requireActive) {
+    const busy = map.shards.filter((s) => s.state !== 'active')
+    if (busy.length > 0) {
+      throw new UserError(
+        `${busy.length} shard(s) are not active (${busy.slice(0, 5).map((s) => `${s.shard} ${s.state}`).join(', ')}${busy.length > 5 ? ', …' : ''}); nothing was written.`,
+        {fix: 'Let the shard move finish (or roll it back), then run this again.', exitCode: ExitCode.nothingDone},
+      )
+    }
+  }
+  return {map, logical: map.logical, epochIso, epoch: epochMs(epochIso), byServer}
+}

@@ -20,10 +20,11 @@ Idempotent: processes that run are kept, dead or missing ones are started, and a
   ]
 
   static override flags = {
-    hosts: Flags.integer({description: 'Number of app hosts (sshd on 127.N.1.K:2222), 0..254.', min: 0, max: 254}),
-    postgres: Flags.integer({description: 'Number of physical Postgres servers (127.N.0.1:5433…), 0..16.', min: 0, max: 16}),
+    // Ranges are checked by labUp, which reports them as bad input (exit 2).
+    hosts: Flags.integer({description: 'Number of app hosts (sshd on 127.N.1.K:2222), 0..254.'}),
+    postgres: Flags.integer({description: 'Number of physical Postgres servers (127.N.0.1:5433…), 0..16.'}),
     dir: Flags.string({description: 'Lab dir (default: $FEEDOPS_LAB_DIR or ./.lab).'}),
-    net: Flags.integer({description: 'Second octet of the lab addresses, 127.NET.x.x (default: the lab\'s, else 0).', min: 0, max: 255}),
+    net: Flags.integer({description: 'Second octet of the lab addresses, 127.NET.x.x, 0..255 (default: the lab\'s, else 0).'}),
     install: Flags.boolean({description: 'Install missing Debian packages with apt-get (needs root).'}),
     redis: Flags.boolean({description: 'Run Redis (default: as before, else yes).', allowNo: true}),
     memcached: Flags.boolean({description: 'Run Memcached (default: as before, else yes).', allowNo: true}),

@@ -115,7 +115,7 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
 
     // 3. Per component, all components at once: files/keys/data dirs, then its processes (each
     // pid recorded as soon as it exists), then what needs them serving (databases…).
-    if (toStart.length > 0) progress(`Starting ${describe(toStart)}`)
+    progress(toStart.length > 0 ? `Starting ${describe(toStart)}` : `All ${planned.length} processes already run`)
     const failures: string[] = []
     await Promise.all(
       labComponents.map(async (c) => {

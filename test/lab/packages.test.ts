@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict'
+import {existsSync, mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {describe, it} from 'node:test'
+
+import {UserError} from '../../src/errors.js'
+import {checkPackages, labUp, missingPackages} from '../../src/lab/index.js'
+import {findBinary} from '../../src/lab/packages.js'
+
+describe('lab packages', () => {
+  it('finds the installed programs, including a versioned Postgres dir', () => {
+    assert.equal(findBinary('/usr/sbin/sshd'), '/usr/sbin/sshd')
+    assert.match(findBinary('/usr/lib/postgresql/*/bin/initdb') ?? '', /^\/usr\/lib\/postgresql\/\d+\/bin\/initdb$/)
+    assert.match(findBinary('redis-server') ?? '', /\/redis-server$/)
+    assert.equal(findBinary('no-such-program-feedops'), undefined)
+    assert.equal(findBinary('/usr/lib/postgresql/*/bin/no-such-program'), undefined)
+  })
+
+  it('names every missing package once, with the apt-get line and --install', () => {
+    const needs = [
+      {package: 'redis-server', binary: 'redis-server-missing-feedops'},
+      {package: 'memcached', binary: '/nonexistent/memcached'},
+      {package: 'redis-server', binary: 'redis-check-missing-feedops'},
+      {package: 'openssh-server', binary: '/usr/sbin/sshd'},
+    ]
+    assert.deepEqual(missingPackages(needs), ['redis-server', 'memcached'])
+    assert.throws(
+      () => checkPackages(needs),
+      (err: unknown) => {
+        assert.ok(err instanceof UserError)
+        assert.equal(err.exitCode, 2)
+        assert.match(err.message, /needs the Debian packages redis-server, memcached/)
+        assert.match(err.fix ?? '', /`apt-get install -y redis-server memcached`/)
+        assert.match(err.fix ?? '', /--install/)
+        return true
+      },
+    )
+    assert.doesNotThrow(() => checkPackages(needs.slice(3)))
+  })
+
+  it('lab up with a package missing fails before creating or starting anything', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'feedops-pkg-')), 'lab')
+    await assert.rejects(
+      labUp({dir, net: 251, hosts: 1, postgres: 0, redis: false, memcached: false, cloud: false, binaries: {'openssh-server': '/nonexistent/sshd'}}),
+      (err: unknown) => err instanceof UserError && /apt-get install -y openssh-server/.test(err.fix ?? '') && /openssh-server/.test(err.message),
+    )
+    assert.equal(existsSync(dir), false)
+  })
+
+  it('rejects bad sizes before touching anything', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'feedops-pkg-')), 'lab')
+    await assert.rejects(labUp({dir, net: 251, hosts: 300}), /hosts must be a whole number from 0 to 254/)
+    await assert.rejects(labUp({dir, net: 256, hosts: 1}), /net must be a whole number from 0 to 255/)
+    assert.equal(existsSync(dir), false)
+  })
+})

@@ -12,7 +12,7 @@ import type {ShardMapCache} from './data/map-cache.js'
 import {UserCache} from './data/user-cache.js'
 import {accessLog} from './http/middleware/access-log.js'
 import {bodyLimit} from './http/middleware/body-limit.js'
-import {closeWhenDraining, type Lifecycle} from './http/middleware/draining.js'
+import {closeWhenDraining, newLifecycle, trackInFlight, type Lifecycle} from './http/middleware/draining.js'
 import {errorHandler} from './http/middleware/errors.js'
 import {jsonFallback} from './http/middleware/json-fallback.js'
 import {requestId} from './http/middleware/request-id.js'
@@ -42,7 +42,7 @@ export interface FeedApp extends Koa<AppState> {
 
 export function createApp(deps: AppDeps): FeedApp {
   const {settings, logger} = deps
-  const lifecycle = deps.lifecycle ?? {draining: false}
+  const lifecycle = deps.lifecycle ?? newLifecycle()
   const data: DataContext = {
     pools: deps.pools,
     maps: deps.maps,
@@ -72,6 +72,7 @@ export function createApp(deps: AppDeps): FeedApp {
 
   // The request pipeline, outermost first.
   app
+    .use(trackInFlight(lifecycle)) // counted until the handler is done, even if the client hung up
     .use(requestId(logger)) // x-request-id in/out, per-request child logger
     .use(accessLog) // one log line per request, with the final status
     .use(errorHandler(Math.max(1, Math.ceil(settings.freezeWaitMs / 1000)))) // any error → JSON {error: {message}}

@@ -38,9 +38,13 @@ export async function drainAndClose(opts: {
   app.lifecycle.draining = true
   logger.info({drainDelayMs: opts.drainDelayMs}, 'draining')
   if (opts.drainDelayMs > 0) await sleep(opts.drainDelayMs)
-  const closed = new Promise<'stopped'>((resolve) => {
-    server.close(() => resolve('stopped'))
+  const closed = new Promise<void>((resolve) => {
+    server.close(() => resolve())
     server.closeIdleConnections()
+  }).then(async () => {
+    // Connections are gone, but a handler whose client hung up may still be running.
+    while (app.lifecycle.inFlight > 0) await sleep(20)
+    return 'stopped' as const
   })
   const timer = sleep(opts.timeoutMs, 'timeout' as const, {ref: false})
   const outcome = await Promise.race([closed, timer])

@@ -79,7 +79,7 @@ async function latestIds(ctx: DataContext, server: string, shards: [number, bigi
   const rows = await query<{id: string}>(
     ctx,
     server,
-    `/* app:feed-ids */ SELECT id::text FROM (${parts.join('\nUNION ALL\n')}) t ORDER BY id DESC LIMIT $2`,
+    `/* app:feed-ids */ SELECT id FROM (${parts.join('\nUNION ALL\n')}) t ORDER BY id DESC LIMIT $2`,
     values,
   )
   return rows.map((r) => BigInt(r.id))

@@ -132,15 +132,17 @@ export class ShardMapCache extends EventEmitter {
     return this.refreshing
   }
 
+  /** Never throws: a catalog outage keeps the last map (reads go on) and is logged. */
   private async checkVersion(): Promise<void> {
-    const client = await this.catalog.connect()
+    let client: pg.PoolClient | undefined
     try {
+      client = await this.catalog.connect()
       const version = await readMapVersion(client)
       if (version !== this.version) this.install(await readShardMap(client))
     } catch (err) {
       this.opts.log.warn({err: (err as Error).message}, 'shard map version check failed')
     } finally {
-      client.release()
+      client?.release()
     }
   }
 

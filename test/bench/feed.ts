@@ -11,13 +11,13 @@
  */
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {mkdirSync, writeFileSync} from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {parseArgs, promisify} from 'node:util'
 
 import pg from 'pg'
 
-import {issueToken} from '../../app/auth/token.js'
 import {appConfigFrom, type AppConfig} from '../../app/config.js'
 import {loadConfig} from '../../src/config/load.js'
 import {schemaName, shardOfUser} from '../../src/shards/placement.js'
@@ -71,22 +71,24 @@ async function seed(lab: TestLab, configFile: string): Promise<void> {
   log(`seeded ${users} users and ${photos} photos in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 }
 
-/** Any user id: user ids come from the catalog sequence, 1..users after the seed. */
+/**
+ * The reader (user 7; the seed's ids come from the catalog sequence, 1..users) is made to follow exactly
+ * `following` users spread over the id range, written straight into the reader's shard.
+ */
 async function pickUsers(config: AppConfig): Promise<{reader: bigint; followees: bigint[]}> {
-  // Followees with photos, spread over all shards: every user seeded has some.
   const step = Math.floor(users / (following + 1))
   const reader = 7n
   const followees = Array.from({length: following}, (_, i) => BigInt(1 + (i + 1) * step)).filter((id) => id !== reader)
-  // Follow edges straight into the reader's shard (the API would do the same row by row).
   const shard = shardOfUser(reader, logical)
   const map = await withClient(config.shards.catalog, (c) => c.query<{server: string}>('SELECT server FROM shard_map WHERE shard = $1', [shard]))
   const url = config.shards.servers.find((s) => s.name === map.rows[0]!.server)!.url
-  await withClient(url, (c) =>
-    c.query(
-      `INSERT INTO ${schemaName(shard)}.follows (follower_id, followee_id) SELECT $1::bigint, unnest($2::bigint[]) ON CONFLICT DO NOTHING`,
-      [reader.toString(), followees.map(String)],
-    ),
-  )
+  await withClient(url, async (c) => {
+    await c.query(`DELETE FROM ${schemaName(shard)}.follows WHERE follower_id = $1::bigint`, [reader.toString()])
+    await c.query(`INSERT INTO ${schemaName(shard)}.follows (follower_id, followee_id) SELECT $1::bigint, unnest($2::bigint[])`, [
+      reader.toString(),
+      followees.map(String),
+    ])
+  })
   return {reader, followees}
 }
 
@@ -100,19 +102,27 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
+async function freePort(): Promise<number> {
+  const srv = net.createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const {port} = srv.address() as net.AddressInfo
+  await new Promise((resolve) => srv.close(resolve))
+  return port
+}
+
+/** The app as it runs on a host: its own process, logging at warn (no access log lines). */
 async function startAppProcess(configFile: string): Promise<{child: ChildProcess; url: string}> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/app/main.js'), '--config', configFile, '--port', '0'], {
+  const port = await freePort()
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/app/main.js'), '--config', configFile, '--port', String(port)], {
     env: {...process.env, FEEDOPS_APP_SECRET: SECRET},
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'inherit', 'inherit'],
   })
-  let out = ''
-  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-10_000)))
+  const url = `http://127.0.0.1:${port}`
   const t0 = Date.now()
   for (;;) {
-    const m = /"port":(\d+).*"msg":"listening"/.exec(out)
-    if (m) return {child, url: `http://127.0.0.1:${m[1]}`}
-    if (child.exitCode !== null || Date.now() - t0 > 30_000) throw new Error(`the app did not start: ${out}`)
-    await sleep(50)
+    if ((await fetch(`${url}/readyz`).catch(() => null))?.status === 200) return {child, url}
+    if (child.exitCode !== null || Date.now() - t0 > 30_000) throw new Error('the app did not start')
+    await sleep(100)
   }
 }
 
@@ -122,10 +132,10 @@ async function stopAppProcess(child: ChildProcess): Promise<void> {
   await exited
 }
 
-/** Queries of one kind run so far, over both servers (pg_stat_statements is not loaded; count by statement stats). */
-async function autocannon(url: string): Promise<{rps: number; p50: number; p90: number; p99: number; max: number; errors: number; non2xx: number}> {
+/** autocannon in its own process: `connections` connections, closed loop, for `seconds`. */
+async function autocannon(url: string, seconds = duration): Promise<{rps: number; p50: number; p90: number; p99: number; max: number; errors: number; non2xx: number}> {
   const bin = path.join(repoRoot, 'node_modules/autocannon/autocannon.js')
-  const {stdout} = await run(process.execPath, [bin, '-c', String(connections), '-d', String(duration), '-j', '-n', url], {
+  const {stdout} = await run(process.execPath, [bin, '-c', String(connections), '-d', String(seconds), '-j', '-n', url], {
     maxBuffer: 16 * 1024 * 1024,
   })
   const r = JSON.parse(stdout) as {
@@ -147,18 +157,13 @@ async function measure(lab: TestLab, strategy: 'per-server' | 'per-shard', reade
     if (probe.status !== 200 || body.items.length !== limit) throw new Error(`feed answered ${probe.status} with ${body.items.length} items`)
     const idQueries = strategy === 'per-server' ? 2 : shardsOfFollowees.size
     log(`${strategy}: warm-up`)
-    await runQuiet(`${app.url}/feed/${reader}?limit=${limit}`, 3)
+    await autocannon(target, 3)
     log(`${strategy}: ${connections} connections for ${duration} s`)
     const r = await autocannon(target)
     return {strategy, ...r, idQueriesPerRead: idQueries}
   } finally {
     await stopAppProcess(app.child)
   }
-}
-
-async function runQuiet(url: string, seconds: number): Promise<void> {
-  const bin = path.join(repoRoot, 'node_modules/autocannon/autocannon.js')
-  await run(process.execPath, [bin, '-c', String(connections), '-d', String(seconds), '-j', '-n', url], {maxBuffer: 16 * 1024 * 1024})
 }
 
 let shardsOfFollowees = new Set<number>()
@@ -172,7 +177,6 @@ async function main(): Promise<void> {
     await seed(lab, configFile)
     const {reader, followees} = await pickUsers(config)
     shardsOfFollowees = new Set(followees.map((f) => shardOfUser(f, logical)))
-    void issueToken // reads need no token
     const rows = [await measure(lab, 'per-server', reader), await measure(lab, 'per-shard', reader)]
     const [fast, slow] = rows as [Row, Row]
     const fmt = (n: number, d = 1) => n.toFixed(d)

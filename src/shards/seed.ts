@@ -381,7 +381,7 @@ function pickFollowees(f: number, plan: Plan, marks: Int32Array): number[] {
   return picked.sort((a, b) => plan.userIds[a]! - plan.userIds[b]!)
 }
 
-interface PhotoRows {
+export interface PhotoRows {
   ids: bigint[]
   owners: Uint32Array
   /** ms since 1970 of each photo (= the id's time). */
@@ -423,7 +423,7 @@ function photoRows(shard: number, owners: Uint32Array, plan: Plan): PhotoRows {
 const UNIQUE_VIOLATION = '23505'
 
 /** Rows from..to-1 by COPY; if an id already exists, again with ON CONFLICT DO NOTHING. Returns the row indexes inserted. */
-async function insertPhotos(client: pg.PoolClient, s: string, rows: PhotoRows, from: number, to: number): Promise<number[]> {
+export async function insertPhotos(client: pg.PoolClient, s: string, rows: PhotoRows, from: number, to: number): Promise<number[]> {
   const all = Array.from({length: to - from}, (_, i) => from + i)
   try {
     await copyRows(client, `COPY ${s}.photos (id, user_id, caption, s3_key, created_at) FROM STDIN`, to - from, function* () {

@@ -5,7 +5,7 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {setTimeout as sleep} from 'node:timers/promises'
-import pg from 'pg'
+import type pg from 'pg'
 
 import {UserError} from '../../errors.js'
 import {labPaths} from '../layout.js'
@@ -170,9 +170,10 @@ export const postgresComponent: LabComponent = {
 
 /** The port opens before recovery ends ("the database system is starting up", 57P03): retry that. */
 async function connectWhenReady(host: string, port: number, timeoutMs = 20_000): Promise<pg.Client> {
+  const {default: pgLib} = await import('pg') // loaded only when a server starts
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const client = new pg.Client({host, port, user: 'postgres', database: 'postgres'})
+    const client = new pgLib.Client({host, port, user: 'postgres', database: 'postgres'})
     try {
       await client.connect()
       return client
@@ -247,9 +248,10 @@ function nearestExisting(dir: string): string {
 
 /** Postgres listens before it accepts sessions ("the database system is starting up", 57P03): retry for a while. */
 async function connectWhenStarted(config: pg.ClientConfig, timeoutMs = 30_000): Promise<pg.Client> {
+  const {default: pgLib} = await import('pg') // loaded only when a server starts
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const client = new pg.Client(config)
+    const client = new pgLib.Client(config)
     client.on('error', () => undefined)
     try {
       await client.connect()

@@ -32,9 +32,9 @@ Exit code 1 when any host failed a step or could not be reached.`
     list: Flags.boolean({description: 'List the playbooks and exit.'}),
     role: Flags.string({description: 'Only hosts with this role (default: the roles the playbook names).', exclusive: ['hosts']}),
     hosts: Flags.string({description: 'Only these hosts (names or addresses, comma-separated).'}),
-    concurrency: Flags.integer({description: 'Hosts worked on at once (default: ssh.concurrency).', min: 1, max: 1024}),
-    timeout: Flags.integer({description: 'Kill any one command after S seconds (default: ssh.commandTimeout; 0 = none).', min: 0}),
-    'connect-timeout': Flags.integer({description: 'Give up connecting to a host after S seconds (default: ssh.connectTimeout).', min: 1}),
+    concurrency: Flags.string({description: 'Hosts worked on at once, 1..1024 (default: ssh.concurrency).'}),
+    timeout: Flags.string({description: 'Kill any one command after S seconds (default: ssh.commandTimeout; 0 = none).'}),
+    'connect-timeout': Flags.string({description: 'Give up connecting to a host after S seconds (default: ssh.connectTimeout).'}),
     'accept-new': Flags.boolean({description: 'Record the key of a host not yet in known_hosts instead of refusing it.'}),
   }
 
@@ -46,16 +46,19 @@ Exit code 1 when any host failed a step or could not be reached.`
       throw new UserError('Which playbook?', {fix: `Name one: ${playbooks.map((p) => p.name).join(', ')} (see \`feedops play --list\`).`})
     }
     const {findPlaybook, playbookHosts, runPlaybook} = await import('../src/playbook/run.js')
+    const {openSession, trapInterrupts, textTable, formatDuration, parseIntegerOption, splitList} = await import('../src/ssh/index.js')
     const playbook = findPlaybook(playbooks, args.name)
+    const concurrency = parseIntegerOption(flags.concurrency, '--concurrency', {min: 1, max: 1024})
+    const timeout = parseIntegerOption(flags.timeout, '--timeout', {min: 0})
+    const connectTimeout = parseIntegerOption(flags['connect-timeout'], '--connect-timeout', {min: 1})
     const loaded = this.loadConfig(flags)
-    const {openSession, trapInterrupts, textTable, formatDuration} = await import('../src/ssh/index.js')
     const {hostProgress} = await import('../src/cli/progress.js')
 
     const selection = {...(flags.role ? {role: flags.role} : {}), ...(flags.hosts ? {hosts: splitList(flags.hosts)} : {})}
     const {hosts, pool} = await openSession(loaded.env, {
       ...selection,
       acceptNew: flags['accept-new'],
-      ...(flags['connect-timeout'] !== undefined ? {connectTimeout: flags['connect-timeout']} : {}),
+      ...(connectTimeout !== undefined ? {connectTimeout} : {}),
       defaultSelection: (all) => playbookHosts(playbook, all, {}),
     })
 
@@ -73,8 +76,8 @@ Exit code 1 when any host failed a step or could not be reached.`
       run = await runPlaybook(playbook, hosts, {
         pool,
         config: loaded.env,
-        concurrency: flags.concurrency ?? loaded.env.ssh.concurrency,
-        timeoutMs: (flags.timeout ?? loaded.env.ssh.commandTimeout) * 1000,
+        concurrency: concurrency ?? loaded.env.ssh.concurrency,
+        timeoutMs: (timeout ?? loaded.env.ssh.commandTimeout) * 1000,
         signal: trap.signal,
         onEvent: (e) => {
           const name = e.host.name
@@ -137,11 +140,4 @@ Exit code 1 when any host failed a step or could not be reached.`
     if (tty) process.stdout.write(textTable(['HOST', 'RESULT'], results.map((r) => [r.host, line(r)])))
     else for (const r of results) this.log(`${r.host} | ${line(r)}`)
   }
-}
-
-function splitList(s: string): string[] {
-  return s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x !== '')
 }

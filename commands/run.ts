@@ -37,9 +37,9 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
   static override flags = {
     role: Flags.string({description: 'Only hosts with this role.', exclusive: ['hosts']}),
     hosts: Flags.string({description: 'Only these hosts (names or addresses, comma-separated).'}),
-    concurrency: Flags.integer({description: 'Hosts worked on at once (default: ssh.concurrency).', min: 1, max: 1024}),
-    timeout: Flags.integer({description: 'Kill the command on a host after S seconds (default: ssh.commandTimeout; 0 = none).', min: 0}),
-    'connect-timeout': Flags.integer({description: 'Give up connecting to a host after S seconds (default: ssh.connectTimeout).', min: 1}),
+    concurrency: Flags.string({description: 'Hosts worked on at once, 1..1024 (default: ssh.concurrency).'}),
+    timeout: Flags.string({description: 'Kill the command on a host after S seconds (default: ssh.commandTimeout; 0 = none).'}),
+    'connect-timeout': Flags.string({description: 'Give up connecting to a host after S seconds (default: ssh.connectTimeout).'}),
     'accept-new': Flags.boolean({description: 'Record the key of a host not yet in known_hosts instead of refusing it (a changed key is always refused).'}),
     group: Flags.boolean({description: "Print each host's output in one block when it finishes, instead of line by line."}),
   }
@@ -50,14 +50,18 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
     if (command === '') {
       throw new UserError('No command to run.', {fix: 'Put the command after `--`, e.g. `feedops run -- uptime`.'})
     }
+    const ssh = await import('../src/ssh/index.js')
+    const {openSession, runCommand, trapInterrupts, PrefixedLines, formatRunSummary, summarize, formatDuration, parseIntegerOption, splitList} = ssh
+    const concurrency = parseIntegerOption(flags.concurrency, '--concurrency', {min: 1, max: 1024})
+    const timeout = parseIntegerOption(flags.timeout, '--timeout', {min: 0})
+    const connectTimeout = parseIntegerOption(flags['connect-timeout'], '--connect-timeout', {min: 1})
     const loaded = this.loadConfig(flags)
-    const {openSession, runCommand, trapInterrupts, PrefixedLines, formatRunSummary, summarize, formatDuration} = await import('../src/ssh/index.js')
     const started = performance.now()
     const {hosts, pool} = await openSession(loaded.env, {
       ...(flags.role ? {role: flags.role} : {}),
       ...(flags.hosts ? {hosts: splitList(flags.hosts)} : {}),
       acceptNew: flags['accept-new'],
-      ...(flags['connect-timeout'] !== undefined ? {connectTimeout: flags['connect-timeout']} : {}),
+      ...(connectTimeout !== undefined ? {connectTimeout} : {}),
     })
 
     const json = this.jsonEnabled()
@@ -81,8 +85,8 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
     try {
       results = await runCommand(hosts, command, {
         pool,
-        concurrency: flags.concurrency ?? loaded.env.ssh.concurrency,
-        timeoutMs: (flags.timeout ?? loaded.env.ssh.commandTimeout) * 1000,
+        concurrency: concurrency ?? loaded.env.ssh.concurrency,
+        timeoutMs: (timeout ?? loaded.env.ssh.commandTimeout) * 1000,
         signal: trap.signal,
         ...(streaming ? {onOutput: (host, stream, chunk) => (stream === 'stdout' ? linesFor(host).out : linesFor(host).err).push(chunk)} : {}),
         onResult: (r) => {
@@ -114,13 +118,6 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
     else if (result.summary.failed > 0) this.setExitCode(ExitCode.failed)
     return result
   }
-}
-
-function splitList(s: string): string[] {
-  return s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x !== '')
 }
 
 function printGroup(r: HostResult, formatDuration: (ms: number) => string): void {

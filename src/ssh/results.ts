@@ -46,7 +46,7 @@ export function textTable(header: readonly string[], rows: readonly (readonly st
 
 function exitText(r: HostResult): string {
   if (r.exitCode !== null) return String(r.exitCode)
-  if (r.signal) return `SIG${r.signal}`
+  if (r.signal) return r.signal
   return '-'
 }
 

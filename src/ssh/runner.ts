@@ -1,3 +1,5 @@
+import {setMaxListeners} from 'node:events'
+
 import pMap from 'p-map'
 
 import type {Host} from '../inventory/host.js'
@@ -21,6 +23,8 @@ export async function eachHost<T>(
   interrupted: (host: Host) => T,
   opts: EachHostOptions,
 ): Promise<T[]> {
+  // Every running command listens for the abort; many hosts are not a leak.
+  if (opts.signal) setMaxListeners(0, opts.signal)
   return pMap(hosts, (host) => (opts.signal?.aborted ? interrupted(host) : work(host)), {
     concurrency: Math.max(1, opts.concurrency),
   })

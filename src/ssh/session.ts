@@ -64,3 +64,23 @@ export function trapInterrupts(onInterrupt: (sig: NodeJS.Signals) => void): Inte
     },
   }
 }
+
+/** A whole-number option given as text (--concurrency 8); anything else is bad input naming the flag. */
+export function parseIntegerOption(value: string | undefined, flag: string, range: {min: number; max?: number}): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value.trim())
+  const max = range.max ?? Number.MAX_SAFE_INTEGER
+  if (value.trim() === '' || !Number.isInteger(n) || n < range.min || n > max) {
+    const want = range.max === undefined ? `a whole number of at least ${range.min}` : `between ${range.min} and ${range.max}`
+    throw new UserError(`${flag} must be ${want}; got "${value}".`, {fix: `Pass ${flag} ${range.min === 0 ? '0' : range.min}${range.max === undefined ? ' or more' : `..${range.max}`}.`})
+  }
+  return n
+}
+
+/** Comma-separated names, blanks dropped. */
+export function splitList(s: string): string[] {
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')
+}

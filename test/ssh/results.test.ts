@@ -49,7 +49,7 @@ describe('per-host output and summaries', () => {
       [
         result({}),
         result({host: 'app12', ok: false, exitCode: 1, status: 'failed', durationMs: 2500}),
-        result({host: 'app3', ok: false, exitCode: null, signal: 'KILL', status: 'timeout', error: 'timed out after 2 s'}),
+        result({host: 'app3', ok: false, exitCode: null, signal: 'SIGKILL', status: 'timeout', error: 'timed out after 2 s'}),
         result({host: 'app4', ok: false, exitCode: null, status: 'interrupted', error: 'interrupted', durationMs: 0}),
       ],
       3000,

@@ -207,6 +207,8 @@ export class ConnectionPool {
     else config.host = target.address
     if (privateKey) config.privateKey = privateKey
     if (agent) config.agent = agent
+    // Straight to the key (and agent): ssh2 would first try "none", a round trip every host pays for.
+    config.authHandler = [...(privateKey ? (['publickey'] as const) : []), ...(agent ? (['agent'] as const) : [])]
 
     const ssh = new NodeSSH()
     // privateKey is given as text, so connect() creates the client synchronously and it can be tracked.

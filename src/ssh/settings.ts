@@ -131,18 +131,22 @@ function portOf(v: string | string[] | undefined, where: string): number | undef
 
 const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa']
 
+let currentUser: string | undefined
+
 export function localUser(): string {
-  try {
-    return userInfo().username
-  } catch {
-    return process.env.USER ?? 'root'
+  if (currentUser === undefined) {
+    try {
+      currentUser = userInfo().username
+    } catch {
+      currentUser = process.env.USER ?? 'root'
+    }
   }
+  return currentUser
 }
 
 function identityChain(found: Computed, ssh: SshSettings, host: string): string[] {
-  const user = localUser()
   const fromConfig = found.identityfile
-  if (fromConfig) return (Array.isArray(fromConfig) ? fromConfig : [fromConfig]).map((p) => expandPath(p, host, user))
+  if (fromConfig) return (Array.isArray(fromConfig) ? fromConfig : [fromConfig]).map((p) => expandPath(p, host, localUser()))
   if (ssh.identityFile) return [ssh.identityFile]
   return DEFAULT_KEYS.map((k) => path.join(homedir(), '.ssh', k))
 }

@@ -31,7 +31,7 @@ export async function connectRedis(env: Pick<EnvironmentConfig, 'redis'>, enviro
     await redis.ping()
   } catch (err) {
     redis.disconnect()
-    throw new UserError(`Cannot reach Redis at ${describeRedisUrl(env.redis.url)}: ${errorText(err)}. Nothing was changed.`, {
+    throw new UserError(`Cannot reach Redis at ${describeRedisUrl(env.redis.url)}: ${errorText(err).replace(/\.+$/, "")}. Nothing was changed.`, {
       fix: 'Start Redis (`feedops lab up`) or fix env.redis.url in the config.',
     })
   }

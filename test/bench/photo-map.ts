@@ -68,6 +68,7 @@ async function startRedis(dir: string): Promise<{proc: ChildProcess; port: numbe
   )
   for (let i = 0; i < 100; i++) {
     const probe = new Redis({host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null})
+    probe.on('error', () => undefined) // not up yet: retried below
     try {
       await probe.connect()
       await probe.ping()
@@ -113,12 +114,12 @@ function makeIds(n: number): {ids: BigUint64Array; owners: Uint32Array} {
   return {ids, owners}
 }
 
-async function fill(label: string, total: number, write: (from: number, to: number) => Promise<void>): Promise<number> {
+/** Calls write over [0, total) in steps; big steps let setMany group several fields per bucket into one HSET. */
+async function fill(label: string, total: number, step: number, write: (from: number, to: number) => Promise<void>): Promise<number> {
   const t0 = Date.now()
-  const step = 250_000
   for (let from = 0; from < total; from += step) {
     await write(from, Math.min(total, from + step))
-    if ((from / step) % 8 === 7) log(`${label}: ${Math.min(total, from + step).toLocaleString()} / ${total.toLocaleString()}`)
+    log(`${label}: ${Math.min(total, from + step).toLocaleString()} / ${total.toLocaleString()}`)
   }
   return (Date.now() - t0) / 1000
 }
@@ -126,6 +127,7 @@ async function fill(label: string, total: number, write: (from: number, to: numb
 async function main(): Promise<void> {
   log(`generating ${MAPPINGS.toLocaleString()} ids over ${DAYS} days, ${USERS.toLocaleString()} users, ${LOGICAL} shards`)
   const {ids, owners} = makeIds(MAPPINGS)
+  log('ids ready')
   const dir = mkdtempSync(path.join(tmpdir(), 'feedops-bench-redis-'))
   const {proc, port} = await startRedis(dir)
   const redis = new Redis({host: '127.0.0.1', port})
@@ -135,7 +137,7 @@ async function main(): Promise<void> {
     const map = new PhotoOwnerMap(redis, {capacity: MAPPINGS})
     const layout = await map.layout()
     const m0 = await usedMemory(redis)
-    const mapSecs = await fill('feedops buckets', MAPPINGS, async (from, to) => {
+    const mapSecs = await fill('feedops buckets', MAPPINGS, 2_000_000, async (from, to) => {
       const pairs: [bigint, bigint][] = []
       for (let i = from; i < to; i++) pairs.push([ids[i]!, BigInt(owners[i]!)])
       await map.setMany(pairs, layout)
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
     // 3. plain string keys, one per mapping
     await redis.flushall()
     const p0 = await usedMemory(redis)
-    const plainSecs = await fill('plain string keys', SIDE, async (from, to) => {
+    const plainSecs = await fill('plain string keys', SIDE, 500_000, async (from, to) => {
       const pipe = redis.pipeline()
       for (let i = from; i < to; i += 1000) {
         const args: string[] = []
@@ -185,7 +187,7 @@ async function main(): Promise<void> {
     // 4. Instagram's id / 1000 buckets on our ids
     await redis.flushall()
     const n0 = await usedMemory(redis)
-    await fill('id / 1000 buckets', SIDE, async (from, to) => {
+    await fill('id / 1000 buckets', SIDE, 500_000, async (from, to) => {
       const pipe = redis.pipeline()
       for (let i = from; i < to; i++) pipe.hset(`n:${ids[i]! / 1000n}`, String(ids[i]! % 1000n), String(owners[i]))
       await pipe.exec()

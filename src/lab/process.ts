@@ -99,9 +99,9 @@ export function portAccepts(host: string, port: number, timeoutMs = 300): Promis
  * nothing. One read serves every waiter polling within the same few milliseconds.
  */
 let listenCache: {at: number; set: Set<string> | undefined} | undefined
-export function listeningSockets(): Set<string> | undefined {
+export function listeningSockets(maxAgeMs = 0): Set<string> | undefined {
   const now = Date.now()
-  if (listenCache && now - listenCache.at < 15) return listenCache.set
+  if (listenCache && now - listenCache.at < maxAgeMs) return listenCache.set
   let set: Set<string> | undefined
   try {
     set = new Set()
@@ -119,9 +119,12 @@ export function listeningSockets(): Set<string> | undefined {
   return set
 }
 
-/** Something listens on host:port (or on the wildcard address, which blocks binding it too). */
-export async function listening(host: string, port: number): Promise<boolean> {
-  const set = listeningSockets()
+/**
+ * Something listens on host:port (or on the wildcard address, which blocks binding it too).
+ * maxAgeMs lets many pollers share one read of /proc/net/tcp; a one-off check reads it fresh.
+ */
+export async function listening(host: string, port: number, maxAgeMs = 0): Promise<boolean> {
+  const set = listeningSockets(maxAgeMs)
   if (set) return set.has(`${host}:${port}`) || set.has(`0.0.0.0:${port}`)
   return portAccepts(host, port)
 }
@@ -138,7 +141,7 @@ export async function waitForPort(
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000)
   const what = opts.what ?? `${host}:${port}`
   for (;;) {
-    if (await listening(host, port)) {
+    if (await listening(host, port, 15)) {
       if (!opts.process || isRunning(opts.process)) return
     }
     if (opts.process && !isRunning(opts.process)) {

@@ -1,5 +1,9 @@
 #!/usr/bin/env -S node --import tsx
 // Runs the TypeScript sources directly (no build step); oclif maps dist/commands back to commands/.
-import {execute} from '@oclif/core'
+// The built oclif.manifest.json is ignored here: it may predate the sources being edited.
+import {execute, Plugin} from '@oclif/core'
 
-await execute({development: true, dir: import.meta.url})
+const root = new URL('..', import.meta.url).pathname
+const plugin = new Plugin({root, isRoot: true, ignoreManifest: true})
+await plugin.load()
+await execute({development: true, loadOptions: {root, plugins: new Map([[plugin.name, plugin]])}})

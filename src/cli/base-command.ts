@@ -1,7 +1,7 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 
 import {loadConfig, type LoadedConfig} from '../config/load.js'
-import {ExitCode, isUserError, type ExitCodeValue} from '../errors.js'
+import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../errors.js'
 
 /**
  * Every feedops command extends this. `run()` returns a typed result: with --json oclif prints it
@@ -36,6 +36,26 @@ export abstract class FeedopsCommand<T> extends Command {
 
   abstract override run(): Promise<T>
 
+  /**
+   * Every error from parsing the command line is bad input (exit 2), including a flag's own parse
+   * function failing (a non-number for an integer flag, a value out of its range), which oclif
+   * throws as a plain Error.
+   */
+  protected override async parse<F extends ParsedOutput, B extends ParsedOutput, A extends ParsedOutput>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    try {
+      return await super.parse(options, argv)
+    } catch (err) {
+      if (isUserError(err) || isParseError(err) || !(err instanceof Error)) throw err
+      throw new UserError(err.message.replace(/\s*\n\s*/g, ': ').replace(/: See more help with --help$/, '') + (/[.!?]$/.test(err.message.trim()) ? '' : '.'), {
+        fix: `See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`,
+        cause: err,
+      })
+    }
+  }
+
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     const debug = this.argv.includes('--debug')
     if (isUserError(err)) {
@@ -60,6 +80,10 @@ export abstract class FeedopsCommand<T> extends Command {
     else process.stderr.write(`Bug: ${err.stack ?? err.message}\nPlease report this with the command you ran.\n`)
   }
 }
+
+// oclif's FlagOutput/ArgOutput, which it does not export.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ParsedOutput = {[name: string]: any}
 
 export type FlagsOf<C extends typeof Command> = Interfaces.InferredFlags<(typeof FeedopsCommand)['baseFlags'] & C['flags']>
 

@@ -152,4 +152,14 @@ describe('ids: the commands', () => {
     const bad = await runCli(['ids', 'new', '--shard', '8192'])
     assert.equal(bad.code, 2)
   })
+
+  it('a flag value oclif itself cannot parse is bad input (exit 2, one error, no stack)', async () => {
+    for (const args of [['ids', 'new', '--shard', 'abc'], ['ids', 'new', '--shard', '1', '--count', '1.5'], ['ids', 'new', '--nope']]) {
+      const r = await runCli(args)
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, /^Error: .+\nFix: See `feedops ids new --help`\.\n$/)
+      assert.doesNotMatch(r.stderr, /Bug:|\n\s+at /)
+      assert.equal(r.stdout, '')
+    }
+  })
 })

@@ -1,4 +1,5 @@
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {redactSecrets} from '../../src/config/redact.js'
 import type {EnvironmentConfig} from '../../src/config/schema.js'
 
 interface ConfigShowResult {
@@ -8,15 +9,15 @@ interface ConfigShowResult {
 }
 
 export default class ConfigShow extends FeedopsCommand<ConfigShowResult> {
-  static override description = 'Validate feedops.yml and show the selected environment with defaults filled in.'
+  static override description = 'Validate feedops.yml and show the selected environment with defaults filled in (secrets shown as ***).'
   static override examples = ['<%= config.bin %> config show', '<%= config.bin %> config show --env prod --json']
 
   async run(): Promise<ConfigShowResult> {
     const {flags} = await this.parse(ConfigShow)
     const loaded = this.loadConfig(flags)
-    const result = {file: loaded.file, environment: loaded.environment, config: loaded.env}
+    const result = {file: loaded.file, environment: loaded.environment, config: redactSecrets(loaded.env) as EnvironmentConfig}
     this.log(`${loaded.file} (environment ${loaded.environment}) is valid:`)
-    this.log(JSON.stringify(loaded.env, null, 2))
+    this.log(JSON.stringify(result.config, null, 2))
     return result
   }
 }

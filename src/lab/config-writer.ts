@@ -1,5 +1,6 @@
+import {randomBytes} from 'node:crypto'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {userInfo} from 'node:os'
-import {writeFileSync} from 'node:fs'
 import {stringify} from 'yaml'
 
 import type {ConfigFile, EnvironmentConfig} from '../config/schema.js'
@@ -57,9 +58,18 @@ export function labConfig(input: LabConfigInput): ConfigFile {
       : {}),
     ...(input.redis ? {redis: {url: layout.redis.url}} : {}),
     ...(input.memcached ? {memcached: {servers: [layout.memcached.server]}} : {}),
+    // The feed app's section (app/config.ts owns its shape): lab photos are never served, so any CDN base does.
+    app: {cdnBase: 'https://cdn.lab.invalid', secret: labAppSecret(input.dir)},
     lab: {dir: input.dir},
   }
   return {defaultEnvironment: 'lab', environments: {lab}}
+}
+
+/** A random secret per lab, kept in the lab dir so tokens stay valid across ups. */
+function labAppSecret(dir: string): string {
+  const file = labPaths.appSecret(dir)
+  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('hex') + '\n', {mode: 0o600})
+  return readFileSync(file, 'utf8').trim()
 }
 
 /** Writes <dir>/feedops.yml (validated against the config schema first) and returns its path. */

@@ -89,6 +89,8 @@ export const labPaths = {
   config: (dir: string) => path.join(dir, 'feedops.yml'),
   knownHosts: (dir: string) => path.join(dir, 'known_hosts'),
   clientKey: (dir: string) => path.join(dir, 'id_ed25519'),
+  /** The feed app's token secret for this lab, made once and kept across ups. */
+  appSecret: (dir: string) => path.join(dir, 'app-secret'),
   authorizedKeys: (dir: string) => path.join(dir, 'authorized_keys'),
   cloudJson: (dir: string) => path.join(dir, 'cloud.json'),
   state: (dir: string) => path.join(dir, 'state.json'),

@@ -5,7 +5,9 @@ import path from 'node:path'
 import {describe, it} from 'node:test'
 
 import {loadConfig, parseConfigText} from '../../src/config/load.js'
+import {redactSecrets} from '../../src/config/redact.js'
 import {UserError} from '../../src/errors.js'
+import {runCli} from '../shards/helpers.js'
 
 const good = `
 defaultEnvironment: prod
@@ -65,5 +67,31 @@ describe('config', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'feedops-empty-'))
     assert.throws(() => loadConfig({cwd: dir, envVars: {}}), /No feedops.yml in/)
     assert.throws(() => loadConfig({flag: 'nope.yml', cwd: dir, envVars: {}}), /does not exist/)
+  })
+
+  it('config show never prints a secret: app secret, AWS secret key, URL passwords', async () => {
+    const file = write(`
+environments:
+  prod:
+    inventory: {source: ec2, filters: {Env: prod}}
+    aws: {region: us-east-1, credentials: {accessKeyId: AKIDEXAMPLE, secretAccessKey: wJalrXUtnFEMIsecretKEY}}
+    shards:
+      catalog: postgres://feed:pgS3cret@db1/catalog
+      servers: [{name: pg1, url: 'postgres://feed:pgS3cret@db1/feed'}]
+    redis: {url: 'redis://:r3disPass@cache1:6379'}
+    app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}
+`)
+    const r = await runCli(['config', 'show', '--config', file, '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    for (const secret of ['wJalrXUtnFEMIsecretKEY', 'pgS3cret', 'r3disPass', 'app-secret-0123456789']) {
+      assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `${secret} printed`)
+    }
+    const shown = JSON.parse(r.stdout).config
+    assert.equal(shown.aws.credentials.accessKeyId, 'AKIDEXAMPLE')
+    assert.equal(shown.aws.credentials.secretAccessKey, '***')
+    assert.equal(shown.shards.servers[0].url, 'postgres://feed:***@db1/feed')
+    assert.equal(shown.redis.url, 'redis://:***@cache1:6379')
+    assert.equal(shown.app.secret, '***')
+    assert.deepEqual(redactSecrets({url: 'postgres://feed@db1/feed', n: 3}), {url: 'postgres://feed@db1/feed', n: 3})
   })
 })

@@ -4,6 +4,7 @@ import {describe, it} from 'node:test'
 import {issueToken, verifyToken} from '../../app/auth/token.js'
 import {parseAppSection, parseBytes} from '../../app/config.js'
 import {cdnUrl} from '../../app/data/photos.js'
+import {SingleFlight} from '../../app/data/single-flight.js'
 import {createPhotoBody, feedQuery, id} from '../../app/http/schemas.js'
 import {UserError} from '../../src/errors.js'
 import {captureLogs} from './helpers.js'
@@ -90,3 +91,36 @@ describe('logger', () => {
     assert.equal(JSON.parse(logs.lines[1]!).app.port, 1)
   })
 })
+
+describe('single flight (feed request collapsing)', () => {
+  it('shares one run among concurrent callers of a key, runs again once it settled, and shares failures', async () => {
+    const flight = new SingleFlight<string>()
+    let runs = 0
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const work = async () => {
+      const n = ++runs
+      await gate
+      return `page ${n}`
+    }
+    const joined = [flight.run('u1', work), flight.run('u1', work), flight.run('u1', work)]
+    const other = flight.run('u2', work)
+    assert.equal(flight.size, 2)
+    release()
+    assert.deepEqual(await Promise.all(joined), ['page 1', 'page 1', 'page 1'])
+    assert.equal(await other, 'page 2')
+    assert.equal(flight.size, 0)
+    assert.equal(await flight.run('u1', work), 'page 3') // nothing is cached after a run ends
+
+    let failing = 0
+    const fail = async () => {
+      failing++
+      throw new Error('shard down')
+    }
+    const results = await Promise.allSettled([flight.run('u1', fail), flight.run('u1', fail)])
+    assert.equal(failing, 1)
+    assert.ok(results.every((r) => r.status === 'rejected' && (r.reason as Error).message === 'shard down'))
+    assert.equal(await flight.run('u1', work), 'page 4')
+  })
+})
+

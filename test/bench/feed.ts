@@ -1,11 +1,16 @@
 /**
- * Feed read benchmark: GET /feed/:id for a user following 200 users, with 100k users and 1M photos seeded,
- * the app in one process and 64 connections of load (autocannon) from a second process. Runs the app twice
- * on the same lab and data: the real strategy (one query per physical server) and the naive baseline (one
- * query per logical shard). Prints a table, writes test/bench/results/feed.json.
+ * Feed read benchmark: GET /feed/:id for users following 200 users, with 100k users and 1M photos seeded,
+ * the app in one process and 64 connections of load (autocannon) from a second process. Runs the app on the
+ * same lab and data with the real strategy (one query per physical server) and the naive baseline (one
+ * query per logical shard), each under two loads:
+ *   - one reader: every request reads the same feed (the issue's figure). Identical reads in flight at once
+ *     share one read (app/data/single-flight.ts), so this measures a hot feed;
+ *   - many readers: each request reads the next of `--readers` different feeds, so no two requests in flight
+ *     share anything and every request pays for its shard queries.
+ * Prints a table, writes test/bench/results/feed.json.
  *
  *   npm run build && node dist/test/bench/feed.js [--users 100000] [--photos 1000000] [--following 200]
- *                                                 [--connections 64] [--duration 15] [--logical 64]
+ *                     [--readers 256] [--connections 64] [--duration 15] [--logical 64]
  *
  * The bench starts its own lab (2 Postgres servers, Redis, Memcached) and stops it.
  */
@@ -31,6 +36,7 @@ const {values: flags} = parseArgs({
     users: {type: 'string', default: '100000'},
     photos: {type: 'string', default: '1000000'},
     following: {type: 'string', default: '200'},
+    readers: {type: 'string', default: '256'},
     connections: {type: 'string', default: '64'},
     duration: {type: 'string', default: '15'},
     logical: {type: 'string', default: '64'},
@@ -40,6 +46,7 @@ const {values: flags} = parseArgs({
 const users = Number(flags.users)
 const photos = Number(flags.photos)
 const following = Number(flags.following)
+const readerCount = Number(flags.readers)
 const connections = Number(flags.connections)
 const duration = Number(flags.duration)
 const logical = Number(flags.logical)
@@ -47,6 +54,7 @@ const limit = Number(flags.limit)
 
 interface Row {
   strategy: string
+  load: string
   rps: number
   p50: number
   p90: number
@@ -72,24 +80,32 @@ async function seed(lab: TestLab, configFile: string): Promise<void> {
 }
 
 /**
- * The reader (user 7; the seed's ids come from the catalog sequence, 1..users) is made to follow exactly
- * `following` users spread over the id range, written straight into the reader's shard.
+ * Readers 7, 8, … (the seed's ids come from the catalog sequence, 1..users) are made to follow exactly
+ * `following` users each, spread over the id range (a different spread per reader), written straight into
+ * the readers' shards.
  */
-async function pickUsers(config: AppConfig): Promise<{reader: bigint; followees: bigint[]}> {
+async function pickReaders(config: AppConfig): Promise<{readers: bigint[]; followees: bigint[][]}> {
   const step = Math.floor(users / (following + 1))
-  const reader = 7n
-  const followees = Array.from({length: following}, (_, i) => BigInt(1 + (i + 1) * step)).filter((id) => id !== reader)
-  const shard = shardOfUser(reader, logical)
-  const map = await withClient(config.shards.catalog, (c) => c.query<{server: string}>('SELECT server FROM shard_map WHERE shard = $1', [shard]))
-  const url = config.shards.servers.find((s) => s.name === map.rows[0]!.server)!.url
-  await withClient(url, async (c) => {
-    await c.query(`DELETE FROM ${schemaName(shard)}.follows WHERE follower_id = $1::bigint`, [reader.toString()])
-    await c.query(`INSERT INTO ${schemaName(shard)}.follows (follower_id, followee_id) SELECT $1::bigint, unnest($2::bigint[])`, [
-      reader.toString(),
-      followees.map(String),
-    ])
-  })
-  return {reader, followees}
+  const readers = Array.from({length: readerCount}, (_, i) => 7n + BigInt(i))
+  const followees = readers.map((reader, r) =>
+    Array.from({length: following}, (_, i) => BigInt(1 + ((i + 1) * step + r * 7919) % users)).filter((id) => id !== reader),
+  )
+  const map = await withClient(config.shards.catalog, (c) => c.query<{shard: number; server: string}>('SELECT shard, server FROM shard_map'))
+  const serverOf = new Map(map.rows.map((r) => [r.shard, r.server]))
+  for (const server of config.shards.servers) {
+    await withClient(server.url, async (c) => {
+      for (let r = 0; r < readers.length; r++) {
+        const shard = shardOfUser(readers[r]!, logical)
+        if (serverOf.get(shard) !== server.name) continue
+        await c.query(`DELETE FROM ${schemaName(shard)}.follows WHERE follower_id = $1::bigint`, [readers[r]!.toString()])
+        await c.query(`INSERT INTO ${schemaName(shard)}.follows (follower_id, followee_id) SELECT $1::bigint, unnest($2::bigint[])`, [
+          readers[r]!.toString(),
+          followees[r]!.map(String),
+        ])
+      }
+    })
+  }
+  return {readers, followees}
 }
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -132,12 +148,13 @@ async function stopAppProcess(child: ChildProcess): Promise<void> {
   await exited
 }
 
-/** autocannon in its own process: `connections` connections, closed loop, for `seconds`. */
-async function autocannon(url: string, seconds = duration): Promise<{rps: number; p50: number; p90: number; p99: number; max: number; errors: number; non2xx: number}> {
-  const bin = path.join(repoRoot, 'node_modules/autocannon/autocannon.js')
-  const {stdout} = await run(process.execPath, [bin, '-c', String(connections), '-d', String(seconds), '-j', '-n', url], {
-    maxBuffer: 16 * 1024 * 1024,
-  })
+/** Closed-loop load from its own process (load.ts, autocannon) over `paths` in turn. */
+async function load(url: string, paths: string[], seconds = duration): Promise<{rps: number; p50: number; p90: number; p99: number; max: number; errors: number; non2xx: number}> {
+  const {stdout} = await run(
+    process.execPath,
+    [path.join(repoRoot, 'dist/test/bench/load.js'), '--url', url, '--paths', paths.join(','), '--connections', String(connections), '--duration', String(seconds)],
+    {maxBuffer: 16 * 1024 * 1024},
+  )
   const r = JSON.parse(stdout) as {
     requests: {average: number}
     latency: {p50: number; p90: number; p99: number; max: number}
@@ -147,20 +164,25 @@ async function autocannon(url: string, seconds = duration): Promise<{rps: number
   return {rps: r.requests.average, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, errors: r.errors, non2xx: r.non2xx}
 }
 
-async function measure(lab: TestLab, strategy: 'per-server' | 'per-shard', reader: bigint): Promise<Row> {
+async function measure(lab: TestLab, strategy: 'per-server' | 'per-shard', readers: bigint[]): Promise<Row[]> {
   const file = writeAppConfig(lab, {cdnBase: 'https://cdn.bench.example', logLevel: 'warn', feedStrategy: strategy, poolMax: 16}, `bench-${strategy}.yml`, logical)
   const app = await startAppProcess(file)
   try {
-    const target = `${app.url}/feed/${reader}?limit=${limit}`
-    const probe = await fetch(target)
-    const body = (await probe.json()) as {items: unknown[]}
-    if (probe.status !== 200 || body.items.length !== limit) throw new Error(`feed answered ${probe.status} with ${body.items.length} items`)
+    const paths = readers.map((r) => `/feed/${r}?limit=${limit}`)
+    for (const p of paths) {
+      const probe = await fetch(app.url + p)
+      const body = (await probe.json()) as {items: unknown[]}
+      if (probe.status !== 200 || body.items.length !== limit) throw new Error(`${p} answered ${probe.status} with ${body.items.length} items`)
+    }
     const idQueries = strategy === 'per-server' ? 2 : shardsOfFollowees.size
     log(`${strategy}: warm-up`)
-    await autocannon(target, 3)
-    log(`${strategy}: ${connections} connections for ${duration} s`)
-    const r = await autocannon(target)
-    return {strategy, ...r, idQueriesPerRead: idQueries}
+    await load(app.url, paths, 3)
+    const rows: Row[] = []
+    for (const [name, loadPaths] of [['1 reader', paths.slice(0, 1)], [`${paths.length} readers`, paths]] as const) {
+      log(`${strategy}, ${name}: ${connections} connections for ${duration} s`)
+      rows.push({strategy, load: name, ...(await load(app.url, [...loadPaths])), idQueriesPerRead: idQueries})
+    }
+    return rows
   } finally {
     await stopAppProcess(app.child)
   }
@@ -175,18 +197,20 @@ async function main(): Promise<void> {
     const config = appConfigFrom(loadConfig({flag: configFile}), {})
     await initLabShards(config)
     await seed(lab, configFile)
-    const {reader, followees} = await pickUsers(config)
-    shardsOfFollowees = new Set(followees.map((f) => shardOfUser(f, logical)))
-    const rows = [await measure(lab, 'per-server', reader), await measure(lab, 'per-shard', reader)]
-    const [fast, slow] = rows as [Row, Row]
+    const {readers, followees} = await pickReaders(config)
+    shardsOfFollowees = new Set(followees[0]!.map((f) => shardOfUser(f, logical)))
+    const rows = [...(await measure(lab, 'per-server', readers)), ...(await measure(lab, 'per-shard', readers))]
+    const [fast, fastMany, slow, slowMany] = rows as [Row, Row, Row, Row]
     const fmt = (n: number, d = 1) => n.toFixed(d)
     process.stdout.write(
-      `\nGET /feed/:id?limit=${limit} — ${users} users, ${photos} photos, reader follows ${followees.length} users on ${shardsOfFollowees.size} of ${logical} logical shards, 2 physical servers, ${connections} connections, ${duration} s\n\n` +
+      `\nGET /feed/:id?limit=${limit} — ${users} users, ${photos} photos, each reader follows ${followees[0]!.length} users (reader 1: on ${shardsOfFollowees.size} of ${logical} logical shards), 2 physical servers, ${connections} connections, ${duration} s\n\n` +
         table(
-          ['strategy', 'id queries/read', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
-          rows.map((r) => [r.strategy, String(r.idQueriesPerRead), fmt(r.rps, 0), fmt(r.p50), fmt(r.p90), fmt(r.p99), fmt(r.max), String(r.errors + r.non2xx)]),
+          ['strategy', 'load', 'id queries/read', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+          rows.map((r) => [r.strategy, r.load, String(r.idQueriesPerRead), fmt(r.rps, 0), fmt(r.p50), fmt(r.p90), fmt(r.p99), fmt(r.max), String(r.errors + r.non2xx)]),
         ) +
-        `\n\nper-server vs per-shard: ${fmt(fast.rps / slow.rps, 2)}× req/s, p99 ${fmt(slow.p99 / fast.p99, 2)}× lower; goal p99 < 25 ms: ${fast.p99 < 25 ? 'met' : 'not met'}\n`,
+        `\n\nper-server vs per-shard, 1 reader: ${fmt(fast.rps / slow.rps, 2)}× req/s, p99 ${fmt(slow.p99 / fast.p99, 2)}× lower` +
+        `\nper-server vs per-shard, ${readers.length} readers: ${fmt(fastMany.rps / slowMany.rps, 2)}× req/s, p99 ${fmt(slowMany.p99 / fastMany.p99, 2)}× lower` +
+        `\ngoal p99 < 25 ms (1 reader, per-server): ${fast.p99 < 25 ? 'met' : 'not met'} (${fmt(fast.p99)} ms)\n`,
     )
     const out = path.join(repoRoot, 'test/bench/results')
     mkdirSync(out, {recursive: true})
@@ -196,9 +220,12 @@ async function main(): Promise<void> {
         {
           bench: 'feed',
           when: new Date().toISOString(),
-          setup: {users, photos, following: followees.length, followeeShards: shardsOfFollowees.size, logical, servers: 2, connections, duration, limit},
+          setup: {users, photos, following: followees[0]!.length, readers: readers.length, followeeShards: shardsOfFollowees.size, logical, servers: 2, connections, duration, limit},
           results: rows,
-          ratio: {rps: fast.rps / slow.rps, p99: slow.p99 / fast.p99},
+          ratio: {
+            oneReader: {rps: fast.rps / slow.rps, p99: slow.p99 / fast.p99},
+            manyReaders: {rps: fastMany.rps / slowMany.rps, p99: slowMany.p99 / fastMany.p99},
+          },
           goal: {p99BelowMs: 25, met: fast.p99 < 25},
         },
         null,

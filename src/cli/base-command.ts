@@ -49,7 +49,9 @@ export abstract class FeedopsCommand<T> extends Command {
       return await super.parse(options, argv)
     } catch (err) {
       if (isUserError(err) || isParseError(err) || !(err instanceof Error)) throw err
-      throw new UserError(err.message.replace(/\s*\n\s*/g, ': ').replace(/: See more help with --help$/, '') + (/[.!?]$/.test(err.message.trim()) ? '' : '.'), {
+      // "Parsing --shard \n\tExpected an integer…\nSee more help with --help" → one sentence.
+      const sentence = err.message.replace(/\s*\n\s*See more help with --help\s*$/, '').replace(/\s*\n\s*/g, ': ').trim()
+      throw new UserError(/[.!?]$/.test(sentence) ? sentence : `${sentence}.`, {
         fix: `See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`,
         cause: err,
       })
@@ -82,7 +84,6 @@ export abstract class FeedopsCommand<T> extends Command {
 }
 
 // oclif's FlagOutput/ArgOutput, which it does not export.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type ParsedOutput = {[name: string]: any}
 
 export type FlagsOf<C extends typeof Command> = Interfaces.InferredFlags<(typeof FeedopsCommand)['baseFlags'] & C['flags']>

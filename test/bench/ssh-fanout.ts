@@ -7,11 +7,15 @@
  *
  * Every tool verifies host keys against the lab's known_hosts and rejects unknown ones, uses the same key
  * and opens fresh connections each round (Ansible's ControlPersist is off so no round reuses the last one's).
+ * feedops runs twice: as the lab is configured (hosts found through the EC2 endpoint with the AWS SDK) and
+ * with the hosts listed in its config, the same input the other tools get.
  */
 import {execFile} from 'node:child_process'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {parseArgs, promisify} from 'node:util'
+
+import {parse, stringify} from 'yaml'
 
 import {startTestLab, type TestLab} from '../support/lab.js'
 import {median, repoRoot, table} from './util.js'
@@ -36,10 +40,27 @@ function sshOpts(lab: TestLab): string[] {
     '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-p', '2222']
 }
 
+/**
+ * The lab config with the hosts listed in it (inventory.source: static), so feedops starts from the same
+ * input as parallel-ssh and Fabric: a list of hosts, no EC2 lookup.
+ */
+function staticConfig(lab: TestLab): string {
+  const file = path.join(lab.dir, 'feedops-static.yml')
+  const config = parse(readFileSync(lab.configFile, 'utf8'))
+  const env = config.environments.lab
+  env.inventory = {source: 'static', hosts: lab.layout.hosts.map((h) => ({name: h.name, address: h.address, roles: ['app']}))}
+  writeFileSync(file, stringify(config))
+  return file
+}
+
 const tools: Tool[] = [
   {
     name: 'feedops',
     command: (lab, hosts) => ['node', [feedops, 'run', '--config', lab.configFile, '--hosts', hosts.join(','), '--concurrency', String(hosts.length), '--', 'uname', '-a']],
+  },
+  {
+    name: 'feedops (static list)',
+    command: (lab, hosts) => ['node', [feedops, 'run', '--config', staticConfig(lab), '--hosts', hosts.join(','), '--concurrency', String(hosts.length), '--', 'uname', '-a']],
   },
   {
     name: 'parallel-ssh',
@@ -128,12 +149,14 @@ try {
   rows.push(['48', 'feedops play (5 steps)', play.toFixed(0), (play / single).toFixed(2) + ' × run'])
   const ratios = results.ratios as Record<string, number>
   ratios.feedopsVsFasterOfPsshFabric48 = single / Math.min(med('parallel-ssh@48'), med('fabric@48'))
+  ratios.feedopsStaticVsFasterOfPsshFabric48 = med('feedops (static list)@48') / Math.min(med('parallel-ssh@48'), med('fabric@48'))
   ratios.feedopsVsAnsible48 = single / med('ansible@48')
   ratios.play5VsRun48 = play / single
   ;(results.medians as Record<string, number>)['feedops-play-5-steps@48'] = play
 
   console.log(table(['hosts', 'tool', 'median ms', 'feedops ÷ tool'], rows))
-  console.log(`\nat 48 hosts: feedops ÷ min(pssh, fabric) = ${ratios.feedopsVsFasterOfPsshFabric48!.toFixed(2)} (goal ≤ 1.00), ` +
+  console.log(`\nat 48 hosts: feedops ÷ min(pssh, fabric) = ${ratios.feedopsVsFasterOfPsshFabric48!.toFixed(2)} (goal ≤ 1.00; ` +
+    `${ratios.feedopsStaticVsFasterOfPsshFabric48!.toFixed(2)} with the static list), ` +
     `feedops ÷ ansible = ${ratios.feedopsVsAnsible48!.toFixed(3)} (goal ≤ 0.10), play ÷ run = ${ratios.play5VsRun48!.toFixed(2)} (goal ≤ 2.00)`)
   const out = path.join(repoRoot, 'test/bench/results')
   mkdirSync(out, {recursive: true})

@@ -11,7 +11,7 @@
  * with the hosts listed in its config, the same input the other tools get.
  */
 import {execFile} from 'node:child_process'
-import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {parseArgs, promisify} from 'node:util'
 
@@ -46,6 +46,7 @@ function sshOpts(lab: TestLab): string[] {
  */
 function staticConfig(lab: TestLab): string {
   const file = path.join(lab.dir, 'feedops-static.yml')
+  if (existsSync(file)) return file // written once per lab, before the first round
   const config = parse(readFileSync(lab.configFile, 'utf8'))
   const env = config.environments.lab
   env.inventory = {source: 'static', hosts: lab.layout.hosts.map((h) => ({name: h.name, address: h.address, roles: ['app']}))}
@@ -53,15 +54,13 @@ function staticConfig(lab: TestLab): string {
   return file
 }
 
+function feedopsRun(config: string, hosts: string[]): [string, string[]] {
+  return ['node', [feedops, 'run', '--config', config, '--hosts', hosts.join(','), '--concurrency', String(hosts.length), '--', 'uname', '-a']]
+}
+
 const tools: Tool[] = [
-  {
-    name: 'feedops',
-    command: (lab, hosts) => ['node', [feedops, 'run', '--config', lab.configFile, '--hosts', hosts.join(','), '--concurrency', String(hosts.length), '--', 'uname', '-a']],
-  },
-  {
-    name: 'feedops (static list)',
-    command: (lab, hosts) => ['node', [feedops, 'run', '--config', staticConfig(lab), '--hosts', hosts.join(','), '--concurrency', String(hosts.length), '--', 'uname', '-a']],
-  },
+  {name: 'feedops', command: (lab, hosts) => feedopsRun(lab.configFile, hosts)},
+  {name: 'feedops (static list)', command: (lab, hosts) => feedopsRun(staticConfig(lab), hosts)},
   {
     name: 'parallel-ssh',
     command: (lab, hosts) => {

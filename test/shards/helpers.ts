@@ -80,6 +80,24 @@ ${all.map((s, i) => `        - {name: ${s.name}, url: "${s.url}"${opts.weights?.
   return {file, catalog, servers}
 }
 
+/**
+ * Waits until no other client backend is connected to the database of `url`. A killed client's
+ * backend finishes (and commits) the statement it was running before it notices the client is gone.
+ */
+export async function waitForNoBackends(url: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  await withClient(url, async (c) => {
+    for (;;) {
+      const r = await c.query<{n: number}>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+      )
+      if (r.rows[0]!.n === 0) return
+      if (Date.now() > deadline) throw new Error(`${r.rows[0]!.n} backends still connected to ${url}`)
+      await new Promise((res) => setTimeout(res, 20))
+    }
+  })
+}
+
 /** Names of the shard schemas on a server. */
 export async function shardSchemas(url: string): Promise<string[]> {
   return withClient(url, async (c) => {

@@ -6,7 +6,7 @@ import type {InitResult} from '../../src/shards/init.js'
 import type {MapReport} from '../../src/shards/map-report.js'
 import {schemaName} from '../../src/shards/placement.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
-import {cli, freshShardsConfig, repoRoot, runCli, serverUrl, shardSchemas, withClient} from './helpers.js'
+import {cli, freshShardsConfig, repoRoot, runCli, serverUrl, shardSchemas, waitForNoBackends, withClient} from './helpers.js'
 
 async function catalogTables(url: string): Promise<string[]> {
   return withClient(url, async (c) => (await c.query<{t: string}>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'")).rows.map((r) => r.t))
@@ -150,6 +150,7 @@ describe('shards init and shards map (through the CLI, on 2 lab Postgres servers
     }
     child.kill('SIGKILL')
     await exited
+    for (const url of [cfg.catalog, ...cfg.servers.map((s) => s.url)]) await waitForNoBackends(url)
     const partial = (await shardSchemas(cfg.servers[0]!.url)).length + (await shardSchemas(cfg.servers[1]!.url)).length
     assert.ok(partial >= 20 && partial < logical, `killed with ${partial} schemas made`)
     const mappedBefore = (await mapRows(cfg.catalog)).length

@@ -19,6 +19,19 @@ export interface Ec2ClientOptions {
 const require = createRequire(import.meta.url)
 
 /**
+ * The SDK as `npm run build` bundles it (dist/vendor/ec2-sdk.cjs, see src/cli/bundle-vendor.ts), or
+ * the installed package when running from the sources (bin/dev.js), where there is no bundle.
+ */
+function loadEc2Sdk(): typeof import('@aws-sdk/client-ec2') {
+  try {
+    return require('../../vendor/ec2-sdk.cjs') as typeof import('@aws-sdk/client-ec2')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err
+    return require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2')
+  }
+}
+
+/**
  * inventory.source: ec2 — running instances matching the tag filters, via DescribeInstances (every
  * page). The SDK is loaded on first use so commands that never touch EC2 start fast, and with
  * require(): it is a 2 MB CommonJS bundle, and import() would first scan it for ESM syntax and for
@@ -27,7 +40,7 @@ const require = createRequire(import.meta.url)
 export async function ec2Hosts(inv: Ec2InventorySettings, aws: AwsSettings, opts: Ec2ClientOptions = {}): Promise<Host[]> {
   // The SDK warns on every run under Node 20 (our supported runtime); that noise must not reach cron mail.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-  const {EC2Client, paginateDescribeInstances} = require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2')
+  const {EC2Client, paginateDescribeInstances} = loadEc2Sdk()
 
   const config: EC2ClientConfig = {
     maxAttempts: opts.maxAttempts ?? 3,

@@ -26,6 +26,13 @@ const files = findTests(here)
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
   .sort()
 
+if (files.length === 0) {
+  // With no files `node --test` would discover every .js under test/, benchmarks included.
+  console.log(`no test file matches ${filters.join(', ')}`)
+  console.log('0 passed, 0 failed, 0 skipped')
+  process.exit(1)
+}
+
 const concurrency = process.env.FEEDOPS_TEST_CONCURRENCY ?? '3'
 const child = spawn(
   process.execPath,
@@ -44,7 +51,7 @@ child.on('close', (code) => {
   const passed = count('pass')
   const failed = count('fail') + count('cancelled')
   const skipped = count('skipped') + count('todo')
-  if (files.length === 0 || passed + failed === 0) {
+  if (passed + failed === 0) {
     console.log('no tests ran')
     process.exit(1)
   }

@@ -1,5 +1,7 @@
 import type pg from 'pg'
 
+import {UserError} from '../errors.js'
+
 /**
  * The catalog database: which physical server holds each logical shard, in what state, and a map
  * version that grows on every change. Changes go through compare-and-swap on the version
@@ -76,12 +78,20 @@ export async function readMapVersion(client: pg.ClientBase | pg.Pool): Promise<n
   return Number(r.rows[0]?.version ?? 0)
 }
 
+const UNDEFINED_TABLE = '42P01'
+
 /** The whole map in one consistent snapshot. */
 export async function readShardMap(client: pg.ClientBase | pg.Pool): Promise<ShardMap> {
   const r = await client.query<{version: string; logical: number | null; shards: {shard: number; server: string; state: ShardState}[] | null}>(`
     SELECT (SELECT version FROM map_version) AS version,
            (SELECT logical FROM catalog_info) AS logical,
            (SELECT json_agg(json_build_object('shard', shard, 'server', server, 'state', state) ORDER BY shard) FROM shard_map) AS shards`)
+    .catch((err: unknown) => {
+      if ((err as {code?: string}).code === UNDEFINED_TABLE) {
+        throw new UserError('The shard catalog does not exist yet.', {fix: 'Run `feedops shards init` (it creates the catalog and the shard schemas).', cause: err})
+      }
+      throw err
+    })
   const row = r.rows[0]!
   return {version: Number(row.version ?? 0), logical: row.logical ?? 0, shards: row.shards ?? []}
 }

@@ -126,6 +126,16 @@ describe('shards init and shards map (through the CLI, on 2 lab Postgres servers
     assert.deepEqual(report.servers.find((s) => s.server === 'pg2')!.states, {active: 31, frozen: 1, moving: 0})
   })
 
+  it('shards map before any init: one clear error naming the fix, exit 2', async () => {
+    const cfg = await freshShardsConfig(lab, 'noinit', {servers: 1, logical: 8})
+    const r = await runCli(['shards', 'map', '--config', cfg.file])
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /shard catalog does not exist yet/)
+    assert.match(r.stderr, /feedops shards init/)
+    assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/, 'no stack trace')
+    assert.equal(r.stdout, '')
+  })
+
   it('places shards by weight', async () => {
     const cfg = await freshShardsConfig(lab, 'weighted', {servers: 2, logical: 16, weights: [3, 1]})
     const r = await runCli(['shards', 'init', '--config', cfg.file, '--json', '--batch', '5'])

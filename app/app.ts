@@ -53,6 +53,7 @@ export function createApp(deps: AppDeps): FeedApp {
     freezeWaitMs: settings.freezeWaitMs,
     cdnBase: settings.cdnBase,
     feedStrategy: settings.feedStrategy,
+    preparedStatements: settings.preparedStatements,
   }
 
   const api = new Router<AppState>()

@@ -42,6 +42,12 @@ export const appSectionSchema = z
      * logical shard) exists only so the benchmark can measure the naive baseline.
      */
     feedStrategy: z.enum(['per-server', 'per-shard']).default('per-server'),
+    /**
+     * Plan the feed's per-server queries once per connection (named prepared statements). Turn off when the
+     * shard server URLs go through PgBouncer older than 1.21 in transaction pooling mode, which cannot keep
+     * prepared statements.
+     */
+    preparedStatements: z.boolean().default(true),
   })
   .strict()
 

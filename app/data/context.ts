@@ -1,3 +1,5 @@
+import {createHash} from 'node:crypto'
+
 import type {Redis} from 'ioredis'
 import type pg from 'pg'
 
@@ -20,6 +22,8 @@ export interface DataContext {
   freezeWaitMs: number
   cdnBase: string
   feedStrategy: 'per-server' | 'per-shard'
+  /** Named (prepared) statements for the feed's per-server queries; off behind PgBouncer < 1.21. */
+  preparedStatements: boolean
 }
 
 /** `"s0042"` — a logical shard's schema, quoted for SQL. */
@@ -27,6 +31,19 @@ export const schema = (shard: number): string => quoteIdent(schemaName(shard))
 
 export async function query<R extends pg.QueryResultRow>(ctx: DataContext, server: string, text: string, values: unknown[]): Promise<R[]> {
   const r = await ctx.pools.pool(server).query<R>(text, values)
+  return r.rows
+}
+
+/**
+ * A query whose text is the same for many requests, as a named statement when ctx.preparedStatements:
+ * each pooled connection parses and plans it once (Postgres switches to a generic plan after five runs)
+ * instead of on every request. The name is derived from the text, so a different text is a different
+ * statement (pg refuses one name for two texts).
+ */
+export async function preparedQuery<R extends pg.QueryResultRow>(ctx: DataContext, server: string, text: string, values: unknown[]): Promise<R[]> {
+  if (!ctx.preparedStatements) return query<R>(ctx, server, text, values)
+  const name = `q${createHash('sha1').update(text).digest('hex').slice(0, 20)}`
+  const r = await ctx.pools.pool(server).query<R>({name, text, values})
   return r.rows
 }
 

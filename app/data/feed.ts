@@ -1,4 +1,4 @@
-import {groupBy, idArray, idText, query, schema, type DataContext} from './context.js'
+import {groupBy, idArray, idText, preparedQuery, query, schema, type DataContext} from './context.js'
 import {PHOTO_COLUMNS, photoView, shardOfPhoto, type PhotoObject, type PhotoRow} from './photos.js'
 import {followees, getUsers, shardOf} from './users.js'
 
@@ -21,7 +21,9 @@ const MAX_BIGINT = (1n << 63n) - 1n
  * 2. They are grouped by physical server; each server gets ONE query that UNION ALLs, over the logical shards
  *    it holds, a LATERAL walk of photos(user_id, id desc) per followed user (at most `limit` rows each), and
  *    keeps that server's newest `limit` ids. (`per-shard` sends one query per logical shard instead: the naive
- *    baseline the benchmark compares against.)
+ *    baseline the benchmark compares against.) Planning that UNION costs more than running it, so the query
+ *    covers every shard of the server (see serverShards) and is a prepared statement: planned once per
+ *    connection, not per read.
  * 3. The ids are merged across servers, newest first, and cut to `limit`.
  * 4. In parallel: the photo rows (one query per server holding a winner), and the owners from the Redis photo
  *    map (one pipelined call) followed by their user objects from Memcached (misses filled from Postgres).
@@ -67,25 +69,43 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
   return {items, next: page.length === limit ? idText(page[page.length - 1]!) : null}
 }
 
+/**
+ * A server's feed-ids statement covers every logical shard it holds, with an empty array for shards none of
+ * the reader's users are on, so their text (and plan) is the same for every reader until the map changes. Up
+ * to this many shards per server; past it (8192 logical shards on few servers) an empty branch costs more
+ * than planning the touched ones, and the statement covers only those.
+ */
+const STABLE_SHARDS_MAX = 64
+
+function serverShards(ctx: DataContext, server: string, touched: Map<number, unknown>): {shards: number[]; stable: boolean} {
+  const all = ctx.maps.shardsOn(server)
+  if (ctx.feedStrategy === 'per-server' && all.length <= STABLE_SHARDS_MAX && [...touched.keys()].every((s) => all.includes(s))) {
+    return {shards: [...all], stable: true}
+  }
+  return {shards: [...touched.keys()], stable: false}
+}
+
 /** The newest `limit` photo ids below the cursor of the given users, over some shards of one server: one query. */
 async function latestIds(ctx: DataContext, server: string, shards: [number, bigint[]][], before: bigint, limit: number): Promise<bigint[]> {
+  const users = new Map(shards)
+  const plan = serverShards(ctx, server, users)
   const values: unknown[] = [idText(before), limit]
-  const parts = shards.map(([shard, users]) => {
-    values.push(idArray(users))
+  const parts = plan.shards.map((shard) => {
+    values.push(idArray(users.get(shard) ?? []))
     return `(SELECT p.id FROM unnest($${values.length}::bigint[]) AS f(user_id)
               CROSS JOIN LATERAL (SELECT id FROM ${schema(shard)}.photos
                                   WHERE user_id = f.user_id AND id < $1::bigint ORDER BY id DESC LIMIT $2) p)`
   })
-  const rows = await query<{id: string}>(
-    ctx,
-    server,
-    `/* app:feed-ids */ SELECT id FROM (${parts.join('\nUNION ALL\n')}) t ORDER BY id DESC LIMIT $2`,
-    values,
-  )
+  const text = `/* app:feed-ids */ SELECT id FROM (${parts.join('\nUNION ALL\n')}) t ORDER BY id DESC LIMIT $2`
+  const rows = plan.stable ? await preparedQuery<{id: string}>(ctx, server, text, values) : await query<{id: string}>(ctx, server, text, values)
   return rows.map((r) => BigInt(r.id))
 }
 
-/** Photo rows (with like counts) of the given ids: one query per physical server. */
+/**
+ * Photo rows (with like counts) of the given ids: one query per physical server, over the shards holding
+ * them. Not a prepared statement: which shards hold a page's photos varies from read to read, and a plan
+ * covering all of them is one Postgres re-plans for every read anyway (it judges its generic plan worse).
+ */
 async function photoRows(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, PhotoRow>> {
   const byServer = groupBy(
     groupBy(ids, (id) => shardOfPhoto(ctx, id)),

@@ -32,6 +32,7 @@ interface Entry {
 export class ShardMapCache extends EventEmitter {
   private map: ShardMap | undefined
   private entries: Entry[] = []
+  private byServer = new Map<string, number[]>()
   private refreshing: Promise<void> | undefined
   private timer: NodeJS.Timeout | undefined
   private subscriber: Redis | undefined
@@ -98,6 +99,11 @@ export class ShardMapCache extends EventEmitter {
     return e.server
   }
 
+  /** The logical shards a physical server holds, ascending (empty for a server that holds none). */
+  shardsOn(server: string): readonly number[] {
+    return this.byServer.get(server) ?? []
+  }
+
   /** Physical servers that hold at least one logical shard. */
   serversInUse(): string[] {
     return [...new Set(this.entries.filter(Boolean).map((e) => e.server))].sort()
@@ -159,8 +165,16 @@ export class ShardMapCache extends EventEmitter {
     const entries: Entry[] = []
     for (const s of map.shards) entries[s.shard] = {server: s.server, state: s.state}
     const previous = this.map?.version
+    const byServer = new Map<string, number[]>()
+    for (const s of map.shards) {
+      const list = byServer.get(s.server)
+      if (list) list.push(s.shard)
+      else byServer.set(s.server, [s.shard])
+    }
+    for (const list of byServer.values()) list.sort((a, b) => a - b)
     this.map = map
     this.entries = entries
+    this.byServer = byServer
     if (previous !== undefined) this.opts.log.info({from: previous, to: map.version}, 'shard map changed')
     this.emit('change', map)
   }

@@ -8,7 +8,7 @@ import {from as copyFrom} from 'pg-copy-streams'
 
 import type {ShardsSettings} from '../config/schema.js'
 import {UserError, errorText} from '../errors.js'
-import {quoteIdent} from './ddl.js'
+import {quoteIdent, SHARD_TABLES} from './ddl.js'
 import {encodeId, MAX_SEQ} from './ids.js'
 import {openShardWorld, type ShardWorld} from './photo-map-shards.js'
 import {PhotoOwnerMap} from './photo-map.js'
@@ -181,6 +181,9 @@ export async function seedLab(
                 report(done)
               }
               await seedShard(client, shard, plan, opts, photoMap, add)
+              // Bulk-loaded tables have no statistics and no visibility map until autovacuum gets to them;
+              // the app's reads (index-only scans) and plans should see them as a running system would.
+              await client.query(`VACUUM (ANALYZE) ${SHARD_TABLES.map((t) => `${quoteIdent(schemaName(shard))}.${t}`).join(', ')}`)
             } finally {
               client.release()
             }

@@ -223,7 +223,7 @@ describe('feed app API', {timeout: 240_000}, () => {
     let reader: Made
     const followees: Made[] = []
     const photoIds: string[] = []
-    const queries: {server: string; text: string}[] = []
+    const queries: {server: string; text: string; name?: string}[] = []
 
     before(async () => {
       reader = await createUser('reader')
@@ -244,7 +244,7 @@ describe('feed app API', {timeout: 240_000}, () => {
         const original = pool.query.bind(pool) as (...args: unknown[]) => unknown
         pool.query = ((...args: unknown[]) => {
           const q = args[0]
-          queries.push({server, text: typeof q === 'string' ? q : String((q as {text?: string}).text)})
+          queries.push(typeof q === 'string' ? {server, text: q} : {server, text: String((q as {text?: string}).text), name: (q as {name?: string}).name})
           return original(...args)
         }) as typeof pool.query
       }
@@ -285,6 +285,7 @@ describe('feed app API', {timeout: 240_000}, () => {
       assert.equal(r.body.items.length, 10)
       const idQueries = queries.filter((q) => q.text.includes('app:feed-ids'))
       assert.deepEqual(idQueries.map((q) => q.server).sort(), [...running.deps.pools.serverNames].sort())
+      assert.ok(idQueries.every((q) => q.name), 'the id queries are prepared statements')
       // Whole request: the follow list (reader's server), ids, and rows: at most 3 queries per server
       // (user objects come from Memcached, filled by the earlier page reads).
       for (const server of running.deps.pools.serverNames) {
@@ -312,6 +313,30 @@ describe('feed app API', {timeout: 240_000}, () => {
         assert.equal(queries.filter((q) => q.text.includes('app:feed-ids')).length, shards.size)
       } finally {
         await naive.stop()
+      }
+    })
+
+    it('gives the same pages with prepared statements off (for PgBouncer < 1.21), in unnamed statements', async () => {
+      const plain = await startApp(env.config, stream, {preparedStatements: false})
+      try {
+        const named: unknown[] = []
+        for (const server of plain.deps.pools.serverNames) {
+          const pool = plain.deps.pools.pool(server)
+          const original = pool.query.bind(pool) as (...args: unknown[]) => unknown
+          pool.query = ((...args: unknown[]) => {
+            if (typeof args[0] === 'object' && args[0] !== null && 'name' in args[0]) named.push(args[0])
+            return original(...args)
+          }) as typeof pool.query
+        }
+        for (const q of ['limit=10', 'limit=3', `limit=4&before=${photoIds.at(-3)}`]) {
+          const fast = await call(url, 'GET', `/feed/${reader.id}?${q}`)
+          const slow = await call(plain.url, 'GET', `/feed/${reader.id}?${q}`)
+          assert.equal(slow.status, 200)
+          assert.deepEqual(slow.body, fast.body, q)
+        }
+        assert.deepEqual(named, [])
+      } finally {
+        await plain.stop()
       }
     })
 

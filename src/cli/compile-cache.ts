@@ -44,17 +44,31 @@ export function cacheDir(): string {
   return path.join(base, 'feedops', `v8-${process.version}-${process.arch}`)
 }
 
-export function installCompileCache(dir = cacheDir()): void {
-  if (process.env.FEEDOPS_COMPILE_CACHE === '0') return
+/** What the hook did in this process (for tests); null when Node's own cache or nothing is in use. */
+export interface CompileCacheStats {
+  /** Modules run from cached bytecode. */
+  hits: number
+  /** Modules compiled (no cache, a stale one, or one V8 rejected); their cache is written at exit. */
+  misses: number
+  /** Modules left to Node because they use import(). */
+  skipped: number
+}
+
+export function installCompileCache(dir = cacheDir()): CompileCacheStats | null {
+  if (process.env.FEEDOPS_COMPILE_CACHE === '0') return null
   if (typeof M.enableCompileCache === 'function') {
     M.enableCompileCache(dir)
-    return
+    return null
   }
+  const stats: CompileCacheStats = {hits: 0, misses: 0, skipped: 0}
   const original = M.prototype._compile
   const pending: {file: string; hash: Buffer; script: vm.Script}[] = []
 
   M.prototype._compile = function compileWithCache(this: InternalModule, content: string, filename: string): unknown {
-    if (content.includes('import(')) return original.call(this, content, filename)
+    if (content.includes('import(')) {
+      stats.skipped++
+      return original.call(this, content, filename)
+    }
     const hash = createHash('sha1').update(content).digest()
     const file = path.join(dir, createHash('sha1').update(filename).digest('hex'))
     let cachedData: Buffer | undefined
@@ -65,7 +79,12 @@ export function installCompileCache(dir = cacheDir()): void {
       // no cache yet
     }
     const script = new vm.Script(M.wrap(content), {filename, cachedData})
-    if (cachedData === undefined || script.cachedDataRejected) pending.push({file, hash, script})
+    if (cachedData === undefined || script.cachedDataRejected) {
+      stats.misses++
+      pending.push({file, hash, script})
+    } else {
+      stats.hits++
+    }
 
     const mod = this
     const require = Object.assign((id: string) => mod.require(id), {
@@ -94,4 +113,5 @@ export function installCompileCache(dir = cacheDir()): void {
       // a read-only home or a full disk: run without the cache
     }
   })
+  return stats
 }

@@ -1,21 +1,7 @@
-import Table from 'cli-table3'
+import {textTable} from '../cli/text-table.js'
 
 import type {InitResult} from './init.js'
 import type {MapReport} from './map-report.js'
-
-const plain = {
-  chars: {top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-    left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  '},
-  style: {'padding-left': 0, 'padding-right': 0, head: [], border: []},
-}
-
-function render(table: Table.Table): string {
-  return table
-    .toString()
-    .split('\n')
-    .map((line) => line.trimEnd())
-    .join('\n')
-}
 
 export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB']
@@ -29,9 +15,7 @@ export function formatBytes(n: number): string {
 }
 
 export function mapTable(report: MapReport): string {
-  const table = new Table({head: ['SERVER', 'SHARDS', 'ACTIVE', 'FROZEN', 'MOVING', report.exact ? 'ROWS' : 'ROWS~', 'BYTES', 'NOTE'], ...plain})
-  for (const s of report.servers) {
-    table.push([
+  const rows = report.servers.map((s) => [
       s.server,
       String(s.shards),
       String(s.states.active),
@@ -41,12 +25,10 @@ export function mapTable(report: MapReport): string {
       s.bytes === null ? '-' : formatBytes(s.bytes),
       s.error ?? '',
     ])
-  }
-  return render(table)
+  return textTable(['SERVER', 'SHARDS', 'ACTIVE', 'FROZEN', 'MOVING', report.exact ? 'ROWS' : 'ROWS~', 'BYTES', 'NOTE'], rows).trimEnd()
 }
 
 export function initTable(result: InitResult): string {
-  const table = new Table({head: ['SERVER', 'SHARDS', 'CREATED', 'EXISTING', 'ERROR'], ...plain})
-  for (const s of result.servers) table.push([s.server, String(s.shards), String(s.created), String(s.existing), s.error ?? ''])
-  return render(table)
+  const rows = result.servers.map((s) => [s.server, String(s.shards), String(s.created), String(s.existing), s.error ?? ''])
+  return textTable(['SERVER', 'SHARDS', 'CREATED', 'EXISTING', 'ERROR'], rows).trimEnd()
 }

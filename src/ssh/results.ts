@@ -1,3 +1,5 @@
+import {textTable} from '../cli/text-table.js'
+
 /** Per-host outcome of `feedops run` (what --json prints per host). */
 export type HostStatus = 'ok' | 'failed' | 'timeout' | 'unreachable' | 'refused' | 'interrupted'
 
@@ -31,17 +33,6 @@ export function summarize(results: readonly {ok: boolean; status: string}[]): Ru
 
 export function formatDuration(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${(ms / 1000).toFixed(1)} s`
-}
-
-/** Left-aligned text table with two spaces between columns. */
-export function textTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd()
-  return [line(header), ...rows.map(line)].join('\n') + '\n'
 }
 
 function exitText(r: HostResult): string {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
 import {PrefixedLines, prefixLines} from '../../src/ssh/output.js'
-import {formatRunSummary, summarize, textTable, type HostResult} from '../../src/ssh/results.js'
+import {textTable} from '../../src/cli/text-table.js'
+import {formatRunSummary, summarize, type HostResult} from '../../src/ssh/results.js'
 
 const result = (over: Partial<HostResult>): HostResult => ({
   host: 'app1',

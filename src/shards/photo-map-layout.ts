@@ -119,7 +119,6 @@ function fmix32(h: number): number {
 }
 
 const scratch = new DataView(new ArrayBuffer(8))
-const scratchBytes = new Uint8Array(scratch.buffer)
 
 /** Splits an unsigned 64-bit id into its permuted halves [hi, lo]. */
 function permute(id: bigint, out: Uint32Array): void {
@@ -150,14 +149,12 @@ const halves = new Uint32Array(2)
 
 /**
  * Home slot of an id; q is written big-endian into `into` at `offset` (dqBytes bytes, the top
- * DISPLACEMENT_BITS of the first byte left 0), so a batch shares one buffer; with `idOffset`, the id's
- * own 8 bytes too (cheaper than a second BigInt conversion). Long division of the 64-bit x by B in
- * 16-bit digits keeps every step exact in a double (B < 2^32).
+ * DISPLACEMENT_BITS of the first byte left 0), so a batch shares one buffer. Long division of the 64-bit
+ * x by B in 16-bit digits keeps every step exact in a double (B < 2^32).
  */
-export function locate(id: bigint, layout: PhotoMapLayout, into: Buffer, offset: number, idOffset?: number): number {
+export function locate(id: bigint, layout: PhotoMapLayout, into: Buffer, offset: number): number {
   if (typeof id !== 'bigint' || id < 0n || id > 0xffffffffffffffffn) throw new RangeError(`Photo id ${String(id)} is not an unsigned 64-bit integer.`)
   permute(id, halves)
-  if (idOffset !== undefined) into.set(scratchBytes, idOffset)
   const b = layout.buckets
   const hi = halves[0]!
   const lo = halves[1]!

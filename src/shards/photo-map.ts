@@ -1,3 +1,39 @@
+/**
+ * Photo id → owner user id in Redis. The feed read learns each photo's owner here without touching
+ * Postgres; the app calls set() on every photo write; `feedops shards reindex-photos` rebuilds it.
+ *
+ * Layout: one open-addressing hash table (Robin Hood linear probing) of fixed-width slots in a few
+ * string keys of 32 MiB ("segments"), plus a hash ("stash") for what the table cannot hold. A slot
+ * (photo-map-layout.ts) holds the permuted id's quotient q, the bits its home slot does not imply, so
+ * it identifies its id exactly; the displacement d from home (0 = empty); and the owner in 32 bits.
+ *
+ * Memory at 10 M mappings: q is 41 bits (64 − log2 of 13.4 M slots), 6 bytes with d, + 4 bytes of owner
+ * = 10 bytes a slot. Slots = capacity / 0.75 in whole segments: 4 × 3,355,410 slots × 10 bytes fit
+ * 4 × 32 MiB, jemalloc's size class to the byte (a segment is created at full length in one SETRANGE),
+ * so 13.4 bytes a mapping and no per-mapping key, field or pointer. Past capacity the table keeps
+ * taking mappings, more and more displaced, until one would sit more than 30 slots from home; those go
+ * to the stash (~80 bytes each) and stats() says to rebuild with a larger --capacity. Owners of 2^32 − 1
+ * and up keep their slot and have the owner in the stash.
+ *
+ * Lookup of many ids: one EVALSHA. The client computes each id's segment, home and q (no Redis work)
+ * and sends them packed, with each id's byte window as decimal text (Lua formats numbers with sprintf,
+ * 0.3 µs each). The script does one GETRANGE of 8 slots from home per id (99 % of mappings sit within
+ * 8 slots at load 0.75; the rest take a second GETRANGE), finds q with string.find and answers the
+ * owners as one binary string. Measured on the 2-core bench box: ~1.9 ms in Redis for 1000 ids, of which
+ * ~1.4 ms is the 1000 calls themselves (redis.call + GETRANGE + a cache miss, 1.4 µs each); ~0.35 ms of
+ * client packing and ~0.3 ms to move 24 kB of arguments: ~2.7 ms in all. The listpack hashes before
+ * took ~3.4 ms (HGET 2.0 µs: a key lookup and a 34-entry scan). Why not less: a slot needs ≥ 61 bits
+ * (41 of q, 20+ of owner), and BITFIELD_RO's values reach Lua as doubles (53 bits), so reading with it
+ * takes two GETs per id, measured at ~1 µs each from Lua; MGET of plain keys costs 1.4 µs a key in
+ * Redis and 6.5× the memory. Below ~1 µs an id needs a Redis module, which stock Redis is not.
+ *
+ * Writes are Lua scripts too: an insert shifts the following displaced slots one to the right, a delete
+ * shifts them back, so every set, every chunk of a setMany and every delete is atomic.
+ *
+ * The layout (slots, segments, generation) is stored in Redis at `<prefix>:layout`, so every reader and
+ * writer agrees on it without configuration; the first writer creates it from `capacity`. Instances
+ * re-read it at most every `refreshMs`, which is how they follow a rebuild with a new capacity.
+ */
 import {createHash} from 'node:crypto'
 
 import type {ChainableCommander, Redis} from 'ioredis'
@@ -19,43 +55,6 @@ import {
 
 export {layoutFor, MAX_CAPACITY, TARGET_LOAD, type PhotoMapLayout} from './photo-map-layout.js'
 
-/**
- * Photo id → owner user id in Redis. The feed read learns each photo's owner here without touching
- * Postgres; the app calls set() on every photo write; `feedops shards reindex-photos` rebuilds it.
- *
- * Layout: one open-addressing hash table (Robin Hood linear probing) of fixed-width slots, split over a
- * few plain string keys of 32 MiB ("segments"), plus a hash ("stash") for the rare mapping the table
- * cannot hold. photo-map-layout.ts has the slot format: the permuted id's home slot, its quotient q
- * (the bits the home does not imply, so a slot identifies its id exactly) and the owner as 32 bits.
- *
- * Why not hashes of ~68 fields (the previous layout, 15.1 bytes/mapping): a lookup there is a key
- * lookup plus a listpack scan, 2.0 µs of Redis time, plus 1.2 µs for calling it from Lua: 3.4 ms for
- * 1000 owners. Memory is the other reason: a slot here is 10 bytes at 10 M mappings.
- *
- * Memory at 10 M mappings: q has 41 bits (64 − log2 13.4 M), with the 5-bit displacement 6 bytes, plus
- * 4 bytes of owner = 10 bytes a slot. Slots = capacity / 0.75, in full segments: 4 × 3,355,412 slots ×
- * 10 bytes = 4 × 32 MiB, exactly jemalloc's size class (MAX_SEGMENT_BYTES), so 13.4 bytes/mapping and
- * nothing else but a few small keys. Past capacity the table still takes mappings (displacements grow)
- * until a mapping would sit more than MAX_DISPLACEMENT slots from home; from there on they go to the
- * stash (~80 bytes each) and stats() says to rebuild larger.
- *
- * Lookup of many ids: one Lua script call. The client computes each id's segment, home and q (no
- * Redis work), sends them packed with the byte offsets of each id's window as decimal text (Lua would
- * format numbers with sprintf, 0.3 µs each), and the script does one GETRANGE of WINDOW slots per id,
- * compares bytes in Lua and answers the owners as one binary string. 88 % of mappings sit within 4
- * slots of home at load 0.75, the rest take a second GETRANGE. Cost per id ≈ one redis.call from Lua
- * (1.2 µs, measured) + one cache miss + a few string ops. That is the floor with stock Redis 7.0: a
- * slot needs ≥ 62 bits (41 of q, 20+ of owner) so BITFIELD_RO, whose values reach Lua as doubles
- * (53 bits), needs two reads per id, and measured slower (two random reads, a number formatted for the
- * second); MGET of plain keys costs 1.4 µs a key and 6× the memory.
- *
- * Writes are Lua scripts too (a Robin Hood insert shifts the next few slots right; a delete shifts
- * them back), so every set, every chunk of a setMany and every delete is atomic.
- *
- * The layout (slots, segments, generation) is stored in Redis at `<prefix>:layout`, so every reader and
- * writer agrees on it without configuration; the first writer creates it from `capacity`. Instances
- * re-read it at most every `refreshMs`, which is how they follow a rebuild with a new capacity.
- */
 export interface PhotoOwnerMapOptions {
   /** Key prefix (default "pm"). */
   prefix?: string
@@ -86,8 +85,11 @@ export interface PhotoMapStats {
 }
 
 export const DEFAULT_CAPACITY = 10_000_000
-/** Slots read per id by a lookup's first GETRANGE. */
-export const LOOKUP_WINDOW = 4
+/**
+ * Slots read per id by a lookup's first GETRANGE: at load 0.75, 99 % of mappings sit within 8 slots of
+ * home (88 % within 4); a second GETRANGE (offsets formatted in Lua) costs more than the longer window.
+ */
+export const LOOKUP_WINDOW = 8
 /** Ids per lookup script call. */
 const LOOKUP_CHUNK = 2000
 /** Slots an insert or delete reads at a time (a displacement is at most MAX_DISPLACEMENT). */
@@ -108,7 +110,7 @@ function params(layout: PhotoMapLayout, window: number): string {
 const LUA_PRELUDE = `local prefix = ARGV[1]
 local SB, DQ, DU, MAXD, W, SEGLEN = string.match(ARGV[2], '(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)')
 SB, DQ, DU, MAXD, W, SEGLEN = tonumber(SB), tonumber(DQ), tonumber(DU), tonumber(MAXD), tonumber(W), tonumber(SEGLEN)
-local sb, sub, floor, call, char = string.byte, string.sub, math.floor, redis.call, string.char
+local sb, sub, floor, call, char, find = string.byte, string.sub, math.floor, redis.call, string.char, string.find
 local ESC = '\\255\\255\\255\\255'
 local stashKey, countKey = prefix .. 'stash', prefix .. 'count'
 local keys = {}
@@ -116,6 +118,10 @@ local function segKey(seg)
   local k = keys[seg]
   if not k then k = prefix .. 't' .. seg; keys[seg] = k end
   return k
+end
+-- The stash's field for a mapping: segment u16, home in the segment u32, q (what the insert script gets).
+local function stashField(seg2, home, q)
+  return seg2 .. char(floor(home / 16777216) % 256, floor(home / 65536) % 256, floor(home / 256) % 256, home % 256) .. q
 end
 -- Scans the slots in v, the first being k0 slots past home, for (qt, qr). Returns the slot index in v
 -- (0-based) when found, false when the mapping is not in the table, nil when v ended first.
@@ -134,39 +140,51 @@ end
 `
 
 /**
- * ARGV: prefix, params, ids packed (segment u16, q in DQ bytes, id u64 for the stash), each id's byte
- * window "start" "end" as decimal digits run together, and the digit counts (one byte each, two an id).
- * Answers {owners as 4 bytes each (FFFFFFFF: none), "i=owner,…" from the stash}.
+ * ARGV: prefix, params, ids packed (segment u16, q in DQ bytes), each id's byte window "start" "end" as
+ * decimal digits run together, and their digit counts (a byte an id: 16·start's + end's). Answers
+ * {owners as 4 bytes each (FFFFFFFF: none), "i=owner,…" from the stash}.
  */
 const GET_MANY_LUA = script(`${LUA_PRELUDE}
 local packed, offs, lens = ARGV[3], ARGV[4], ARGV[5]
-local PER = 10 + DQ
+local PER = 2 + DQ
 local out, want, fields = {}, {}, {}
 local i, p, c = 0, 0, 1
-for x = 1, #lens, 2 do
+for x = 1, #lens do
   -- sub() by known lengths: string.gmatch over "start end" pairs cost 0.4 µs an id
-  local l1, l2 = sb(lens, x, x + 1)
+  local l = sb(lens, x)
+  local l1, l2 = floor(l / 16), l % 16
   local s, e = sub(offs, c, c + l1 - 1), sub(offs, c + l1, c + l1 + l2 - 1)
   c = c + l1 + l2
   local g1, g2, qt = sb(packed, p + 1, p + 3)
   local key = segKey(g1 * 256 + g2)
   local v = call('GETRANGE', key, s, e)
-  -- the first window inline (scan() below costs a function call per id)
-  local owner, j, o, n = ESC, false, 0, floor(#v / SB)
-  for k = 0, n - 1 do
-    local b0 = sb(v, o + 1)
-    local dd = floor(b0 / DU)
-    if dd == 0 or dd - 1 < k then break end
-    if dd - 1 == k and b0 % DU == qt and sub(v, o + 2, o + DQ) == sub(packed, p + 4, p + 2 + DQ) then
-      j = k
-      break
+  -- q's bytes after byte 0, searched for in the window (string.find is C; a loop over the slots in
+  -- Lua cost more); a match counts at a slot's start with d = its distance from home and q's top bits
+  local qr = sub(packed, p + 4, p + 2 + DQ)
+  local owner, j, n = ESC, false, floor(#v / SB)
+  local f = find(v, qr, 2, true)
+  while f do
+    local o = f - 2
+    if o % SB == 0 then
+      local b0 = sb(v, o + 1)
+      if floor(b0 / DU) - 1 == o / SB and b0 % DU == qt then j = o / SB; break end
     end
-    if k == n - 1 and k < MAXD then j = nil end -- the window ended before the answer
-    o = o + SB
+    f = find(v, qr, f + 1, true)
+  end
+  if not j then
+    -- not in the window: the probe goes on past it unless a slot in it ends the probe
+    -- (empty, or closer to its own home than this one would be)
+    local o = 0
+    for k = 0, n - 1 do
+      local dd = floor(sb(v, o + 1) / DU)
+      if dd == 0 or dd - 1 < k then break end
+      if k == n - 1 and k < MAXD then j = nil end
+      o = o + SB
+    end
   end
   if j == nil then
-    -- the rest of the probe (12 % of ids at load 0.75 with 4 slots)
-    local qr, k0 = sub(packed, p + 4, p + 2 + DQ), n
+    -- the rest of the probe (1 % of ids at load 0.75 with 8 slots)
+    local k0 = n
     while j == nil do
       local start = tonumber(s) + k0 * SB
       v = call('GETRANGE', key, start, start + W * SB - 1)
@@ -179,7 +197,7 @@ for x = 1, #lens, 2 do
   out[i] = owner
   if owner == ESC then
     want[#want + 1] = i
-    fields[#fields + 1] = sub(packed, p + 3 + DQ, p + 10 + DQ)
+    fields[#fields + 1] = stashField(sub(packed, p + 1, p + 2), tonumber(s) / SB, sub(packed, p + 3, p + 2 + DQ))
   end
   p = p + PER
 end
@@ -197,13 +215,13 @@ end
 return {table.concat(out), table.concat(extra, ',')}`)
 
 /**
- * ARGV: prefix, params, pairs packed (segment u16, home u32, q in DQ bytes, owner u32 or FFFFFFFF, id
- * u64), and the owners that do not fit 32 bits as "n,n,…" in order. Each pair is an upsert. Answers the
- * number of pairs that went to the stash for lack of room.
+ * ARGV: prefix, params, pairs packed (segment u16, home u32, q in DQ bytes, owner u32 or FFFFFFFF), and
+ * the owners that do not fit 32 bits as "n,n,…" in order. Each pair is an upsert. Answers the number of
+ * pairs that went to the stash for lack of room.
  */
 const SET_MANY_LUA = script(`${LUA_PRELUDE}
 local packed, wide = ARGV[3], ARGV[4]
-local PER = 18 + DQ
+local PER = 10 + DQ
 local nextWide = string.gmatch(wide, '[^,]+')
 local stashed = call('EXISTS', stashKey) == 1
 local ready, added, overflowed = {}, 0, 0
@@ -213,7 +231,7 @@ for i = 0, #packed / PER - 1 do
   local seg, home = g1 * 256 + g2, ((h1 * 256 + h2) * 256 + h3) * 256 + h4
   local qr = sub(packed, p + 8, p + 6 + DQ)
   local owner = sub(packed, p + 7 + DQ, p + 10 + DQ)
-  local id = sub(packed, p + 11 + DQ, p + 18 + DQ)
+  local id = sub(packed, p + 1, p + 6 + DQ) -- the stash's field
   local wideOwner = nil
   if owner == ESC then wideOwner = nextWide() end
   local key = segKey(seg)
@@ -288,14 +306,14 @@ end
 if added ~= 0 then call('INCRBY', countKey, added) end
 return overflowed`)
 
-/** ARGV: prefix, params, one id packed like a pair without owner (segment, home, q, id). Answers 1 if it was mapped. */
+/** ARGV: prefix, params, one id packed like a pair without owner (segment, home, q). Answers 1 if it was mapped. */
 const DELETE_LUA = script(`${LUA_PRELUDE}
 local packed = ARGV[3]
 local g1, g2, h1, h2, h3, h4, qt = sb(packed, 1, 7)
 local key = segKey(g1 * 256 + g2)
 local start = (((h1 * 256 + h2) * 256 + h3) * 256 + h4) * SB
 local qr = sub(packed, 8, 6 + DQ)
-local id = sub(packed, 7 + DQ, 14 + DQ)
+local id = packed -- the stash's field
 local v = call('GETRANGE', key, start, start + W * SB - 1)
 local j = scan(v, 0, qt, qr)
 local removed = 0
@@ -447,14 +465,14 @@ export class PhotoOwnerMap {
 
   /** Script arguments for `pairs`, INSERT_CHUNK pairs a call; throws (before any write) on a bad pair. */
   private insertCalls(pairs: readonly (readonly [bigint, bigint])[], layout: PhotoMapLayout): (string | Buffer)[][] {
-    const per = 18 + layout.dqBytes
+    const per = 10 + layout.dqBytes
     const packed = Buffer.allocUnsafe(pairs.length * per)
     const wide: string[][] = []
     for (let i = 0; i < pairs.length; i++) {
       const [photoId, userId] = pairs[i]!
       if (typeof userId !== 'bigint' || userId < 0n) throw new RangeError(`User id ${String(userId)} is not a non-negative integer.`)
       const p = i * per
-      this.packId(photoId, layout, packed, p, true, p + 10 + layout.dqBytes)
+      this.packId(photoId, layout, packed, p, true)
       const chunk = Math.floor(i / INSERT_CHUNK)
       if (userId >= BigInt(ESCAPE_OWNER)) {
         ESCAPE_BYTES.copy(packed, p + 6 + layout.dqBytes)
@@ -474,12 +492,12 @@ export class PhotoOwnerMap {
   }
 
   /**
-   * Writes segment u16, home u32 (when withHome), q (dqBytes) at `p`, and the id's 8 bytes at `idAt`;
-   * returns the global home slot.
+   * Writes segment u16, home in the segment u32 (when withHome) and q (dqBytes) at `p`; returns the
+   * home slot in the whole table. With the home, these bytes are also the id's field in the stash.
    */
-  private packId(id: bigint, layout: PhotoMapLayout, into: Buffer, p: number, withHome: boolean, idAt: number): number {
+  private packId(id: bigint, layout: PhotoMapLayout, into: Buffer, p: number, withHome: boolean): number {
     const qAt = p + (withHome ? 6 : 2)
-    const home = locate(id, layout, into, qAt, idAt)
+    const home = locate(id, layout, into, qAt)
     const segment = Math.floor(home / layout.segmentSlots)
     into.writeUInt16BE(segment, p)
     if (withHome) into.writeUInt32BE(home - segment * layout.segmentSlots, p + 2)
@@ -506,23 +524,21 @@ export class PhotoOwnerMap {
 
   private async lookup(photoIds: readonly bigint[], layout: PhotoMapLayout): Promise<(bigint | null)[]> {
     const n = photoIds.length
-    const per = 10 + layout.dqBytes
+    const per = 2 + layout.dqBytes
     const packed = Buffer.allocUnsafe(n * per)
     // each window's start and end offsets in decimal, run together, and their digit counts
     const digits = Buffer.allocUnsafe(n * 20)
-    const lens = Buffer.allocUnsafe(n * 2)
+    const lens = Buffer.allocUnsafe(n)
     let w = 0
     const sb = layout.slotBytes
     const span = this.lookupWindow * sb - 1
     for (let i = 0; i < n; i++) {
       const p = i * per
-      const home = this.packId(photoIds[i]!, layout, packed, p, false, p + 2 + layout.dqBytes)
+      const home = this.packId(photoIds[i]!, layout, packed, p, false)
       const start = (home % layout.segmentSlots) * sb
-      let end = writeDecimal(digits, w, start)
-      lens[2 * i] = end - w
-      w = end
-      end = writeDecimal(digits, w, start + span)
-      lens[2 * i + 1] = end - w
+      const mid = writeDecimal(digits, w, start)
+      const end = writeDecimal(digits, mid, start + span)
+      lens[i] = (mid - w) * 16 + (end - mid)
       w = end
     }
     const [owners, extra] = (await this.evalScript(GET_MANY_LUA, [
@@ -558,8 +574,8 @@ export class PhotoOwnerMap {
   /** Removes a mapping; true when there was one. */
   async delete(photoId: bigint): Promise<boolean> {
     const layout = await this.layout()
-    const packed = Buffer.allocUnsafe(14 + layout.dqBytes)
-    this.packId(photoId, layout, packed, 0, true, 6 + layout.dqBytes)
+    const packed = Buffer.allocUnsafe(6 + layout.dqBytes)
+    this.packId(photoId, layout, packed, 0, true)
     const removed = (await this.evalScript(DELETE_LUA, [this.generationPrefix(layout.generation), params(layout, WRITE_WINDOW), packed])) as number
     return removed === 1
   }
@@ -593,12 +609,18 @@ export class PhotoOwnerMap {
     }
   }
 
-  private async *stashEntries(layout: PhotoMapLayout): AsyncGenerator<[bigint, bigint]> {
+  /** The stash's (photo id, user id) pairs; its fields are segment u16, home in the segment u32 and q. */
+  async *stashEntries(layout?: PhotoMapLayout): AsyncGenerator<[bigint, bigint]> {
+    const l = layout ?? (await this.layout())
     let cursor = '0'
     do {
-      const [next, flat] = (await this.redis.hscanBuffer(this.stashKey(layout), cursor, 'COUNT', 1000)) as [Buffer, Buffer[]]
+      const [next, flat] = (await this.redis.hscanBuffer(this.stashKey(l), cursor, 'COUNT', 1000)) as [Buffer, Buffer[]]
       cursor = next.toString()
-      for (let i = 0; i + 1 < flat.length; i += 2) yield [flat[i]!.readBigUInt64BE(0), BigInt(flat[i + 1]!.toString())]
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const f = flat[i]!
+        const home = f.readUInt16BE(0) * l.segmentSlots + f.readUInt32BE(2)
+        yield [idAt(home, f.subarray(6), l), BigInt(flat[i + 1]!.toString())]
+      }
     } while (cursor !== '0')
   }
 

@@ -253,12 +253,11 @@ describe('PhotoOwnerMap on a real Redis', () => {
     assert.equal(await map.count(), 3000)
     // a stashed mapping and a table one can be deleted; unknown ids stay unknown
     const stashIds = new Set<bigint>()
-    let cursor = '0'
-    do {
-      const [next, flat] = (await redis.hscanBuffer(map.stashKey(layout), cursor)) as [Buffer, Buffer[]]
-      cursor = next.toString()
-      for (let i = 0; i < flat.length; i += 2) stashIds.add(flat[i]!.readBigUInt64BE(0))
-    } while (cursor !== '0')
+    for await (const [id, owner] of map.stashEntries()) {
+      assert.equal(owner, BigInt(ids.indexOf(id)))
+      stashIds.add(id)
+    }
+    assert.equal(stashIds.size, stats.stashed)
     const inStash = ids.findIndex((id) => stashIds.has(id))
     const inTable = ids.findIndex((id) => !stashIds.has(id))
     assert.ok(inStash >= 0 && inTable >= 0)

@@ -717,13 +717,26 @@ export class PhotoOwnerMap {
   }
 }
 
-/** Writes n (a non-negative integer below 2^31: a byte offset in a segment) in decimal at `pos`; returns the position after it. */
+const DIGIT_PAIRS = Buffer.from(Array.from({length: 100}, (_, i) => String(i).padStart(2, '0')).join(''), 'latin1')
+
+/**
+ * Writes n (a non-negative integer below 2^31: a byte offset in a segment) in decimal at `pos`; returns
+ * the position after it. Two digits a step: this runs twice per id of every lookup.
+ */
 function writeDecimal(buf: Buffer, pos: number, n: number): number {
-  let digits = 1
-  for (let t = n; t >= 10; t = (t / 10) | 0) digits++
-  for (let i = pos + digits - 1; i >= pos; i--) {
-    buf[i] = 0x30 + (n % 10)
-    n = (n / 10) | 0
+  const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1e3 ? 3 : n < 1e4 ? 4 : n < 1e5 ? 5 : n < 1e6 ? 6 : n < 1e7 ? 7 : n < 1e8 ? 8 : n < 1e9 ? 9 : 10
+  let i = pos + digits
+  while (n >= 100) {
+    const r = n % 100
+    n = (n / 100) | 0
+    buf[--i] = DIGIT_PAIRS[2 * r + 1]!
+    buf[--i] = DIGIT_PAIRS[2 * r]!
+  }
+  if (n >= 10) {
+    buf[--i] = DIGIT_PAIRS[2 * n + 1]!
+    buf[--i] = DIGIT_PAIRS[2 * n]!
+  } else {
+    buf[--i] = 0x30 + n
   }
   return pos + digits
 }

@@ -26,7 +26,7 @@ import {Redis} from 'ioredis'
 
 import {IdGenerator} from '../../src/shards/ids.js'
 import {segmentBytes} from '../../src/shards/photo-map-layout.js'
-import {PhotoOwnerMap} from '../../src/shards/photo-map.js'
+import {LOOKUP_WINDOW, PhotoOwnerMap} from '../../src/shards/photo-map.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {median, percentile, repoRoot, table} from './util.js'
 
@@ -165,8 +165,9 @@ async function main(): Promise<void> {
     let wrong = 0
     for (let r = 0; r < ROUNDS; r++) {
       const q = sample()
+      const photoIds = q.map((i) => ids[i]!)
       const t = process.hrtime.bigint()
-      const got = await map.getMany(q.map((i) => ids[i]!))
+      const got = await map.getMany(photoIds)
       lookupMs.push(Number(process.hrtime.bigint() - t) / 1e6)
       for (let j = 0; j < q.length; j++) if (got[j] !== BigInt(owners[q[j]!]!)) wrong++
     }
@@ -230,9 +231,11 @@ async function main(): Promise<void> {
     console.log(`\nPhoto→owner map, ${MAPPINGS.toLocaleString()} ids over ${DAYS} days on ${LOGICAL} shards (Redis ${(await redis.info('server')).match(/redis_version:(\S+)/)?.[1]})\n`)
     console.log(table(['scheme', 'mappings', 'bytes/mapping', 'keys', 'mappings/key', 'layout'], rows))
     console.log(`\nplain string keys / feedops table: ${ratio.toFixed(1)}× the memory`)
+    const inWindow = stats.displacementHistogram.slice(0, LOOKUP_WINDOW).reduce((a, b) => a + b, 0) / stats.inTable
     console.log(
       `table: ${layout.buckets.toLocaleString()} slots for capacity ${layout.capacity.toLocaleString()} (load ${stats.load.toFixed(3)}), ` +
-        `mean displacement ${stats.meanDisplacement.toFixed(2)}, max ${stats.maxDisplacement}, ${stats.stashed} in the stash; fill ${mapSecs.toFixed(0)} s`,
+        `mean displacement ${stats.meanDisplacement.toFixed(2)}, max ${stats.maxDisplacement}, ${(100 * inWindow).toFixed(1)} % within a lookup's ` +
+        `first ${LOOKUP_WINDOW} slots, ${stats.stashed} in the stash; fill ${mapSecs.toFixed(0)} s`,
     )
     console.log('\nLookup of 1000 owners in one call, ' + ROUNDS + ' rounds (ms; "in Redis" from INFO commandstats)\n')
     console.log(
@@ -270,6 +273,7 @@ async function main(): Promise<void> {
             load: stats.load,
             meanDisplacement: stats.meanDisplacement,
             maxDisplacement: stats.maxDisplacement,
+            withinLookupWindow: inWindow,
             stashed: stats.stashed,
             fillSeconds: mapSecs,
           },

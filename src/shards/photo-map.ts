@@ -17,15 +17,15 @@
  *
  * Lookup of many ids: one EVALSHA. The client computes each id's segment, home and q (no Redis work)
  * and sends them packed, with each id's byte window as decimal text (Lua formats numbers with sprintf,
- * 0.3 µs each). The script does one GETRANGE of 8 slots from home per id (99 % of mappings sit within
- * 8 slots at load 0.75; the rest take a second GETRANGE), finds q with string.find and answers the
- * owners as one binary string. Measured on the 2-core bench box: ~1.9 ms in Redis for 1000 ids, of which
- * ~1.4 ms is the 1000 calls themselves (redis.call + GETRANGE + a cache miss, 1.4 µs each); ~0.35 ms of
- * client packing and ~0.3 ms to move 24 kB of arguments: ~2.7 ms in all. The listpack hashes before
- * took ~3.4 ms (HGET 2.0 µs: a key lookup and a 34-entry scan). Why not less: a slot needs ≥ 61 bits
- * (41 of q, 20+ of owner), and BITFIELD_RO's values reach Lua as doubles (53 bits), so reading with it
- * takes two GETs per id, measured at ~1 µs each from Lua; MGET of plain keys costs 1.4 µs a key in
- * Redis and 6.5× the memory. Below ~1 µs an id needs a Redis module, which stock Redis is not.
+ * 0.3 µs each). The script does one GETRANGE of 8 slots from home per id (98.8 % of mappings sit within
+ * 8 slots at load 0.745; the rest take a second GETRANGE), finds q with string.find and answers the
+ * owners as one binary string. Measured on the 2-core bench box for 1000 ids: ~1.9 ms in Redis, of
+ * which ~1.5 ms is the 1000 calls themselves (redis.call + GETRANGE + a cache miss); 0.24 ms of client
+ * packing and ~0.3 ms to move 24 kB of arguments: ~2.4 ms in all, where the listpack hashes before took
+ * ~3.4 ms (HGET 2.0 µs: a key lookup and a 34-entry scan, + 1.2 µs to call it from Lua). Why not less:
+ * a slot needs ≥ 61 bits (41 of q, 20+ of owner), and BITFIELD_RO, the one command that reads many
+ * places at once, hands Lua doubles (53 bits), so it needs two reads an id, ~1 µs each from Lua
+ * (measured); MGET of plain keys costs 1.4 µs a key in Redis and 6.5× the memory.
  *
  * Writes are Lua scripts too: an insert shifts the following displaced slots one to the right, a delete
  * shifts them back, so every set, every chunk of a setMany and every delete is atomic.

@@ -221,7 +221,7 @@ async function main(): Promise<void> {
 
     const scaled = SIDE < MAPPINGS ? ` (filled with ${SIDE.toLocaleString()}, per mapping)` : ''
     const rows = [
-      ['feedops table (Robin Hood slots in strings)', MAPPINGS.toLocaleString(), mapBytes.toFixed(2), String(mapKeys), (MAPPINGS / mapKeys).toFixed(0),
+      ['feedops table (Robin Hood slots in strings)', MAPPINGS.toLocaleString(), mapBytes.toFixed(2), String(mapKeys), Math.round(MAPPINGS / mapKeys).toLocaleString(),
         `${layout.segments} × ${(segmentBytes(layout) / 2 ** 20).toFixed(0)} MiB string, ${layout.slotBytes}-byte slots`],
       ['plain string keys' + scaled, SIDE.toLocaleString(), plainBytes.toFixed(2), SIDE.toLocaleString(), '1.0', 'string'],
       ['id / 1000 buckets' + scaled, SIDE.toLocaleString(), naiveBytes.toFixed(2), '', naiveMean.toFixed(2), 'listpack hash'],

@@ -1,108 +1,76 @@
 /**
- * Where a photo id lives in the Redis photo→owner map: which string key ("segment"), which slot, and
- * the bytes stored there. The design rationale (why a table in strings, memory and lookup cost) is at
- * the top of photo-map.ts; this file is the pure arithmetic both the client and the tests use.
+ * Where a photo id lives in the Redis photo→owner map: which hash ("bucket") and which field.
  *
- *   x    = permute(id)        a bijection of the 64-bit space (4 Feistel rounds of murmur3 fmix32), so x
- *                             is spread evenly whatever the pattern of the ids (time, shard, sequence)
- *   home = x mod B            B table slots ("buckets" of one mapping each), B ≈ capacity / TARGET_LOAD
- *   q    = x div B            exactly the bits of x the home does not imply (41 bits at B ≈ 13 M)
- * A slot is `slotBytes` bytes: the first `dqBytes` hold (d + 1) in the top DISPLACEMENT_BITS bits and q
- * below it, big-endian (d = slot − home, the Robin Hood displacement; 0 marks an empty slot); the last
- * OWNER_BYTES hold the owner, big-endian. Slot `home` is byte `home·slotBytes` of segment
- * `home div segmentSlots`. The id comes back as permute⁻¹(q·B + home), so a slot identifies its id exactly.
+ * Why not Instagram's `id / 1000`: their media ids were a dense counter, so every run of 1000 ids
+ * filled one hash. Our ids are 41 bits of ms | 13 bits of shard | 10 bits of sequence: at one photo a
+ * minute each `id / 1000` bucket holds one photo (a whole Redis key per mapping), and at 1000 photos
+ * per ms bursts fill them unevenly. Any bucket made of a slice of the id's bits fills at the upload rate.
+ *
+ * The scheme here:
+ *   x      = permute(id)          a bijection of the 64-bit space (4 Feistel rounds of murmur3 fmix32),
+ *                                 so x is spread evenly whatever the pattern of the ids (time, shard, seq)
+ *   bucket = x mod B              B = ceil(capacity / TARGET_FILL): the fill is mappings / B, set by how
+ *                                 many photos the map holds, never by how fast they were uploaded
+ *   field  = x div B              exactly the bits of x the bucket does not imply, big-endian binary in
+ *                                 fieldBytes bytes (6 for B ≥ 2^16, 5 for B ≥ 2^24)
+ *   value  = the user id in decimal: listpack stores it as an integer (5 bytes up to 8,388,607).
+ * Read and write need nothing but the id and B. The id comes back as permute⁻¹(field·B + bucket).
+ *
+ * Why a binary field and not an integer: the bucket implies only log2(B) ≈ 17 bits at 10 M mappings,
+ * so the field carries 64 − 17 = 47 bits of information whatever we do (a time-based id is sparse).
+ * Listpack's integer encodings jump from 32 bits (5 bytes + 1) to 64 bits (9 + 1); a 6-byte string
+ * costs 6 + 2. Measured (INFO used_memory, Redis 7.0): 15.1 bytes/mapping at 10 M mappings with the
+ * binary field (test/bench/photo-map.ts), 17.6 with the same field as an int64. (A 32-bit integer field
+ * would need B ≥ 2^32 buckets: one mapping per key.)
+ *
+ * Why TARGET_FILL = 68: every bucket must stay under Redis's default hash-max-listpack-entries (128).
+ * The fill of B buckets is Poisson(mappings / B); at mean 68 the expected number of the ~150 k buckets
+ * over 128 at full capacity is ~5e-6, and means of 60–85 cost the same memory (jemalloc size classes). Past
+ * the capacity buckets start to overflow into hashtables (correct, but 5× bigger): `feedops shards
+ * reindex-photos --capacity N` rebuilds the map with more buckets.
  */
 
-/** Mappings per slot at capacity. Robin Hood probing keeps 88 % of lookups within 4 slots of home at 0.75. */
-export const TARGET_LOAD = 0.75
-/** Bits of the displacement field; d + 1 ≤ 31, so a mapping sits at most MAX_DISPLACEMENT slots past home. */
-export const DISPLACEMENT_BITS = 5
-export const MAX_DISPLACEMENT = 2 ** DISPLACEMENT_BITS - 2
-/** Owners are stored as 32-bit integers; a larger one (and ESCAPE_OWNER itself) is kept in the stash hash. */
-export const OWNER_BYTES = 4
-export const ESCAPE_OWNER = 2 ** 32 - 1
-/**
- * Bytes of a full segment string: 32 MiB minus room for the sds header (9 bytes) and its terminator, so
- * jemalloc serves it from its 32 MiB size class exactly (a string 1 byte larger would take the 40 MiB class).
- */
-export const MAX_SEGMENT_BYTES = 32 * 1024 * 1024 - 16
-/** Slots past the last home in each segment, so probing never has to wrap to the next key. */
-export const SEGMENT_TAIL = MAX_DISPLACEMENT + 1
-/** Homes are packed in 32 bits and segment numbers in 16 bits in the scripts' arguments. */
-export const MAX_BUCKETS = 2 ** 32 - 1
-export const MAX_CAPACITY = Math.floor(MAX_BUCKETS * TARGET_LOAD)
+export const TARGET_FILL = 68
+/** Redis's default hash-max-listpack-entries; the layout keeps buckets under it. */
+export const LISTPACK_MAX_ENTRIES = 128
+/** The longest element we write: a 64-bit user id in decimal (20) — under the default -value (64). */
+export const LONGEST_ELEMENT = 20
+export const MAX_BUCKETS = 2 ** 31
 
 export interface PhotoMapLayout {
-  /** Layout format; 2 is this table (1 was the hash-bucket map). */
-  version: 2
-  /** Mappings the map is sized for (TARGET_LOAD per slot). */
+  /** Mappings the map is sized for (fill TARGET_FILL per bucket). */
   capacity: number
-  /** Table slots B (the modulus of the home); each holds one mapping. */
   buckets: number
-  /** Segment string keys; each holds `segmentSlots` homes plus SEGMENT_TAIL overflow slots. */
-  segments: number
-  segmentSlots: number
-  slotBytes: number
-  /** Bytes of the displacement + quotient field at the start of a slot. */
-  dqBytes: number
-  /** Keys are `<prefix>:<generation>:…`; a rebuild with another capacity uses the next one. */
+  fieldBytes: number
+  /** Bucket keys are `<prefix>:<generation>:<bucket>`; a rebuild with another capacity uses the next one. */
   generation: number
 }
 
-/** Bits of the largest quotient (2^64 − 1) div buckets. */
-export function quotientBits(buckets: number): number {
-  return (((1n << 64n) - 1n) / BigInt(buckets)).toString(2).length
-}
-
-function dqBytesFor(buckets: number): number {
-  return Math.ceil((DISPLACEMENT_BITS + quotientBits(buckets)) / 8)
-}
-
-/**
- * The layout for a capacity. Below one segment's worth the table has exactly the slots it needs; above
- * it, every segment is full-sized (the last one too), because jemalloc would round a partial segment up
- * to its size class anyway: the extra slots lower the load instead of being wasted.
- */
 export function layoutFor(capacity: number, generation = 1): PhotoMapLayout {
   if (!Number.isSafeInteger(capacity) || capacity < 1) throw new RangeError(`Capacity ${capacity} is not a positive integer.`)
-  if (capacity > MAX_CAPACITY) throw new RangeError(`Capacity ${capacity} is too large (at most ${MAX_CAPACITY}).`)
   if (!Number.isSafeInteger(generation) || generation < 1) throw new RangeError(`Generation ${generation} is not a positive integer.`)
-  const wanted = Math.ceil(capacity / TARGET_LOAD)
-  // More slots only shorten the quotient, so bytes sized for `wanted` fit the final count too.
-  const dqBytes = dqBytesFor(wanted)
-  const slotBytes = dqBytes + OWNER_BYTES
-  const fullSegment = Math.floor(MAX_SEGMENT_BYTES / slotBytes) - SEGMENT_TAIL
-  const segments = Math.ceil(wanted / fullSegment)
-  const segmentSlots = segments === 1 ? wanted : fullSegment
-  return {version: 2, capacity, buckets: Math.min(MAX_BUCKETS, segments * segmentSlots), segments, segmentSlots, slotBytes, dqBytes, generation}
+  const buckets = Math.ceil(capacity / TARGET_FILL)
+  if (buckets > MAX_BUCKETS) throw new RangeError(`Capacity ${capacity} is too large (at most ${MAX_BUCKETS * TARGET_FILL}).`)
+  return {capacity, buckets, fieldBytes: fieldBytesFor(buckets), generation}
 }
 
-/** Bytes of one segment string. */
-export function segmentBytes(layout: PhotoMapLayout): number {
-  return (layout.segmentSlots + SEGMENT_TAIL) * layout.slotBytes
+/** Bytes of the largest quotient (2^64 − 1) div buckets. */
+export function fieldBytesFor(buckets: number): number {
+  const maxField = ((1n << 64n) - 1n) / BigInt(buckets)
+  return Math.max(1, Math.ceil(maxField.toString(16).length / 2))
 }
 
 export function isLayout(v: unknown): v is PhotoMapLayout {
   if (typeof v !== 'object' || v === null) return false
   const l = v as Record<string, unknown>
-  const int = (x: unknown, min: number): x is number => Number.isSafeInteger(x) && (x as number) >= min
-  if (l.version !== 2 || !int(l.capacity, 1) || !int(l.generation, 1) || !int(l.buckets, 1) || !int(l.segments, 1)) return false
-  if (!int(l.segmentSlots, 1) || !int(l.slotBytes, 1) || !int(l.dqBytes, 1)) return false
   return (
-    l.buckets <= MAX_BUCKETS &&
-    l.segments <= 65_535 &&
-    l.buckets <= l.segments * l.segmentSlots &&
-    l.buckets > (l.segments - 1) * l.segmentSlots &&
-    l.dqBytes * 8 >= DISPLACEMENT_BITS + quotientBits(l.buckets) &&
-    l.slotBytes === l.dqBytes + OWNER_BYTES
+    Number.isSafeInteger(l.capacity) &&
+    Number.isSafeInteger(l.buckets) &&
+    Number.isSafeInteger(l.generation) &&
+    l.fieldBytes === fieldBytesFor(l.buckets as number) &&
+    (l.buckets as number) >= 1 &&
+    (l.buckets as number) <= MAX_BUCKETS
   )
-}
-
-/** A layout written by the hash-bucket map (format 1), which a rebuild replaces. */
-export function isLegacyLayout(v: unknown): v is {capacity: number; buckets: number; fieldBytes: number; generation: number} {
-  if (typeof v !== 'object' || v === null) return false
-  const l = v as Record<string, unknown>
-  return l.version === undefined && Number.isSafeInteger(l.generation) && Number.isSafeInteger(l.fieldBytes)
 }
 
 // ---- the 64-bit permutation, on two 32-bit halves (BigInt arithmetic is ~10× slower) ----
@@ -148,12 +116,12 @@ function unpermute(hi: number, lo: number): bigint {
 const halves = new Uint32Array(2)
 
 /**
- * Home slot of an id; q is written big-endian into `into` at `offset` (dqBytes bytes, the top
- * DISPLACEMENT_BITS of the first byte left 0), so a batch shares one buffer. Long division of the 64-bit
- * x by B in 16-bit digits keeps every step exact in a double (B < 2^32).
+ * Bucket and field of an id. The field is written into `into` at `offset` (fieldBytes bytes), so a
+ * batch shares one buffer. Long division of the 64-bit x by B in 16-bit digits keeps every step exact
+ * in a double.
  */
 export function locate(id: bigint, layout: PhotoMapLayout, into: Buffer, offset: number): number {
-  if (typeof id !== 'bigint' || id < 0n || id > 0xffffffffffffffffn) throw new RangeError(`Photo id ${String(id)} is not an unsigned 64-bit integer.`)
+  if (id < 0n || id > 0xffffffffffffffffn) throw new RangeError(`Photo id ${String(id)} is not an unsigned 64-bit integer.`)
   permute(id, halves)
   const b = layout.buckets
   const hi = halves[0]!
@@ -163,23 +131,24 @@ export function locate(id: bigint, layout: PhotoMapLayout, into: Buffer, offset:
   const q1 = Math.floor(t1 / b)
   const t2 = (t1 % b) * 65536 + (lo & 0xffff)
   const q2 = Math.floor(t2 / b)
-  // q = qHi·2^32 + q1·2^16 + q2, big-endian into dqBytes bytes (q fits: see isLayout).
-  const end = offset + layout.dqBytes
+  // field = qHi·2^32 + q1·2^16 + q2, big-endian, keeping only the low fieldBytes bytes (the rest are 0).
+  const n = layout.fieldBytes
+  const end = offset + n
+  let digit = q2
   let pos = end - 1
-  for (let i = 0; i < 2 && pos >= offset; i++, pos--) into[pos] = (q2 >>> (8 * i)) & 0xff
-  for (let i = 0; i < 2 && pos >= offset; i++, pos--) into[pos] = (q1 >>> (8 * i)) & 0xff
-  for (let i = 0; i < 4 && pos >= offset; i++, pos--) into[pos] = (qHi >>> (8 * i)) & 0xff
-  for (; pos >= offset; pos--) into[pos] = 0
+  for (let i = 0; i < 2 && pos >= offset; i++, pos--) into[pos] = (digit >>> (8 * i)) & 0xff
+  digit = q1
+  for (let i = 0; i < 2 && pos >= offset; i++, pos--) into[pos] = (digit >>> (8 * i)) & 0xff
+  digit = qHi
+  for (let i = 0; i < 4 && pos >= offset; i++, pos--) into[pos] = (digit >>> (8 * i)) & 0xff
   return t2 % b
 }
 
-/** The id stored at `home` with quotient bytes `q` (dqBytes, displacement bits ignored): the inverse of locate. */
-export function idAt(home: number, q: Buffer, layout: PhotoMapLayout): bigint {
-  if (q.length !== layout.dqBytes) throw new RangeError(`Quotient of ${q.length} bytes; the layout uses ${layout.dqBytes}.`)
-  if (!Number.isSafeInteger(home) || home < 0 || home >= layout.buckets) throw new RangeError(`Home ${home} is outside the table.`)
-  const bits = BigInt(layout.dqBytes * 8 - DISPLACEMENT_BITS)
-  const quotient = BigInt(`0x${q.toString('hex')}`) & ((1n << bits) - 1n)
-  const x = quotient * BigInt(layout.buckets) + BigInt(home)
-  if (x > 0xffffffffffffffffn) throw new RangeError('Home and quotient do not come from an id.')
+/** The id stored at (bucket, field): the inverse of locate. */
+export function idAt(bucket: number, field: Buffer, layout: PhotoMapLayout): bigint {
+  if (field.length !== layout.fieldBytes) throw new RangeError(`Field of ${field.length} bytes; the layout uses ${layout.fieldBytes}.`)
+  const f = BigInt(`0x${field.toString('hex')}`)
+  const x = f * BigInt(layout.buckets) + BigInt(bucket)
+  if (x > 0xffffffffffffffffn) throw new RangeError('Bucket and field do not come from an id.')
   return unpermute(Number(x >> 32n), Number(x & 0xffffffffn))
 }

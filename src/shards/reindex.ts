@@ -8,15 +8,16 @@ import type {ShardsSettings} from '../config/schema.js'
 import {ExitCode, UserError, errorText} from '../errors.js'
 import {quoteIdent} from './ddl.js'
 import {encodeId} from './ids.js'
+import {MAX_BUCKETS, TARGET_FILL} from './photo-map-layout.js'
 import {openShardWorld, type ShardWorld} from './photo-map-shards.js'
-import {DEFAULT_CAPACITY, layoutFor, MAX_CAPACITY, PhotoOwnerMap, type PhotoMapLayout} from './photo-map.js'
+import {DEFAULT_CAPACITY, layoutFor, PhotoOwnerMap, type PhotoMapLayout} from './photo-map.js'
 import {schemaName} from './placement.js'
 import type {ServerPools} from './pools.js'
 
 /**
  * `feedops shards reindex-photos`: rebuilds the Redis photo→owner map from Postgres.
  *
- * The map is built into a new generation of keys (`pm:<generation+1>:…`, with `--capacity` or the
+ * The map is built into a new generation of bucket keys (`pm:<generation+1>:…`, with `--capacity` or the
  * current capacity), so readers keep the old one until the new one is complete:
  *   1. every shard's photos are streamed by keyset pagination on id (`WHERE id > last ORDER BY id LIMIT
  *      batch`), physical servers in parallel, a few shards at a time per server, each page written with
@@ -25,8 +26,8 @@ import type {ServerPools} from './pools.js'
  *      once that has passed, photos made since the rebuild began (id ≥ an id of its start time minus a
  *      minute) are copied again, so writes that went to the old generation meanwhile are not lost;
  *   3. the old generation is deleted (SCAN + UNLINK).
- * When Redis has no layout at all (empty or flushed), or only one of the old hash-bucket format (which the
- * app cannot read), the new one is activated first so the app writes into it while it fills. A failed server leaves the old map in place (the partial generation is deleted).
+ * When Redis has no layout at all (empty or flushed), the new one is activated first so the app writes
+ * into it while it fills. A failed server leaves the old map in place (the partial generation is deleted).
  * One rebuild at a time: a Redis lock key (expiring) guards it.
  */
 export interface ReindexOptions {
@@ -65,10 +66,6 @@ export interface ReindexResult {
   /** Keys of the previous generation deleted (or of the partial new one, after a failure). */
   droppedKeys: number
   servers: ReindexServerResult[]
-  /**
-   * The new table, in the field names the CLI prints: bucketKeys = segment keys, meanFill = mappings per
-   * slot, maxFill = the largest displacement from home, notListpack = mappings in the stash hash.
-   */
   stats: {mappings: number; bucketKeys: number; meanFill: number; maxFill: number; notListpack: number} | null
   warnings: string[]
   seconds: number
@@ -86,7 +83,7 @@ export function validateReindexOptions(opts: ReindexOptions): {batch: number; ca
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) {
     throw new UserError(`--concurrency ${concurrency} is out of range (1..16).`, {fix: 'Pass --concurrency between 1 and 16.'})
   }
-  const max = MAX_CAPACITY
+  const max = MAX_BUCKETS * TARGET_FILL
   if (opts.capacity !== undefined && (!Number.isSafeInteger(opts.capacity) || opts.capacity < 1000 || opts.capacity > max)) {
     throw new UserError(`--capacity ${opts.capacity} is out of range (1000..${max}).`, {
       fix: 'Pass about twice the number of photos you expect the map to hold.',
@@ -120,8 +117,7 @@ export async function reindexPhotos(
   try {
     const {warnings} = await map.checkLimits()
     const previous = await map.storedLayout()
-    const legacy = previous ? null : await map.legacyGeneration()
-    const layout = layoutFor(opts.capacity ?? previous?.capacity ?? DEFAULT_CAPACITY, (previous?.generation ?? legacy ?? 0) + 1)
+    const layout = layoutFor(opts.capacity ?? previous?.capacity ?? DEFAULT_CAPACITY, (previous?.generation ?? 0) + 1)
     if (!previous) await map.activate(layout)
     // Ids made by next_id() from here on are ≥ this one (a minute of slack for clocks).
     const sinceMs = BigInt(Date.now() - 60_000) - world.epoch
@@ -141,8 +137,6 @@ export async function reindexPhotos(
       const failed = again.filter((s) => s.error)
       if (failed.length > 0) warnings.push(`Catching up recent photos failed on ${failed.map((s) => `${s.server}: ${s.error}`).join('; ')}.`)
       droppedKeys = await map.dropGeneration(previous.generation)
-    } else if (legacy !== null) {
-      droppedKeys = await map.dropGeneration(legacy)
     }
     const stats = complete ? await map.stats() : null
     if (stats) warnings.push(...stats.warnings.filter((w) => !warnings.includes(w)))
@@ -156,10 +150,10 @@ export async function reindexPhotos(
       servers,
       stats: stats && {
         mappings: stats.mappings,
-        bucketKeys: stats.segmentKeys,
-        meanFill: Number(stats.load.toFixed(3)),
-        maxFill: stats.maxDisplacement,
-        notListpack: stats.stashed,
+        bucketKeys: stats.bucketKeys,
+        meanFill: Number(stats.meanFill.toFixed(2)),
+        maxFill: stats.maxFill,
+        notListpack: stats.notListpack,
       },
       warnings,
       seconds: Number(((performance.now() - started) / 1000).toFixed(3)),

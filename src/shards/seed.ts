@@ -201,10 +201,10 @@ export async function seedLab(
   const total = (k: 'users' | 'photos' | 'follows') => servers.reduce((a, s) => a + s[k], 0)
   const photosPerUser = new Uint32Array(userIds.length)
   for (const list of plan.photosByShard) for (const owner of list) photosPerUser[owner]!++
-  const held = await photoMap.count(layout)
+  const held = await photoMap.estimateMappings()
   if (held > layout.capacity) {
     warnings.push(
-      `The photo map now holds ${held} mappings, more than its capacity ${layout.capacity}; rebuild it larger with \`feedops shards reindex-photos --capacity ${Math.ceil((held * 2) / 1e6) * 1e6}\`.`,
+      `The photo map now holds about ${held} mappings, more than its capacity ${layout.capacity}; rebuild it larger with \`feedops shards reindex-photos --capacity ${Math.ceil((held * 2) / 1e6) * 1e6}\`.`,
     )
   }
   return {

@@ -145,19 +145,4 @@ describe('shards reindex-photos on 2 Postgres servers and Redis', () => {
       await redis.del('pm:reindex-lock')
     }
   })
-
-  it('replaces a map of the old hash-bucket format (which the app cannot read) and deletes its keys', async () => {
-    await redis.flushdb()
-    await redis.set('pm:layout', JSON.stringify({capacity: 10_000, buckets: 148, fieldBytes: 6, generation: 5}))
-    await redis.hset('pm:5:17', 'abcdef', '12')
-    await assert.rejects(new PhotoOwnerMap(redis).get(1n), /old hash-bucket photo map/)
-    const result = await reindexPhotos(pools, settings, redis, {batch: 1000})
-    assert.ok(result.complete)
-    assert.equal(result.layout.generation, 6)
-    assert.equal(result.previous, null)
-    assert.equal(result.droppedKeys, 1)
-    assert.equal(await keysOfGeneration(redis, 5), 0)
-    const photos = await photosInPostgres(pools)
-    assert.deepEqual(await new PhotoOwnerMap(redis).getMany(photos.map((p) => p.id)), photos.map((p) => p.user))
-  })
 })

@@ -80,6 +80,9 @@ export async function readMapVersion(client: pg.ClientBase | pg.Pool): Promise<n
 
 const UNDEFINED_TABLE = '42P01'
 
+/** What to do while there is no catalog or no shards yet. */
+export const INIT_FIX = 'Run `feedops shards init` first (it creates the catalog and the shard schemas).'
+
 /** The whole map in one consistent snapshot. */
 export async function readShardMap(client: pg.ClientBase | pg.Pool): Promise<ShardMap> {
   const r = await client.query<{version: string; logical: number | null; shards: {shard: number; server: string; state: ShardState}[] | null}>(`
@@ -88,7 +91,7 @@ export async function readShardMap(client: pg.ClientBase | pg.Pool): Promise<Sha
            (SELECT json_agg(json_build_object('shard', shard, 'server', server, 'state', state) ORDER BY shard) FROM shard_map) AS shards`)
     .catch((err: unknown) => {
       if ((err as {code?: string}).code === UNDEFINED_TABLE) {
-        throw new UserError('The shard catalog does not exist yet.', {fix: 'Run `feedops shards init` (it creates the catalog and the shard schemas).', cause: err})
+        throw new UserError('The shard catalog does not exist yet.', {fix: INIT_FIX, cause: err})
       }
       throw err
     })

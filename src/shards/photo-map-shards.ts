@@ -1,6 +1,6 @@
 import type {ShardsSettings} from '../config/schema.js'
-import {ExitCode, UserError, errorText} from '../errors.js'
-import {readShardMap, type ShardMap} from './catalog.js'
+import {ExitCode, UserError} from '../errors.js'
+import {INIT_FIX, readShardMap, type ShardMap} from './catalog.js'
 import {epochMs} from './ids.js'
 import type {ServerPools} from './pools.js'
 import {assertReachable} from './reach.js'
@@ -15,8 +15,6 @@ export interface ShardWorld {
   byServer: Map<string, number[]>
 }
 
-const INIT_FIX = 'Run `feedops shards init` first (it creates the catalog and the shard schemas).'
-
 /**
  * Reads the catalog (map, logical count, epoch) after checking every server answers. Throws a UserError
  * when `shards init` has not run or not finished, when a server holding shards is missing from the config,
@@ -28,16 +26,10 @@ export async function openShardWorld(
   opts: {requireActive?: boolean} = {},
 ): Promise<ShardWorld> {
   await assertReachable(pools, settings)
-  let map: ShardMap
-  let epochIso: string
-  try {
-    map = await readShardMap(pools.catalog)
-    const info = await pools.catalog.query<{epoch: string}>('SELECT epoch FROM catalog_info')
-    epochIso = info.rows[0]?.epoch ?? ''
-  } catch (err) {
-    if (/does not exist/.test(errorText(err))) throw new UserError('The shard catalog does not exist yet.', {fix: INIT_FIX})
-    throw err
-  }
+  // readShardMap says so when there is no catalog yet; catalog_info is made with the map's tables.
+  const map = await readShardMap(pools.catalog)
+  const info = await pools.catalog.query<{epoch: string}>('SELECT epoch FROM catalog_info')
+  const epochIso = info.rows[0]?.epoch ?? ''
   if (map.logical === 0 || !epochIso) throw new UserError('No logical shards exist yet.', {fix: INIT_FIX})
   if (map.shards.length < map.logical) {
     throw new UserError(`Only ${map.shards.length} of ${map.logical} logical shards exist.`, {fix: 'Run `feedops shards init` again to finish it.'})

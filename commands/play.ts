@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../src/cli/base-command.js'
+import {textTable} from '../src/cli/text-table.js'
 import {ExitCode, UserError} from '../src/errors.js'
 import type {Playbook} from '../src/playbook/define.js'
 import type {PlaybookHostResult, PlaybookRunResult} from '../src/playbook/run.js'
@@ -46,7 +47,7 @@ Exit code 1 when any host failed a step or could not be reached.`
       throw new UserError('Which playbook?', {fix: `Name one: ${playbooks.map((p) => p.name).join(', ')} (see \`feedops play --list\`).`})
     }
     const {findPlaybook, playbookHosts, runPlaybook} = await import('../src/playbook/run.js')
-    const {openSession, trapInterrupts, textTable, formatDuration, parseIntegerOption, splitList} = await import('../src/ssh/index.js')
+    const {openSession, trapInterrupts, formatDuration, parseIntegerOption, splitList} = await import('../src/ssh/index.js')
     const playbook = findPlaybook(playbooks, args.name)
     const concurrency = parseIntegerOption(flags.concurrency, '--concurrency', {min: 1, max: 1024})
     const timeout = parseIntegerOption(flags.timeout, '--timeout', {min: 0})
@@ -95,7 +96,7 @@ Exit code 1 when any host failed a step or could not be reached.`
 
     const result = {...run, interrupted: trap.received ?? null}
     if (!this.jsonEnabled()) {
-      this.render(playbook, run.results, textTable)
+      this.render(playbook, run.results)
       const s = run.summary
       const parts = [`${s.ok} ok`, `${s.failed} failed`, ...(s.interrupted > 0 ? [`${s.interrupted} interrupted`] : [])]
       process.stderr.write(
@@ -119,7 +120,7 @@ Exit code 1 when any host failed a step or could not be reached.`
   }
 
   /** A table on a terminal, else one plain line per host. */
-  private render(playbook: Playbook, results: PlaybookHostResult[], textTable: (h: readonly string[], r: readonly (readonly string[])[]) => string): void {
+  private render(playbook: Playbook, results: PlaybookHostResult[]): void {
     const failure = (r: PlaybookHostResult) => (r.status === 'interrupted' ? 'interrupted' : `FAILED ${r.error ?? r.status}`)
     const tty = Boolean(process.stdout.isTTY)
     if (playbook.report) {

@@ -17,7 +17,6 @@ export {
 } from './known-hosts.js'
 export {PrefixedLines, prefixLines} from './output.js'
 export {ConnectError, ConnectionPool, type Connection, type PoolStats} from './pool.js'
-export {textTable} from '../cli/text-table.js'
 export {formatDuration, formatRunSummary, summarize, type HostResult, type HostStatus, type RunSummary} from './results.js'
 export {connectStatus, eachHost, runCommand, seconds, type RunCommandOptions} from './runner.js'
 export {openSession, parseIntegerOption, splitList, trapInterrupts, type InterruptTrap, type Session, type SessionOptions} from './session.js'

@@ -77,10 +77,10 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
  */
 const STABLE_SHARDS_MAX = 64
 
-function serverShards(ctx: DataContext, server: string, touched: Map<number, unknown>): {shards: number[]; stable: boolean} {
+function serverShards(ctx: DataContext, server: string, touched: Map<number, unknown>): {shards: readonly number[]; stable: boolean} {
   const all = ctx.maps.shardsOn(server)
   if (ctx.feedStrategy === 'per-server' && all.length <= STABLE_SHARDS_MAX && [...touched.keys()].every((s) => all.includes(s))) {
-    return {shards: [...all], stable: true}
+    return {shards: all, stable: true}
   }
   return {shards: [...touched.keys()], stable: false}
 }

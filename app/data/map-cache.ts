@@ -7,6 +7,7 @@ import type pg from 'pg'
 import {readMapVersion, readShardMap, type ShardMap, type ShardState} from '../../src/shards/catalog.js'
 import {subscribeMapVersion} from '../../src/shards/map-events.js'
 import type {Logger} from '../logger.js'
+import {groupBy} from './context.js'
 
 /** A write waited for a frozen logical shard longer than the app's bound. */
 export class ShardFrozenError extends Error {
@@ -165,13 +166,8 @@ export class ShardMapCache extends EventEmitter {
     const entries: Entry[] = []
     for (const s of map.shards) entries[s.shard] = {server: s.server, state: s.state}
     const previous = this.map?.version
-    const byServer = new Map<string, number[]>()
-    for (const s of map.shards) {
-      const list = byServer.get(s.server)
-      if (list) list.push(s.shard)
-      else byServer.set(s.server, [s.shard])
-    }
-    for (const list of byServer.values()) list.sort((a, b) => a - b)
+    // map.shards is in shard order (readShardMap), so each server's list is ascending.
+    const byServer = new Map([...groupBy(map.shards, (s) => s.server)].map(([server, list]) => [server, list.map((s) => s.shard)]))
     this.map = map
     this.entries = entries
     this.byServer = byServer

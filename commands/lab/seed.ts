@@ -78,7 +78,8 @@ Users get ids from the catalog's user id sequence and live in their hashed shard
     const firstReport = new Promise<void>((r) => (started = r))
     const n = (x: number) => x.toLocaleString('en-US')
     const titleOf = (p: SeedProgress) =>
-      `${p.server}: ${p.shardsDone}/${p.shards} shards, ${n(p.users)} users, ${n(p.photos)} photos, ${n(p.follows)} follows`
+      `${p.server}: ${p.shardsDone}/${p.shards} shards, ${n(p.users)} users, ${n(p.photos)} photos, ${n(p.follows)} follows` +
+      (p.shardsDone === p.shards ? `, ${p.shardsVacuumed}/${p.shards} vacuumed` : '')
     const running = work((p) => {
       latest.set(p.server, p)
       const t = titles.get(p.server)

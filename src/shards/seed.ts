@@ -58,6 +58,8 @@ const ZIPF_OFFSET = 10
 export interface SeedProgress {
   server: string
   shardsDone: number
+  /** Shards whose tables were vacuumed and analyzed, once the server's loading is over. */
+  shardsVacuumed: number
   shards: number
   users: number
   photos: number
@@ -164,30 +166,38 @@ export async function seedLab(
   const servers = await Promise.all(
     [...world.byServer].map(async ([server, shards]): Promise<SeedServerResult> => {
       const result: SeedServerResult = {server, shards: shards.length, users: 0, photos: 0, follows: 0}
-      const report = (shardsDone: number) =>
-        onProgress?.({server, shardsDone, shards: shards.length, users: result.users, photos: result.photos, follows: result.follows})
       let done = 0
-      report(0)
+      let vacuumed = 0
+      const report = () =>
+        onProgress?.({server, shardsDone: done, shardsVacuumed: vacuumed, shards: shards.length, users: result.users, photos: result.photos, follows: result.follows})
+      report()
       try {
         await pMap(
           shards,
           async (shard) => {
-            const client = await pools.pool(server).connect()
-            try {
-              const add = (kind: keyof ShardSeeded, count: number) => {
-                if (kind === 'mapped') mapped += count
-                else if (kind === 'skipped') skippedPhotos += count
-                else result[kind] += count
-                report(done)
-              }
-              await seedShard(client, shard, plan, opts, photoMap, add)
-              // Bulk-loaded tables have no statistics and no visibility map until autovacuum gets to them;
-              // the app's reads (index-only scans) and plans should see them as a running system would.
-              await client.query(`VACUUM (ANALYZE) ${SHARD_TABLES.map((t) => `${quoteIdent(schemaName(shard))}.${t}`).join(', ')}`)
-            } finally {
-              client.release()
+            const add = (kind: keyof ShardSeeded, count: number) => {
+              if (kind === 'mapped') mapped += count
+              else if (kind === 'skipped') skippedPhotos += count
+              else result[kind] += count
+              report()
             }
-            report(++done)
+            await withSyncCommit(pools.pool(server), (client) => seedShard(client, shard, plan, opts, photoMap, add))
+            done++
+            report()
+          },
+          {concurrency: opts.connections},
+        )
+        // Bulk-loaded tables have no statistics and no visibility map until autovacuum gets to them; the
+        // app's reads (index-only scans) and plans should see them as a running system would. VACUUM marks
+        // a page all-visible only when every row's insert is older than any open transaction: so after the
+        // server's loading, not beside another shard's COPY.
+        await pMap(
+          shards,
+          async (shard) => {
+            const tables = SHARD_TABLES.map((t) => `${quoteIdent(schemaName(shard))}.${t}`).join(', ')
+            await withSyncCommit(pools.pool(server), (client) => client.query(`VACUUM (ANALYZE) ${tables}`))
+            vacuumed++
+            report()
           },
           {concurrency: opts.connections},
         )
@@ -486,6 +496,29 @@ async function copyRows(client: pg.PoolClient, sql: string, expected: number, li
   }
   await pipeline(Readable.from(chunks(), {objectMode: false}), stream)
   return Number(stream.rowCount ?? expected)
+}
+
+/**
+ * Runs fn on a connection of its own that commits synchronously. The lab's servers run with
+ * synchronous_commit off, and Postgres keeps one "flushed yet?" mark per group of 32 transaction ids, which
+ * any later asynchronous commit in the group moves on. Until the WAL is flushed past it, no row of the group
+ * gets its committed hint bit, and VACUUM marks no page holding such a row all-visible: the seed's reads
+ * would then plan without index-only scans. Synchronous commits leave the mark alone.
+ */
+async function withSyncCommit<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  let failed: Error | undefined
+  try {
+    await client.query('SET synchronous_commit = on')
+    const out = await fn(client)
+    await client.query('RESET synchronous_commit')
+    return out
+  } catch (err) {
+    failed = err instanceof Error ? err : new Error(String(err))
+    throw err
+  } finally {
+    client.release(failed) // after a failure the session's state is unknown: closed, not pooled
+  }
 }
 
 function distribution(values: Uint32Array): Distribution {

@@ -135,6 +135,27 @@ describe('lab seed on 2 Postgres servers and Redis', () => {
     assert.deepEqual(owners, photos.map((p) => BigInt(p.user_id)))
   })
 
+  it('leaves every shard analyzed and all-visible, so the feed reads by index-only scans', async () => {
+    const shardMap = await pools.catalog.query<{shard: number; server: string}>('SELECT shard, server FROM shard_map ORDER BY shard')
+    for (const {shard, server} of shardMap.rows) {
+      const r = await pools.pool(server).query<{relname: string; relpages: number; relallvisible: number; analyzed: boolean}>(
+        `SELECT c.relname, c.relpages, c.relallvisible, s.last_analyze IS NOT NULL AS analyzed
+           FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid
+          WHERE s.schemaname = $1 AND c.relname IN ('photos', 'follows')`,
+        [schemaName(shard)],
+      )
+      assert.equal(r.rows.length, 2)
+      for (const t of r.rows) {
+        assert.ok(t.analyzed, `${schemaName(shard)}.${t.relname} analyzed`)
+        assert.ok(t.relpages > 0 && t.relallvisible === t.relpages, `${schemaName(shard)}.${t.relname}: ${t.relallvisible} of ${t.relpages} pages all-visible`)
+      }
+    }
+    const plan = await pools.pool(shardMap.rows[0]!.server).query<{'QUERY PLAN': string}>(
+      `EXPLAIN SELECT id FROM ${schemaName(0)}.photos WHERE user_id = 1 ORDER BY id DESC LIMIT 20`,
+    )
+    assert.match(plan.rows.map((r) => r['QUERY PLAN']).join('\n'), /Index Only Scan/)
+  })
+
   it('adds more data when run again (through the CLI, --json) and keeps ids unique', async () => {
     const r = await runCli(['lab', 'seed', '--config', lab.configFile, '--users', '300', '--photos', '3000', '--json'])
     assert.equal(r.code, 0, r.stderr)

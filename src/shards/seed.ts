@@ -29,6 +29,8 @@ import type {ServerPools} from './pools.js'
  *   more photos in that ms count up, and past 1023 the id moves to the next ms (created_at with it).
  * - Rows go in with COPY, per shard in batches of `batch` rows, `connections` shards at a time per
  *   physical server, all servers in parallel; the photo→owner map in Redis is filled as photos land.
+ *   Once a server's shards are loaded, each is vacuumed and analyzed (see withSyncCommit for why it
+ *   commits synchronously), so the app's reads plan index-only scans as on a running system.
  * Seeding again adds more users and photos. Photo ids can meet an earlier seed's (same shard, ms and
  * sequence); such a batch is re-inserted with ON CONFLICT DO NOTHING and the clashing photos skipped
  * (counted), so uniqueness always holds and the photo map is written only for rows that went in.

@@ -22,12 +22,11 @@ import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {parseArgs, promisify} from 'node:util'
 
-import pg from 'pg'
-
 import {appConfigFrom, type AppConfig} from '../../app/config.js'
 import {loadConfig} from '../../src/config/load.js'
 import {schemaName, shardOfUser} from '../../src/shards/placement.js'
 import {initLabShards, SECRET, writeAppConfig} from '../app/helpers.js'
+import {withClient} from '../shards/helpers.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 import {repoRoot, table} from './util.js'
 
@@ -107,16 +106,6 @@ async function pickReaders(config: AppConfig): Promise<{readers: bigint[]; follo
     })
   }
   return {readers, followees}
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({connectionString: url})
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
 }
 
 /**

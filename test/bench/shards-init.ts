@@ -20,6 +20,7 @@ import {ensureCatalog} from '../../src/shards/catalog.js'
 import {shardSchemaSql} from '../../src/shards/ddl.js'
 import {DEFAULT_EPOCH, epochMs} from '../../src/shards/ids.js'
 import {assignShards} from '../../src/shards/placement.js'
+import {withClient} from '../shards/helpers.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 import {repoRoot, table} from './util.js'
 
@@ -30,16 +31,6 @@ const naiveCount = Math.min(Number(values.naive), logical)
 const SERVERS = 4
 
 const url = (lab: TestLab, i: number, db: string) => `postgres://postgres@127.${lab.net}.0.1:${5433 + i - 1}/${db}`
-
-async function withClient<T>(u: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({connectionString: u})
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
 
 /** Runs `feedops shards init` and reports progress from the catalog every 2 s (stderr). */
 async function feedopsInit(lab: TestLab): Promise<{seconds: number; result: {created: number; complete: boolean; version: number}}> {

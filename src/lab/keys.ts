@@ -1,4 +1,4 @@
-import {generateKeyPairSync, randomBytes} from 'node:crypto'
+import {createPrivateKey, createPublicKey, randomBytes} from 'node:crypto'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 
 /**
@@ -20,10 +20,19 @@ function sshString(data: Buffer | string): Buffer {
   return Buffer.concat([u32(buf.length), buf])
 }
 
+/**
+ * An ed25519 private key is 32 random bytes (the seed); Node derives the public key from it. The key is
+ * not made with generateKeyPairSync + export({format: 'jwk'}): on Node 20 that deadlocks now and then
+ * (a GC during the export runs the finished key-generation job's destructor, which takes the lock the
+ * export holds), and a lab or a test run hangs for good.
+ */
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex') // PKCS#8 wrapping of a 32-byte seed
+const SPKI_ED25519_PREFIX_BYTES = 12 // SubjectPublicKeyInfo header before the 32-byte public key
+
 export function generateEd25519(comment: string): {private: string; public: string} {
-  const {publicKey, privateKey} = generateKeyPairSync('ed25519')
-  const pub = Buffer.from(publicKey.export({format: 'jwk'}).x!, 'base64url')
-  const seed = Buffer.from(privateKey.export({format: 'jwk'}).d!, 'base64url')
+  const seed = randomBytes(32)
+  const privateKey = createPrivateKey({key: Buffer.concat([PKCS8_ED25519, seed]), format: 'der', type: 'pkcs8'})
+  const pub = createPublicKey(privateKey).export({format: 'der', type: 'spki'}).subarray(SPKI_ED25519_PREFIX_BYTES)
   const pubBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)])
   const check = randomBytes(4)
   let secret = Buffer.concat([check, check, pubBlob, sshString(Buffer.concat([seed, pub])), sshString(comment)])

@@ -85,6 +85,15 @@ describe('lab layout', () => {
     assert.equal(knownHostsLine('10.0.0.1', 22, k.public).split(' ')[0], '10.0.0.1')
   })
 
+  it('makes thousands of keys without hanging (Node 20 can deadlock exporting a generateKeyPairSync key)', async () => {
+    // In a child process: a deadlocked thread cannot run this test's timers. The old way hung within a few
+    // thousand keys; this many take a few seconds.
+    const keysModule = new URL('../../src/lab/keys.js', import.meta.url).href
+    const script = `const {generateEd25519} = await import(${JSON.stringify(keysModule)}); for (let i = 0; i < 10000; i++) generateEd25519('k' + i); console.log('made')`
+    const {stdout} = await run(process.execPath, ['--input-type=module', '-e', script], {timeout: 60_000, killSignal: 'SIGKILL'})
+    assert.equal(stdout.trim(), 'made')
+  })
+
   it('every generated key reads back in ssh-keygen as the same public key, leading zero bytes included', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'feedops-keys-'))
     const firstByte = (k: {public: string}) => Buffer.from(k.public.split(' ')[1]!, 'base64')[19]

@@ -30,7 +30,7 @@ export interface SpawnSpec {
   gid?: number
 }
 
-interface ProcInfo {
+export interface ProcInfo {
   cmdline: string
   state: string
   startTime: number
@@ -50,9 +50,19 @@ export function readProc(pid: number): ProcInfo | undefined {
 
 /** True when the pid exists, is not a zombie, and is still the process that was recorded. */
 export function isRunning(id: ProcessIdentity): boolean {
-  const info = readProc(id.pid)
+  return isRecordedProcess(readProc(id.pid), id)
+}
+
+/**
+ * The decision behind isRunning, on what /proc said. A process being killed frees its memory first, and
+ * from then on its command line reads empty, but it holds its files and listening ports until it is a
+ * zombie: whoever waits for it to stop before reusing its port must still see it running. Its pid and
+ * start time still identify it (a reused pid has another start time).
+ */
+export function isRecordedProcess(info: ProcInfo | undefined, id: ProcessIdentity): boolean {
   if (!info || info.state === 'Z' || info.state === 'X') return false
   if (info.startTime !== id.startTime) return false
+  if (info.cmdline === '') return true // exiting
   return id.match.every((m) => info.cmdline.includes(m))
 }
 

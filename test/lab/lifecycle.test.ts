@@ -8,7 +8,7 @@ import pg from 'pg'
 import {UserError} from '../../src/errors.js'
 import {labDown, labStatus, labUp, type LabOptions, type LabStatus} from '../../src/lab/index.js'
 import {labPaths} from '../../src/lab/layout.js'
-import {readProc} from '../../src/lab/process.js'
+import {isRecordedProcess, readProc} from '../../src/lab/process.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 
 function pids(status: LabStatus): Record<string, number | null> {
@@ -142,5 +142,22 @@ describe('lab lifecycle: idempotent up, restart, grow, shrink, down', () => {
     const up = await labUp(opts)
     assert.equal(up.state, 'up')
     assert.deepEqual(await sql(lab.layout.postgres[0]!.url, 'SELECT v FROM kept'), [{v: 42}])
+  })
+})
+
+describe('recorded process identity', () => {
+  const id = {pid: 4242, startTime: 777, match: ['sshd', '/lab/app2/']}
+  it('is the recorded process only with the same start time and command line, and not as a zombie', () => {
+    assert.equal(isRecordedProcess({cmdline: '/usr/sbin/sshd -D -f /lab/app2/sshd_config', state: 'S', startTime: 777}, id), true)
+    assert.equal(isRecordedProcess({cmdline: '/usr/sbin/sshd -D -f /lab/app2/sshd_config', state: 'S', startTime: 778}, id), false, 'pid reused')
+    assert.equal(isRecordedProcess({cmdline: 'sleep 100', state: 'S', startTime: 777}, id), false, 'another program')
+    assert.equal(isRecordedProcess({cmdline: '', state: 'Z', startTime: 777}, id), false, 'zombie')
+    assert.equal(isRecordedProcess(undefined, id), false, 'gone')
+  })
+
+  it('counts a process that is being killed (memory freed, command line empty) as running until it is a zombie', () => {
+    // It still holds its listening ports then: `lab up` waiting on it must not see the port as free yet.
+    assert.equal(isRecordedProcess({cmdline: '', state: 'R', startTime: 777}, id), true)
+    assert.equal(isRecordedProcess({cmdline: '', state: 'D', startTime: 778}, id), false)
   })
 })

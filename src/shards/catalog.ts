@@ -1,6 +1,7 @@
 import type pg from 'pg'
 
 import {UserError} from '../errors.js'
+import {CATALOG_DDL_LOCK, LOCK_CLASS} from './lock-keys.js'
 
 /**
  * The catalog database: which physical server holds each logical shard, in what state, and a map
@@ -64,7 +65,7 @@ CREATE SEQUENCE IF NOT EXISTS user_id_seq AS bigint START 1;
 export async function ensureCatalog(client: pg.ClientBase): Promise<void> {
   await client.query('BEGIN')
   try {
-    await client.query('SELECT pg_advisory_xact_lock(1717921124, -1)')
+    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, CATALOG_DDL_LOCK])
     await client.query(CATALOG_DDL)
     await client.query('COMMIT')
   } catch (err) {
@@ -97,6 +98,21 @@ export async function readShardMap(client: pg.ClientBase | pg.Pool): Promise<Sha
     })
   const row = r.rows[0]!
   return {version: Number(row.version ?? 0), logical: row.logical ?? 0, shards: row.shards ?? []}
+}
+
+/**
+ * Physical server → the logical shards it holds, ascending, for every server that holds any (servers in the
+ * order their first shard appears). The one grouping of the map that the app's map cache, the feed read and
+ * the photo-map rebuild and seeder all use.
+ */
+export function shardsByServer(map: Pick<ShardMap, 'shards'>): Map<string, number[]> {
+  const out = new Map<string, number[]>()
+  for (const s of [...map.shards].sort((a, b) => a.shard - b.shard)) {
+    const list = out.get(s.server)
+    if (list) list.push(s.shard)
+    else out.set(s.server, [s.shard])
+  }
+  return out
 }
 
 /**

@@ -1,13 +1,11 @@
 import {MAX_MS} from './ids.js'
+import {LOCK_CLASS, nextIdLock} from './lock-keys.js'
 import {schemaName} from './placement.js'
 
 /** Postgres identifier quoting. */
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`
 }
-
-/** Advisory-lock class of next_id(); the second key is the shard. */
-export const NEXT_ID_LOCK_CLASS = 0x66656564
 
 /**
  * Idempotent DDL of one logical shard's schema (safe to run again: IF NOT EXISTS / OR REPLACE).
@@ -26,6 +24,7 @@ export const NEXT_ID_LOCK_CLASS = 0x66656564
 export function shardSchemaSql(shard: number, epoch: bigint): string {
   const s = quoteIdent(schemaName(shard))
   const clockSeq = `${schemaName(shard)}.id_clock`
+  const lock = `${LOCK_CLASS}, ${nextIdLock(shard)}`
   return `
 CREATE SCHEMA IF NOT EXISTS ${s};
 CREATE SEQUENCE IF NOT EXISTS ${s}.id_clock AS bigint MINVALUE 0 START 0;
@@ -38,7 +37,7 @@ DECLARE
   c bigint;
   spins int := 0;
 BEGIN
-  PERFORM pg_advisory_lock(${NEXT_ID_LOCK_CLASS}, ${shard});
+  PERFORM pg_advisory_lock(${lock});
   BEGIN
     SELECT last_value INTO last_c FROM ${s}.id_clock;
     now_ms := floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - epoch_ms;
@@ -55,9 +54,9 @@ BEGIN
       RAISE EXCEPTION 'next_id(): the 41-bit time of the id format has run out for this epoch';
     END IF;
     PERFORM setval('${clockSeq}', c);
-    PERFORM pg_advisory_unlock(${NEXT_ID_LOCK_CLASS}, ${shard});
+    PERFORM pg_advisory_unlock(${lock});
   EXCEPTION WHEN OTHERS OR query_canceled THEN
-    PERFORM pg_advisory_unlock(${NEXT_ID_LOCK_CLASS}, ${shard});
+    PERFORM pg_advisory_unlock(${lock});
     RAISE;
   END;
   result := ((c >> 10) << 23) | (shard_id << 10) | (c & 1023);

@@ -3,7 +3,8 @@ import type pg from 'pg'
 import type {ShardsSettings} from '../config/schema.js'
 import {ExitCode, UserError, errorText} from '../errors.js'
 import {ensureCatalog, readMapVersion} from './catalog.js'
-import {NEXT_ID_LOCK_CLASS, shardSchemaSql} from './ddl.js'
+import {shardSchemaSql} from './ddl.js'
+import {LOCK_CLASS, SHARDS_INIT_LOCK} from './lock-keys.js'
 import {MAX_SHARD, epochMs} from './ids.js'
 import {assignShards, schemaName} from './placement.js'
 import type {ServerPools} from './pools.js'
@@ -73,8 +74,6 @@ export interface InitPlan {
   abort(): Promise<void>
 }
 
-const INIT_LOCK_KEY = -2
-
 export function validateInitOptions(settings: ShardsSettings, opts: InitOptions): {logical: number; batch: number} {
   const logical = opts.logical ?? settings.logical
   const batch = opts.batch ?? DEFAULT_BATCH
@@ -108,11 +107,11 @@ export async function planInit(pools: ServerPools, settings: ShardsSettings, opt
   const release = async () => {
     if (released) return
     released = true
-    await lockClient.query('SELECT pg_advisory_unlock($1, $2)', [NEXT_ID_LOCK_CLASS, INIT_LOCK_KEY]).catch(() => undefined)
+    await lockClient.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, SHARDS_INIT_LOCK]).catch(() => undefined)
     lockClient.release()
   }
   try {
-    const got = await lockClient.query<{ok: boolean}>('SELECT pg_try_advisory_lock($1, $2) AS ok', [NEXT_ID_LOCK_CLASS, INIT_LOCK_KEY])
+    const got = await lockClient.query<{ok: boolean}>('SELECT pg_try_advisory_lock($1, $2) AS ok', [LOCK_CLASS, SHARDS_INIT_LOCK])
     if (!got.rows[0]?.ok) {
       throw new UserError('Another `shards init` is running against this catalog.', {
         fix: 'Wait for it to finish (or kill it), then run this again.',

@@ -52,18 +52,6 @@ export function pgCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined
 }
 
-/** Groups items by a key, keeping the first-seen order of keys. */
-export function groupBy<T, K>(items: Iterable<T>, keyOf: (item: T) => K): Map<K, T[]> {
-  const out = new Map<K, T[]>()
-  for (const item of items) {
-    const k = keyOf(item)
-    const list = out.get(k)
-    if (list) list.push(item)
-    else out.set(k, [item])
-  }
-  return out
-}
-
 /** Ids in SQL parameters go as decimal text cast to bigint; pg returns bigint columns as text. */
 export const idText = (id: bigint): string => id.toString()
 export const idArray = (ids: bigint[]): string[] => ids.map(idText)

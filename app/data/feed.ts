@@ -1,4 +1,5 @@
-import {groupBy, idArray, idText, preparedQuery, query, schema, type DataContext} from './context.js'
+import {idText, preparedQuery, query, type DataContext} from './context.js'
+import {idsByServer, queryByServer, unionAllOverShards} from './per-server.js'
 import {PHOTO_COLUMNS, photoView, shardOfPhoto, type PhotoObject, type PhotoRow} from './photos.js'
 import {followees, getUsers, shardOf} from './users.js'
 
@@ -33,11 +34,11 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
   if (following.length === 0) return {items: [], next: null}
   const cursor = before ?? MAX_BIGINT
 
-  const byShard = groupBy(following, (id) => shardOf(ctx, id))
+  const byServer = [...idsByServer(ctx, following, (id) => shardOf(ctx, id))]
   const batches =
     ctx.feedStrategy === 'per-shard'
-      ? [...byShard].map((entry) => ({server: ctx.maps.serverOf(entry[0]), shards: [entry]}))
-      : [...groupBy(byShard, ([shard]) => ctx.maps.serverOf(shard))].map(([server, shards]) => ({server, shards}))
+      ? byServer.flatMap(([server, shards]) => [...shards].map((entry) => ({server, shards: new Map([entry])})))
+      : byServer.map(([server, shards]) => ({server, shards}))
   const perBatch = await Promise.all(batches.map((b) => latestIds(ctx, b.server, b.shards, cursor, limit)))
   const page = perBatch
     .flat()
@@ -77,7 +78,7 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
  */
 const STABLE_SHARDS_MAX = 64
 
-function serverShards(ctx: DataContext, server: string, touched: Map<number, unknown>): {shards: readonly number[]; stable: boolean} {
+function serverShards(ctx: DataContext, server: string, touched: ReadonlyMap<number, unknown>): {shards: readonly number[]; stable: boolean} {
   const all = ctx.maps.shardsOn(server)
   if (ctx.feedStrategy === 'per-server' && all.length <= STABLE_SHARDS_MAX && [...touched.keys()].every((s) => all.includes(s))) {
     return {shards: all, stable: true}
@@ -86,18 +87,19 @@ function serverShards(ctx: DataContext, server: string, touched: Map<number, unk
 }
 
 /** The newest `limit` photo ids below the cursor of the given users, over some shards of one server: one query. */
-async function latestIds(ctx: DataContext, server: string, shards: [number, bigint[]][], before: bigint, limit: number): Promise<bigint[]> {
-  const users = new Map(shards)
+async function latestIds(ctx: DataContext, server: string, users: Map<number, bigint[]>, before: bigint, limit: number): Promise<bigint[]> {
   const plan = serverShards(ctx, server, users)
-  const values: unknown[] = [idText(before), limit]
-  const parts = plan.shards.map((shard) => {
-    values.push(idArray(users.get(shard) ?? []))
-    return `(SELECT p.id FROM unnest($${values.length}::bigint[]) AS f(user_id)
-              CROSS JOIN LATERAL (SELECT id FROM ${schema(shard)}.photos
-                                  WHERE user_id = f.user_id AND id < $1::bigint ORDER BY id DESC LIMIT $2) p)`
-  })
-  const text = `/* app:feed-ids */ SELECT id FROM (${parts.join('\nUNION ALL\n')}) t ORDER BY id DESC LIMIT $2`
-  const rows = plan.stable ? await preparedQuery<{id: string}>(ctx, server, text, values) : await query<{id: string}>(ctx, server, text, values)
+  const union = unionAllOverShards(
+    plan.shards.map((shard) => [shard, users.get(shard) ?? []] as const),
+    (s, followed) => `(SELECT p.id FROM unnest(${followed}) AS f(user_id)
+              CROSS JOIN LATERAL (SELECT id FROM ${s}.photos
+                                  WHERE user_id = f.user_id AND id < $1::bigint ORDER BY id DESC LIMIT $2) p)`,
+    [idText(before), limit],
+  )
+  const text = `/* app:feed-ids */ SELECT id FROM (${union.text}) t ORDER BY id DESC LIMIT $2`
+  const rows = plan.stable
+    ? await preparedQuery<{id: string}>(ctx, server, text, union.values)
+    : await query<{id: string}>(ctx, server, text, union.values)
   return rows.map((r) => BigInt(r.id))
 }
 
@@ -107,20 +109,12 @@ async function latestIds(ctx: DataContext, server: string, shards: [number, bigi
  * covering all of them is one Postgres re-plans for every read anyway (it judges its generic plan worse).
  */
 async function photoRows(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, PhotoRow>> {
-  const byServer = groupBy(
-    groupBy(ids, (id) => shardOfPhoto(ctx, id)),
-    ([shard]) => ctx.maps.serverOf(shard),
+  const rows = await queryByServer<PhotoRow>(
+    ctx,
+    'feed-rows',
+    ids,
+    (id) => shardOfPhoto(ctx, id),
+    (s, photoIds) => `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = ANY(${photoIds})`,
   )
-  const results = await Promise.all(
-    [...byServer].map(([server, shards]) => {
-      const values: unknown[] = []
-      const parts = shards.map(([shard, shardIds]) => {
-        values.push(idArray(shardIds))
-        const s = schema(shard)
-        return `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = ANY($${values.length}::bigint[])`
-      })
-      return query<PhotoRow>(ctx, server, `/* app:feed-rows */ ${parts.join('\nUNION ALL\n')}`, values)
-    }),
-  )
-  return new Map(results.flat().map((r) => [BigInt(r.id), r]))
+  return new Map(rows.map((r) => [BigInt(r.id), r]))
 }

@@ -4,10 +4,9 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type {Redis} from 'ioredis'
 import type pg from 'pg'
 
-import {readMapVersion, readShardMap, type ShardMap, type ShardState} from '../../src/shards/catalog.js'
+import {readMapVersion, readShardMap, shardsByServer, type ShardMap, type ShardState} from '../../src/shards/catalog.js'
 import {subscribeMapVersion} from '../../src/shards/map-events.js'
 import type {Logger} from '../logger.js'
-import {groupBy} from './context.js'
 
 /** A write waited for a frozen logical shard longer than the app's bound. */
 export class ShardFrozenError extends Error {
@@ -107,7 +106,7 @@ export class ShardMapCache extends EventEmitter {
 
   /** Physical servers that hold at least one logical shard. */
   serversInUse(): string[] {
-    return [...new Set(this.entries.filter(Boolean).map((e) => e.server))].sort()
+    return [...this.byServer.keys()].sort()
   }
 
   /**
@@ -166,8 +165,7 @@ export class ShardMapCache extends EventEmitter {
     const entries: Entry[] = []
     for (const s of map.shards) entries[s.shard] = {server: s.server, state: s.state}
     const previous = this.map?.version
-    // map.shards is in shard order (readShardMap), so each server's list is ascending.
-    const byServer = new Map([...groupBy(map.shards, (s) => s.server)].map(([server, list]) => [server, list.map((s) => s.shard)]))
+    const byServer = shardsByServer(map)
     this.map = map
     this.entries = entries
     this.byServer = byServer

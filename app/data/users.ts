@@ -1,7 +1,8 @@
 import {nextUserId} from '../../src/shards/catalog.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {badRequest, conflict, notFound} from '../http/errors.js'
-import {groupBy, idArray, idText, pgCode, query, schema, type DataContext} from './context.js'
+import {idText, pgCode, query, schema, type DataContext} from './context.js'
+import {queryByServer} from './per-server.js'
 import type {UserObject} from './user-cache.js'
 
 /**
@@ -63,28 +64,20 @@ export async function getUser(ctx: DataContext, id: bigint): Promise<UserObject>
 
 /** Users from Postgres, one query per physical server (UNION ALL over its shards), counts included. */
 export async function loadUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, UserObject>> {
-  const byServer = groupBy(
-    groupBy(ids, (id) => shardOf(ctx, id)),
-    ([shard]) => ctx.maps.serverOf(shard),
-  )
   const followersP = ctx.redis.mget(ids.map(followersKey))
-  const rowsPerServer = await Promise.all(
-    [...byServer].map(([server, shards]) => {
-      const values: unknown[] = []
-      const parts = shards.map(([shard, shardIds]) => {
-        values.push(idArray(shardIds))
-        const s = schema(shard)
-        return `SELECT u.id::text, u.username, u.name, u.bio, u.created_at,
+  const rows = await queryByServer<UserRow>(
+    ctx,
+    'users',
+    ids,
+    (id) => shardOf(ctx, id),
+    (s, userIds) => `SELECT u.id::text, u.username, u.name, u.bio, u.created_at,
                   (SELECT count(*) FROM ${s}.follows f WHERE f.follower_id = u.id)::int AS following
-                FROM ${s}.users u WHERE u.id = ANY($${values.length}::bigint[])`
-      })
-      return query<UserRow>(ctx, server, `/* app:users */ ${parts.join('\nUNION ALL\n')}`, values)
-    }),
+                FROM ${s}.users u WHERE u.id = ANY(${userIds})`,
   )
   const followers = await followersP
   const countOf = new Map(ids.map((id, i) => [id, Math.max(0, Number(followers[i] ?? 0))]))
   const out = new Map<bigint, UserObject>()
-  for (const r of rowsPerServer.flat()) {
+  for (const r of rows) {
     const id = BigInt(r.id)
     out.set(id, {
       id: r.id,

@@ -1,6 +1,6 @@
 import type {ShardsSettings} from '../config/schema.js'
 import {ExitCode, UserError} from '../errors.js'
-import {INIT_FIX, readShardMap, type ShardMap} from './catalog.js'
+import {INIT_FIX, readShardMap, shardsByServer, type ShardMap} from './catalog.js'
 import {epochMs} from './ids.js'
 import type {ServerPools} from './pools.js'
 import {assertReachable} from './reach.js'
@@ -35,16 +35,13 @@ export async function openShardWorld(
     throw new UserError(`Only ${map.shards.length} of ${map.logical} logical shards exist.`, {fix: 'Run `feedops shards init` again to finish it.'})
   }
   const configured = new Set(settings.servers.map((s) => s.name))
-  const byServer = new Map<string, number[]>()
-  for (const s of map.shards) {
-    if (!configured.has(s.server)) {
-      throw new UserError(`Shard ${s.shard} is on server ${s.server}, which env.shards.servers does not list.`, {
+  const byServer = shardsByServer(map)
+  for (const [server, shards] of byServer) {
+    if (!configured.has(server)) {
+      throw new UserError(`Shard ${shards[0]} is on server ${server}, which env.shards.servers does not list.`, {
         fix: 'Add that server to the config.',
       })
     }
-    const list = byServer.get(s.server) ?? []
-    list.push(s.shard)
-    byServer.set(s.server, list)
   }
   if (opts.requireActive) {
     const busy = map.shards.filter((s) => s.state !== 'active')

@@ -1,4 +1,3 @@
-import {bodyParser} from '@koa/bodyparser'
 import Router from '@koa/router'
 import type {Redis} from 'ioredis'
 import Koa from 'koa'
@@ -6,6 +5,8 @@ import type memjs from 'memjs'
 
 import type {PhotoOwnerMap} from '../src/shards/photo-map.js'
 import type {ServerPools} from '../src/shards/pools.js'
+import {Auth} from './auth/auth.js'
+import type {TokenGenerations} from './auth/generations.js'
 import type {AppSettings} from './config.js'
 import type {DataContext} from './data/context.js'
 import type {ShardMapCache} from './data/map-cache.js'
@@ -14,6 +15,7 @@ import {accessLog} from './http/middleware/access-log.js'
 import {bodyLimit} from './http/middleware/body-limit.js'
 import {closeWhenDraining, newLifecycle, trackInFlight, type Lifecycle} from './http/middleware/draining.js'
 import {errorHandler} from './http/middleware/errors.js'
+import {jsonBody} from './http/middleware/json-body.js'
 import {jsonFallback} from './http/middleware/json-fallback.js'
 import {requestId} from './http/middleware/request-id.js'
 import type {AppState} from './http/types.js'
@@ -21,6 +23,7 @@ import type {Logger} from './logger.js'
 import {feedRoutes} from './routes/feed.js'
 import {healthRoutes} from './routes/health.js'
 import {photoRoutes} from './routes/photos.js'
+import {tokenRoutes} from './routes/tokens.js'
 import {userRoutes} from './routes/users.js'
 
 /** Everything the app talks to, connected by the caller (app/deps.ts in production, the tests in-process). */
@@ -31,6 +34,8 @@ export interface AppDeps {
   redis: Redis
   memcached: memjs.Client
   photoMap: PhotoOwnerMap
+  /** Users' token generations seen by this process, told of revocations over Redis. */
+  tokenGenerations: TokenGenerations
   logger: Logger
   /** Shared with the process's signal handling; created here when not given. */
   lifecycle?: Lifecycle
@@ -56,11 +61,16 @@ export function createApp(deps: AppDeps): FeedApp {
     preparedStatements: settings.preparedStatements,
   }
 
+  const auth = new Auth(data, {secret: settings.secret, ttlSeconds: settings.tokenTtlSeconds}, deps.tokenGenerations)
+  // Bodies are read per route (JSON only, same limit once inflated), after the token check on writes.
+  const body = jsonBody(settings.bodyLimitBytes)
+
   const api = new Router<AppState>()
   for (const r of [
     healthRoutes({pools: deps.pools, maps: deps.maps, redis: deps.redis, lifecycle}),
-    userRoutes(data, settings.secret),
-    photoRoutes(data, settings.secret),
+    userRoutes(data, auth, body),
+    tokenRoutes(auth),
+    photoRoutes(data, auth, body),
     feedRoutes(data),
   ]) {
     api.use(r.routes())
@@ -80,8 +90,7 @@ export function createApp(deps: AppDeps): FeedApp {
     .use(closeWhenDraining(lifecycle)) // after SIGTERM: Connection: close
     .use(jsonFallback) // bodiless 404/405 → JSON
     .use(bodyLimit(settings.bodyLimitBytes)) // 413 on a declared Content-Length over the limit
-    .use(bodyParser({enableTypes: ['json'], jsonLimit: settings.bodyLimitBytes})) // JSON only, same limit when streamed
-    .use(api.routes()) // the endpoints (validation and auth are per route)
+    .use(api.routes()) // the endpoints (auth, body parsing and validation are per route)
     .use(api.allowedMethods()) // 405 with Allow for a known path and a wrong method
   return app
 }

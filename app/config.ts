@@ -14,6 +14,11 @@ const byteSize = z.union([
   z.string().regex(/^\d+\s*(b|kb|mb)$/i, 'a size such as 16kb, 1mb or a number of bytes'),
 ])
 
+const duration = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^[1-9]\d*\s*(s|m|h|d)$/i, 'a duration such as 3600, 90s, 15m, 12h or 30d'),
+])
+
 export const appSectionSchema = z
   .object({
     port: z.number().int().min(0).max(65535).default(8080),
@@ -24,6 +29,8 @@ export const appSectionSchema = z
     secret: z.string().min(16, 'at least 16 characters').optional(),
     /** How long a write to a frozen logical shard is held before it fails with 503. */
     freezeWaitMs: z.number().int().min(0).max(60_000).default(2000),
+    /** How long a user token is good for: seconds, or a number with s, m, h or d. */
+    tokenTtl: duration.default('30d'),
     /** Largest request body accepted (413 above). */
     bodyLimit: byteSize.default('16kb'),
     /** Fallback check of the catalog's map version when a pub/sub message is missed. */
@@ -53,9 +60,10 @@ export const appSectionSchema = z
 
 export type AppSection = z.infer<typeof appSectionSchema>
 
-export interface AppSettings extends Omit<AppSection, 'secret' | 'bodyLimit'> {
+export interface AppSettings extends Omit<AppSection, 'secret' | 'bodyLimit' | 'tokenTtl'> {
   secret: string
   bodyLimitBytes: number
+  tokenTtlSeconds: number
 }
 
 /** Everything the app needs from one environment of feedops.yml, validated; throws UserError naming the key. */
@@ -94,7 +102,7 @@ export function parseAppSection(raw: unknown, where = 'app', envVars: NodeJS.Pro
       fix: 'Fix the keys named above; the app did not start.',
     })
   }
-  const {secret: fileSecret, bodyLimit, ...rest} = parsed.data
+  const {secret: fileSecret, bodyLimit, tokenTtl, ...rest} = parsed.data
   const secret = envVars.FEEDOPS_APP_SECRET || fileSecret
   if (!secret) {
     throw new UserError(`${where}.app has no secret and $FEEDOPS_APP_SECRET is not set.`, {
@@ -105,7 +113,14 @@ export function parseAppSection(raw: unknown, where = 'app', envVars: NodeJS.Pro
     // Never echo the value.
     throw new UserError('The app secret is shorter than 16 characters.', {fix: 'Use a longer random secret.'})
   }
-  return {...rest, secret, bodyLimitBytes: parseBytes(bodyLimit)}
+  return {...rest, secret, bodyLimitBytes: parseBytes(bodyLimit), tokenTtlSeconds: parseSeconds(tokenTtl)}
+}
+
+export function parseSeconds(duration: number | string): number {
+  if (typeof duration === 'number') return duration
+  const m = /^(\d+)\s*(s|m|h|d)$/i.exec(duration)
+  if (!m) throw new RangeError(`not a duration: ${duration}`)
+  return Number(m[1]) * {s: 1, m: 60, h: 3600, d: 86_400}[m[2]!.toLowerCase() as 's' | 'm' | 'h' | 'd']
 }
 
 export function parseBytes(size: number | string): number {

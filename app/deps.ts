@@ -5,6 +5,7 @@ import {UserError} from '../src/errors.js'
 import {PhotoOwnerMap} from '../src/shards/photo-map.js'
 import {ServerPools} from '../src/shards/pools.js'
 import type {AppDeps} from './app.js'
+import {TokenGenerations} from './auth/generations.js'
 import type {AppConfig} from './config.js'
 import {ShardMapCache} from './data/map-cache.js'
 import type {Logger} from './logger.js'
@@ -22,9 +23,11 @@ export async function connectDeps(config: AppConfig, logger: Logger): Promise<Ap
     logger: {log: (...args: unknown[]) => logger.warn({detail: args.map(String).join(' ')}, 'memcached')},
   })
   const maps = new ShardMapCache(pools.catalog, {pollMs: settings.mapPollMs, log: logger, redis})
-  const deps: AppDeps = {settings, pools, maps, redis, memcached, photoMap: new PhotoOwnerMap(redis), logger}
+  const tokenGenerations = new TokenGenerations({redis, log: logger})
+  const deps: AppDeps = {settings, pools, maps, redis, memcached, photoMap: new PhotoOwnerMap(redis), tokenGenerations, logger}
   try {
     await maps.start()
+    await tokenGenerations.start()
   } catch (err) {
     await closeDeps(deps)
     throw new UserError(`Cannot read the shard map from the catalog: ${(err as Error).message}`, {
@@ -41,6 +44,7 @@ export async function connectDeps(config: AppConfig, logger: Logger): Promise<Ap
 
 export async function closeDeps(deps: AppDeps): Promise<void> {
   await deps.maps.stop().catch(() => undefined)
+  deps.tokenGenerations.stop()
   deps.memcached.close()
   await Promise.all([deps.pools.end().catch(() => undefined), deps.redis.quit().catch(() => deps.redis.disconnect())])
 }

@@ -1,5 +1,6 @@
-import http from 'node:http'
+import http, {STATUS_CODES} from 'node:http'
 import type {AddressInfo} from 'node:net'
+import type {Duplex} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {FeedApp} from './app.js'
@@ -11,6 +12,7 @@ export async function listen(app: FeedApp, host: string, port: number): Promise<
   // Longer than a load balancer's idle timeout (ELB: 60 s), so the balancer, not the app, closes idle connections.
   server.keepAliveTimeout = 65_000
   server.headersTimeout = 66_000
+  server.on('clientError', answerClientError)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {
@@ -19,6 +21,28 @@ export async function listen(app: FeedApp, host: string, port: number): Promise<
     })
   })
   return {server, port: (server.address() as AddressInfo).port}
+}
+
+/**
+ * What Node's HTTP parser refuses before the app sees a request (headers or URL over its limit, a malformed
+ * request line) is answered in the app's JSON error shape, as Node's default handler would with a bare status.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const [status, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, `the request line and headers are larger than the server accepts (${http.maxHeaderSize} bytes)`]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request was not received in time']
+        : [400, 'the request is not valid HTTP']
+  const body = JSON.stringify({error: {message}})
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  )
 }
 
 /**

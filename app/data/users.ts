@@ -3,6 +3,7 @@ import {shardOfUser} from '../../src/shards/placement.js'
 import {badRequest, conflict, notFound} from '../http/errors.js'
 import {idText, pgCode, query, schema, type DataContext} from './context.js'
 import {queryByServer} from './per-server.js'
+import {claimUsername, releaseUsername, userIdByName} from './usernames.js'
 import type {UserObject} from './user-cache.js'
 
 /**
@@ -28,6 +29,10 @@ export function shardOf(ctx: DataContext, userId: bigint): number {
   return shardOfUser(userId, ctx.maps.logical)
 }
 
+/**
+ * A new user: an id from the catalog, the username claimed in its own shard (409 when taken), then the
+ * user row in the user's shard. When the row cannot be made the claim is released, so the name is free again.
+ */
 export async function createUser(ctx: DataContext, input: {username: string; name: string}): Promise<UserObject> {
   const catalog = await ctx.pools.catalog.connect()
   let id: bigint
@@ -36,9 +41,10 @@ export async function createUser(ctx: DataContext, input: {username: string; nam
   } finally {
     catalog.release()
   }
-  const shard = shardOf(ctx, id)
-  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
+  await claimUsername(ctx, input.username, id)
   try {
+    const shard = shardOf(ctx, id)
+    const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
     const [row] = await query<{created_at: Date}>(
       ctx,
       server,
@@ -47,9 +53,48 @@ export async function createUser(ctx: DataContext, input: {username: string; nam
     )
     return {id: idText(id), username: input.username, name: input.name, bio: '', createdAt: row!.created_at.toISOString(), followers: 0, following: 0}
   } catch (err) {
+    await releaseUsername(ctx, input.username, id).catch((e: Error) =>
+      ctx.log.error({err: e.message, username: input.username}, 'could not release the username claim of a failed signup'),
+    )
+    // A user row with this name but no claim (made before claims existed) still holds the name in its shard.
     if (pgCode(err) === '23505') throw conflict(`username "${input.username}" is taken`)
     throw err
   }
+}
+
+/** The user holding a username (any case); 404 when nobody does. */
+export async function getUserByName(ctx: DataContext, username: string): Promise<UserObject> {
+  const id = await userIdByName(ctx, username)
+  // A claim without its user row yet is a signup in progress (or one that died): not a user.
+  const user = id === null ? undefined : (await getUsers(ctx, [id])).get(id)
+  if (!user) throw notFound(`no user is named "${username}"`)
+  return user
+}
+
+/** The user's current token generation, or null when there is no such user. */
+export async function tokenGeneration(ctx: DataContext, userId: bigint): Promise<number | null> {
+  const shard = shardOf(ctx, userId)
+  const [row] = await query<{gen: number}>(
+    ctx,
+    ctx.maps.serverOf(shard),
+    `/* app:token-gen */ SELECT token_gen AS gen FROM ${schema(shard)}.users WHERE id = $1::bigint`,
+    [idText(userId)],
+  )
+  return row ? row.gen : null
+}
+
+/** Moves the user to the next token generation (every token issued before is refused from now on). */
+export async function bumpTokenGeneration(ctx: DataContext, userId: bigint): Promise<number> {
+  const shard = shardOf(ctx, userId)
+  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
+  const [row] = await query<{gen: number}>(
+    ctx,
+    server,
+    `UPDATE ${schema(shard)}.users SET token_gen = token_gen + 1 WHERE id = $1::bigint RETURNING token_gen AS gen`,
+    [idText(userId)],
+  )
+  if (!row) throw notFound(`user ${userId} not found`)
+  return row.gen
 }
 
 export async function getUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, UserObject>> {

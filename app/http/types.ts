@@ -9,6 +9,8 @@ export interface AppState {
   log: Logger
   /** Set by requireUser: the user the bearer token was issued for. */
   userId?: bigint
+  /** Set by requireUser: the token generation of that token (the user's current one). */
+  tokenGeneration?: number
 }
 
 export type Ctx = ParameterizedContext<AppState>

@@ -1,27 +1,29 @@
 import Router from '@koa/router'
 
-import {issueToken} from '../auth/token.js'
+import type {Auth} from '../auth/auth.js'
 import type {DataContext} from '../data/context.js'
-import {createUser, follow, getUser, unfollow} from '../data/users.js'
-import {forbidden} from '../http/errors.js'
+import {createUser, follow, getUser, getUserByName, unfollow} from '../data/users.js'
+import {actingAs} from '../http/acting-as.js'
 import {requireUser} from '../http/middleware/require-user.js'
-import {createUserBody, followParams, userParams} from '../http/schemas.js'
+import {createUserBody, followParams, userParams, usernameParams} from '../http/schemas.js'
+import type {JsonBody} from '../http/middleware/json-body.js'
 import type {AppState} from '../http/types.js'
 
-export function userRoutes(data: DataContext, secret: string): Router<AppState> {
+export function userRoutes(data: DataContext, auth: Auth, body: JsonBody): Router<AppState> {
   const router = new Router<AppState>()
-  const auth = requireUser(secret)
+  const signedIn = requireUser(auth)
 
-  /** The acting user (from the token) must be the :id of the path. */
-  const actingAs = (state: AppState, id: bigint) => {
-    if (state.userId !== id) throw forbidden(`this token may not act for user ${id}`)
-  }
-
-  router.post('/users', async (ctx) => {
+  router.post('/users', body, async (ctx) => {
     const input = createUserBody.parse(ctx.request.body)
     const user = await createUser(data, input)
+    auth.generations.learn(BigInt(user.id), 0)
     ctx.status = 201
-    ctx.body = {user, token: issueToken(secret, BigInt(user.id))}
+    ctx.body = {user, token: auth.issue(BigInt(user.id), 0).token}
+  })
+
+  router.get('/users/by-name/:username', async (ctx) => {
+    const {username} = usernameParams.parse(ctx.params)
+    ctx.body = {user: await getUserByName(data, username)}
   })
 
   router.get('/users/:id', async (ctx) => {
@@ -29,14 +31,14 @@ export function userRoutes(data: DataContext, secret: string): Router<AppState> 
     ctx.body = {user: await getUser(data, id)}
   })
 
-  router.put('/users/:id/following/:targetId', auth, async (ctx) => {
+  router.put('/users/:id/following/:targetId', signedIn, async (ctx) => {
     const {id, targetId} = followParams.parse(ctx.params)
     actingAs(ctx.state, id)
     const added = await follow(data, id, targetId)
     ctx.body = {userId: id.toString(), targetId: targetId.toString(), following: true, changed: added}
   })
 
-  router.delete('/users/:id/following/:targetId', auth, async (ctx) => {
+  router.delete('/users/:id/following/:targetId', signedIn, async (ctx) => {
     const {id, targetId} = followParams.parse(ctx.params)
     actingAs(ctx.state, id)
     const removed = await unfollow(data, id, targetId)

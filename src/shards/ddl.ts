@@ -67,7 +67,9 @@ CREATE TABLE IF NOT EXISTS ${s}.users (
   username text UNIQUE NOT NULL,
   name text NOT NULL DEFAULT '',
   bio text NOT NULL DEFAULT '',
-  created_at timestamptz NOT NULL DEFAULT now()
+  created_at timestamptz NOT NULL DEFAULT now(),
+  -- Tokens carry the generation they were issued in; bumping it revokes every earlier token of the user.
+  token_gen integer NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS ${s}.photos (
   id bigint PRIMARY KEY DEFAULT ${s}.next_id(),
@@ -89,8 +91,16 @@ CREATE TABLE IF NOT EXISTS ${s}.likes (
   created_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (photo_id, user_id)
 );
+-- Username claims, placed by a hash of the lower-cased name (shardOfUsername), not by user, so that one
+-- shard decides each name for the whole service. A claim is made before its user row and removed when
+-- making the user fails.
+CREATE TABLE IF NOT EXISTS ${s}.usernames (
+  username text PRIMARY KEY CHECK (username = lower(username)),
+  user_id bigint NOT NULL,
+  claimed_at timestamptz NOT NULL DEFAULT now()
+);
 `
 }
 
 /** The sharded tables of every schema, in creation order. */
-export const SHARD_TABLES = ['users', 'photos', 'follows', 'likes'] as const
+export const SHARD_TABLES = ['users', 'photos', 'follows', 'likes', 'usernames'] as const

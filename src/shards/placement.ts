@@ -1,3 +1,5 @@
+import {createHash} from 'node:crypto'
+
 import {MAX_SHARD} from './ids.js'
 
 const MASK64 = (1n << 64n) - 1n
@@ -15,11 +17,25 @@ export function mix64(x: bigint): bigint {
  * spreads consecutive ids and any id pattern evenly; it must never change, or rows become unreachable.
  */
 export function shardOfUser(userId: bigint, logical: number): number {
+  checkLogical(logical)
+  if (userId < 0n || userId > MASK64) throw new RangeError(`User id ${userId} is not an unsigned 64-bit integer.`)
+  return Number(mix64(userId) % BigInt(logical))
+}
+
+/**
+ * The logical shard that holds a username's claim: a hash of the lower-cased name over the logical shard
+ * count, so "Alice" and "alice" meet on one shard and each name has exactly one place to be decided.
+ */
+export function shardOfUsername(username: string, logical: number): number {
+  checkLogical(logical)
+  const h = createHash('sha256').update(username.toLowerCase()).digest().readBigUInt64BE(0)
+  return Number(h % BigInt(logical))
+}
+
+function checkLogical(logical: number): void {
   if (!Number.isInteger(logical) || logical < 1 || logical > MAX_SHARD + 1) {
     throw new RangeError(`Logical shard count ${logical} is outside 1..${MAX_SHARD + 1}.`)
   }
-  if (userId < 0n || userId > MASK64) throw new RangeError(`User id ${userId} is not an unsigned 64-bit integer.`)
-  return Number(mix64(userId) % BigInt(logical))
 }
 
 /** Schema of a logical shard: s0000 … s8191. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {after, before, describe, it} from 'node:test'
 
-import {issueToken} from '../../app/auth/token.js'
+import {issueToken, verifyToken} from '../../app/auth/token.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {CDN, LOGICAL, SECRET, call, captureLogs, startApp, startAppLab, type AppLab, type RunningApp} from './helpers.js'
 
@@ -67,7 +67,7 @@ describe('feed app API', {timeout: 240_000}, () => {
       assert.match(r.body.user.id, /^\d+$/)
       assert.equal(r.body.user.username, 'alice_api')
       assert.equal(r.body.user.followers, 0)
-      assert.equal(r.body.token, issueToken(SECRET, BigInt(r.body.user.id)))
+      assert.equal(verifyToken(SECRET, r.body.token)?.userId, BigInt(r.body.user.id))
       const got = await call(url, 'GET', `/users/${r.body.user.id}`)
       assert.equal(got.status, 200)
       assert.deepEqual({...got.body.user}, {...r.body.user})
@@ -130,7 +130,7 @@ describe('feed app API', {timeout: 240_000}, () => {
       assert.equal(none.status, 401)
       assert.equal(none.headers.get('www-authenticate'), 'Bearer')
       assert.equal((await call(url, 'PUT', path, {token: 'garbage'})).status, 401)
-      assert.equal((await call(url, 'PUT', path, {token: issueToken('another-secret-of-length-32-xxxx', BigInt(a.id))})).status, 401)
+      assert.equal((await call(url, 'PUT', path, {token: issueToken('another-secret-of-length-32-xxxx', {userId: BigInt(a.id), generation: 0, expiresAt: 4e9})})).status, 401)
       const tampered = a.token.slice(0, -2) + (a.token.endsWith('AA') ? 'BB' : 'AA')
       assert.equal((await call(url, 'PUT', path, {token: tampered})).status, 401)
       const other = await call(url, 'PUT', path, {token: b.token})

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
 import {issueToken, verifyToken} from '../../app/auth/token.js'
-import {parseAppSection, parseBytes} from '../../app/config.js'
+import {parseAppSection, parseBytes, parseSeconds} from '../../app/config.js'
 import {cdnUrl} from '../../app/data/photos.js'
 import {SingleFlight} from '../../app/data/single-flight.js'
 import {createPhotoBody, feedQuery, id} from '../../app/http/schemas.js'
@@ -38,6 +38,17 @@ describe('app config section', () => {
     )
   })
 
+  it('gives tokens 30 days unless app.tokenTtl says otherwise', () => {
+    const base = {cdnBase: 'https://c', secret: 'x'.repeat(20)}
+    assert.equal(parseAppSection(base, 'f', {}).tokenTtlSeconds, 30 * 86_400)
+    assert.equal(parseAppSection({...base, tokenTtl: '12h'}, 'f', {}).tokenTtlSeconds, 12 * 3600)
+    assert.equal(parseAppSection({...base, tokenTtl: 90}, 'f', {}).tokenTtlSeconds, 90)
+    assert.equal(parseSeconds('15m'), 900)
+    for (const bad of ['forever', '0d', -5, '1w']) {
+      assert.throws(() => parseAppSection({...base, tokenTtl: bad}, 'f', {}), (e: unknown) => e instanceof UserError && /tokenTtl/.test(e.message))
+    }
+  })
+
   it('parses sizes', () => {
     assert.equal(parseBytes('4kb'), 4096)
     assert.equal(parseBytes('1mb'), 1048576)
@@ -47,14 +58,24 @@ describe('app config section', () => {
 
 describe('user tokens', () => {
   it('verifies its own tokens and nothing else', () => {
-    const t = issueToken(SECRET, 42n)
-    assert.equal(verifyToken(SECRET, t), 42n)
+    const t = issueToken(SECRET, {userId: 42n, generation: 0, expiresAt: 4e9})
+    assert.deepEqual(verifyToken(SECRET, t), {userId: 42n, generation: 0, expiresAt: 4e9})
     assert.equal(verifyToken('another-secret-abcdefghij', t), null)
     assert.equal(verifyToken(SECRET, t.replace(/^42\./, '43.')), null)
     assert.equal(verifyToken(SECRET, `${t}x`), null)
     assert.equal(verifyToken(SECRET, ''), null)
     assert.equal(verifyToken(SECRET, '42'), null)
-    assert.equal(verifyToken(SECRET, issueToken(SECRET, 1n << 63n)), null)
+    assert.equal(verifyToken(SECRET, issueToken(SECRET, {userId: 1n << 63n, generation: 0, expiresAt: 4e9})), null)
+  })
+
+  it('verifies one spelling only, and every claim is signed', () => {
+    const t = issueToken(SECRET, {userId: 42n, generation: 3, expiresAt: 4e9})
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const last = alphabet.indexOf(t.at(-1)!)
+    const accepted = [0, 1, 2, 3].map((k) => t.slice(0, -1) + alphabet[(last & ~3) | k]).filter((s) => verifyToken(SECRET, s) !== null)
+    assert.deepEqual(accepted, [t])
+    assert.equal(verifyToken(SECRET, t.replace('.3.', '.4.')), null)
+    assert.equal(verifyToken(SECRET, t.replace('.4000000000.', '.4000000001.')), null)
   })
 })
 
@@ -62,12 +83,14 @@ describe('input schemas', () => {
   it('parses ids as bigint and rejects the rest', () => {
     assert.equal(id.parse('9223372036854775807'), 9223372036854775807n)
     for (const bad of ['0', '-3', 'x', '9223372036854775808', '', ' 1 2']) assert.equal(id.safeParse(bad).success, false, bad)
+    for (const bad of [' 12', '12 ', '012', '+12', '0x10', '1e2', '12.0', '1'.repeat(20)]) assert.equal(id.safeParse(bad).success, false, bad)
   })
   it('checks S3 keys and feed paging', () => {
     assert.equal(createPhotoBody.safeParse({s3Key: 'a/b/c.jpg'}).success, true)
     for (const k of ['/a', 'a//b', 'a/../b', 'a b', '']) assert.equal(createPhotoBody.safeParse({s3Key: k}).success, false, k)
     assert.deepEqual(feedQuery.parse({}), {limit: 20})
     assert.deepEqual(feedQuery.parse({limit: '5', before: '77'}), {limit: 5, before: 77n})
+    for (const bad of ['0', '101', '0x10', '1e2', '05', ' 5', '5.0', '']) assert.equal(feedQuery.safeParse({limit: bad}).success, false, bad)
   })
   it('builds CDN URLs with escaped segments', () => {
     assert.equal(cdnUrl('https://cdn.x/p/', "a/it's.jpg"), "https://cdn.x/p/a/it's.jpg")
@@ -79,7 +102,7 @@ describe('logger', () => {
   it('redacts secrets, tokens and authorization headers wherever they are passed', () => {
     const {stream, logs} = captureLogs()
     const log = createLogger({level: 'info'}, stream)
-    const token = issueToken(SECRET, 7n)
+    const token = issueToken(SECRET, {userId: 7n, generation: 0, expiresAt: 4e9})
     log.info({secret: SECRET}, 'a')
     log.info({app: {secret: SECRET, port: 1}}, 'b')
     log.info({config: {app: {secret: SECRET}}}, 'c')

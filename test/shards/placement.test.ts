@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {assignShards, mix64, schemaName, shardOfSchema, shardOfUser} from '../../src/shards/placement.js'
+import {assignShards, mix64, schemaName, shardOfSchema, shardOfUser, shardOfUsername} from '../../src/shards/placement.js'
 
 describe('placement', () => {
   it('is stable: the same user id always lands on the same shard (pinned values)', () => {
@@ -37,6 +37,17 @@ describe('placement', () => {
     assert.throws(() => shardOfUser(1n, 0), RangeError)
     assert.throws(() => shardOfUser(1n, 8193), RangeError)
     assert.throws(() => shardOfUser(-1n, 64), RangeError)
+  })
+
+  it('places a username by its lower-cased form, stably and evenly', () => {
+    assert.equal(shardOfUsername('Alice_1', 8192), shardOfUsername('alice_1', 8192))
+    assert.equal(shardOfUsername('ALICE_1', 64), shardOfUsername('alice_1', 64))
+    // Pinned: changing the hash would strand every claim made so far.
+    assert.deepEqual(['alice', 'bob', 'user1'].map((n) => shardOfUsername(n, 8192)), [175, 1754, 1187])
+    const counts = new Array<number>(64).fill(0)
+    for (let i = 0; i < 64_000; i++) counts[shardOfUsername(`user${i}`, 64)]!++
+    assert.ok(Math.min(...counts) > 800 && Math.max(...counts) < 1200, `${Math.min(...counts)}..${Math.max(...counts)}`)
+    assert.throws(() => shardOfUsername('alice', 0), RangeError)
   })
 
   it('names schemas s0000…s8191 and reads them back', () => {

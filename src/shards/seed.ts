@@ -12,7 +12,7 @@ import {quoteIdent, SHARD_TABLES} from './ddl.js'
 import {encodeId, MAX_SEQ} from './ids.js'
 import {openShardWorld, type ShardWorld} from './photo-map-shards.js'
 import {PhotoOwnerMap} from './photo-map.js'
-import {schemaName, shardOfUser} from './placement.js'
+import {schemaName, shardOfUser, shardOfUsername} from './placement.js'
 import type {ServerPools} from './pools.js'
 
 /**
@@ -109,6 +109,8 @@ interface Plan {
   userIds: Float64Array
   /** Per shard: indexes into userIds. */
   usersByShard: Uint32Array[]
+  /** Per shard: indexes of the users whose username's claim lives there (shardOfUsername of `user<id>`). */
+  claimsByShard: Uint32Array[]
   /** Per shard: owner indexes of its photos. */
   photosByShard: Uint32Array[]
   followCounts: Uint32Array
@@ -247,6 +249,13 @@ function makePlan(world: ShardWorld, userIds: Float64Array, opts: ReturnType<typ
     perShard[shardOf[i]!]!++
   }
   const usersByShard = groupByShard(n, (i) => shardOf[i]!, perShard)
+  const nameShardOf = new Uint16Array(n)
+  const perNameShard = new Uint32Array(world.logical)
+  for (let i = 0; i < n; i++) {
+    nameShardOf[i] = shardOfUsername(`user${userIds[i]}`, world.logical)
+    perNameShard[nameShardOf[i]!]!++
+  }
+  const claimsByShard = groupByShard(n, (i) => nameShardOf[i]!, perNameShard)
 
   // follow counts: lognormal around the median, capped by the number of other users
   const followCounts = new Uint32Array(n)
@@ -277,6 +286,7 @@ function makePlan(world: ShardWorld, userIds: Float64Array, opts: ReturnType<typ
     world,
     userIds,
     usersByShard,
+    claimsByShard,
     photosByShard,
     followCounts,
     followerCounts: new Uint32Array(n),
@@ -330,6 +340,14 @@ async function seedShard(
       }
     })
     add('users', copied)
+  }
+  // the claims of the usernames placed here (the app's signups check them)
+  const claims = plan.claimsByShard[shard]!
+  for (let i = 0; i < claims.length; i += opts.batch) {
+    const slice = claims.subarray(i, i + opts.batch)
+    await copyRows(client, `COPY ${s}.usernames (username, user_id) FROM STDIN`, slice.length, function* () {
+      for (const u of slice) yield `user${plan.userIds[u]!}\t${plan.userIds[u]!}\n`
+    })
   }
 
   // photos, in time order per shard

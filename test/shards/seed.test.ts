@@ -10,7 +10,7 @@ import {decodeId, encodeId, epochMs} from '../../src/shards/ids.js'
 import {initShards} from '../../src/shards/init.js'
 import {connectRedis} from '../../src/shards/photo-map-redis.js'
 import {PhotoOwnerMap} from '../../src/shards/photo-map.js'
-import {schemaName, shardOfUser} from '../../src/shards/placement.js'
+import {schemaName, shardOfUser, shardOfUsername} from '../../src/shards/placement.js'
 import {ServerPools} from '../../src/shards/pools.js'
 import {insertPhotos, seedLab, validateSeedOptions, type SeedResult} from '../../src/shards/seed.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
@@ -99,6 +99,13 @@ describe('lab seed on 2 Postgres servers and Redis', () => {
     const users = await allRows<{id: string}>(pools, settings, 'users', 'id::text')
     assert.equal(users.length, 1500)
     for (const u of users) assert.equal(shardOfUser(BigInt(u.id), LOGICAL), u.shard, `user ${u.id} in its hashed shard`)
+    // every username is claimed on the shard its name hashes to, so a signup of the same name is refused
+    const claims = await allRows<{username: string; user_id: string}>(pools, settings, 'usernames', 'username, user_id::text')
+    assert.equal(claims.length, 1500)
+    for (const c of claims) {
+      assert.equal(c.username, `user${c.user_id}`)
+      assert.equal(shardOfUsername(c.username, LOGICAL), c.shard)
+    }
 
     const follows = await allRows<{follower_id: string; followee_id: string}>(pools, settings, 'follows', 'follower_id::text, followee_id::text')
     assert.equal(follows.length, first.follows)

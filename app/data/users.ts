@@ -30,8 +30,9 @@ export function shardOf(ctx: DataContext, userId: bigint): number {
 }
 
 /**
- * A new user: an id from the catalog, the username claimed in its own shard (409 when taken), then the
- * user row in the user's shard. When the row cannot be made the claim is released, so the name is free again.
+ * A new user: an id from the catalog, the username claimed on the shard its name hashes to (409 when taken),
+ * then the user row in the user's shard. When the row cannot be made the claim is released, so the name is
+ * free again. (A name already taken costs a user id, as any failed insert costs a sequence number.)
  */
 export async function createUser(ctx: DataContext, input: {username: string; name: string}): Promise<UserObject> {
   const catalog = await ctx.pools.catalog.connect()

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import {after, before, describe, it} from 'node:test'
 
+import {SHARD_TABLES} from '../../src/shards/ddl.js'
 import type {InitResult} from '../../src/shards/init.js'
 import type {MapReport} from '../../src/shards/map-report.js'
 import {schemaName} from '../../src/shards/placement.js'
@@ -73,7 +74,7 @@ describe('shards init and shards map (through the CLI, on 2 lab Postgres servers
     // Every schema has its tables and its own next_id().
     await withClient(serverUrl(lab, 2, 'feedops'), async (c) => {
       const t = await c.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname ~ '^s[0-9]{4}$'")
-      assert.equal(t.rows[0].n, 32 * 4)
+      assert.equal(t.rows[0].n, 32 * SHARD_TABLES.length)
       const id = await c.query('SELECT s0063.next_id()::text AS id')
       assert.equal(Number((BigInt(id.rows[0].id) >> 10n) & 8191n), 63)
     })
@@ -183,7 +184,7 @@ describe('shards init and shards map (through the CLI, on 2 lab Postgres servers
       assert.equal(schemas.length, logical / 2, `pg${i + 1}`)
       await withClient(s.url, async (c) => {
         const t = await c.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname ~ '^s[0-9]{4}$'")
-        assert.equal(t.rows[0].n, (logical / 2) * 4)
+        assert.equal(t.rows[0].n, (logical / 2) * SHARD_TABLES.length)
       })
     }
     const again = await runCli(['shards', 'init', '--config', cfg.file, '--json'])

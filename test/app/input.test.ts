@@ -104,6 +104,13 @@ describe('feed app input', {timeout: 240_000}, () => {
       })
     }
 
+    it('answers 413 for a small gzip body that inflates past the limit', async () => {
+      const bomb = gzipSync(JSON.stringify({username: 'bomb_user', name: 'x'.repeat(1_000_000)}))
+      assert.ok(bomb.length < 4096)
+      const res = await fetch(`${url}/users`, {method: 'POST', headers: {'content-type': 'application/json', 'content-encoding': 'gzip'}, body: bomb})
+      assert.equal(res.status, 413)
+    })
+
     it('checks the token of a write before reading its body', async () => {
       const broken = {'content-type': 'application/json', 'content-encoding': 'gzip'}
       const garbage = Buffer.from('not gzip')

@@ -27,7 +27,7 @@ export async function listen(app: FeedApp, host: string, port: number): Promise<
  * What Node's HTTP parser refuses before the app sees a request (headers or URL over its limit, a malformed
  * request line) is answered in the app's JSON error shape, as Node's default handler would with a bare status.
  */
-export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy()
     return

@@ -36,7 +36,6 @@ export const feedQuery = z.object({
   limit: z
     .string()
     .regex(DECIMAL, 'limit is a decimal number from 1 to 100')
-    .max(3, 'limit is at most 100')
     .transform(Number)
     .pipe(z.number().max(100, 'limit is at most 100'))
     .default(20),

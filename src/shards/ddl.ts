@@ -67,10 +67,11 @@ CREATE TABLE IF NOT EXISTS ${s}.users (
   username text UNIQUE NOT NULL,
   name text NOT NULL DEFAULT '',
   bio text NOT NULL DEFAULT '',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  -- Tokens carry the generation they were issued in; bumping it revokes every earlier token of the user.
-  token_gen integer NOT NULL DEFAULT 0
+  created_at timestamptz NOT NULL DEFAULT now()
 );
+-- Tokens carry the generation they were issued in; bumping it revokes every earlier token of the user.
+-- (Added by ALTER so that running this DDL again upgrades a schema made before the column existed.)
+ALTER TABLE ${s}.users ADD COLUMN IF NOT EXISTS token_gen integer NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS ${s}.photos (
   id bigint PRIMARY KEY DEFAULT ${s}.next_id(),
   user_id bigint NOT NULL REFERENCES ${s}.users(id),

@@ -32,6 +32,16 @@ describe('next_id() in Postgres', () => {
       BigInt(r.id),
     )
 
+  it('upgrades a schema made before the username claims and token generations when run again', async () => {
+    await pool.query(shardSchemaSql(7, epoch))
+    await pool.query('DROP TABLE s0007.usernames; ALTER TABLE s0007.users DROP COLUMN token_gen')
+    await pool.query("INSERT INTO s0007.users (id, username) VALUES (1, 'old_user')")
+    await pool.query(shardSchemaSql(7, epoch))
+    const r = await pool.query<{token_gen: number}>('SELECT token_gen FROM s0007.users WHERE id = 1')
+    assert.equal(r.rows[0]?.token_gen, 0)
+    assert.equal((await pool.query("SELECT to_regclass('s0007.usernames') IS NOT NULL AS ok")).rows[0].ok, true)
+  })
+
   it('decodes in TypeScript to its shard and a time within a few ms of now', async () => {
     for (const [schema, shard] of [['s0005', 5], ['s8191', 8191], ['s0000', 0]] as const) {
       const before = Date.now()

@@ -2,6 +2,8 @@ import {createHash, createHmac, randomBytes} from 'node:crypto'
 import {appendFile, mkdir, readFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import {errorText, UserError} from '../errors.js'
+
 /**
  * OpenSSH known_hosts: plain entries (comma-separated patterns with `*`, `?` and `!negation`), hashed
  * entries (`|1|base64 salt|base64 HMAC-SHA1(salt, name)`), `[host]:port` names for ports other than 22,
@@ -142,13 +144,20 @@ export class KnownHosts {
     this.endsWithNewline = text === '' || text.endsWith('\n')
   }
 
-  /** A missing file is an empty one (every host is then unknown). */
+  /** A missing file is an empty one (every host is then unknown); a directory or an unreadable file is a config error. */
   static async load(file: string): Promise<KnownHosts> {
     let text = ''
     try {
       text = await readFile(file, 'utf8')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT') {
+        const what = code === 'EISDIR' ? 'is a directory, not a known_hosts file' : `cannot be read (${code ?? errorText(err)})`
+        throw new UserError(`The known_hosts file ${file} (ssh.knownHosts) ${what}.`, {
+          fix: 'Point ssh.knownHosts in feedops.yml at a file (a missing one is created by --accept-new).',
+          cause: err,
+        })
+      }
     }
     return new KnownHosts(file, text)
   }

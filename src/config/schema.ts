@@ -1,5 +1,7 @@
 import {z} from 'zod'
 
+import {urlProblem} from './urls.js'
+
 /**
  * feedops.yml. Top level: `environments` (one block per environment, e.g. lab, prod) and an optional
  * `defaultEnvironment`. Later sections (app, lb, shards) are declared here so one schema validates
@@ -7,6 +9,16 @@ import {z} from 'zod'
  */
 
 const hostName = z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, dot, dash, underscore or colon')
+
+/** A URL of the given scheme that its client can parse (a raw @ or / in a password would change its host). */
+const serviceUrl = (scheme: RegExp, expected: string) =>
+  z
+    .string()
+    .regex(scheme, expected)
+    .superRefine((url, ctx) => {
+      const problem = urlProblem(url)
+      if (problem && scheme.test(url)) ctx.addIssue({code: 'custom', message: `expected ${expected}, but ${problem}`})
+    })
 
 export const sshSchema = z
   .object({
@@ -43,7 +55,7 @@ export const awsSchema = z
   .object({
     region: z.string().min(1).optional(),
     /** Only for the lab or another API-compatible endpoint; AWS itself needs none. */
-    endpoint: z.url().optional(),
+    endpoint: serviceUrl(/^https?:\/\//, 'an http(s):// URL').optional(),
     profile: z.string().min(1).optional(),
     /** Only for a lab endpoint; real credentials come from the standard AWS chain. */
     credentials: z.object({accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1)}).strict().optional(),
@@ -65,7 +77,7 @@ export const inventorySchema = z.discriminatedUnion('source', [
     .strict(),
 ])
 
-const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+const postgresUrl = serviceUrl(/^postgres(ql)?:\/\//, 'a postgres:// URL')
 
 export const shardsSchema = z
   .object({
@@ -88,7 +100,7 @@ export const environmentSchema = z
     inventory: inventorySchema,
     aws: awsSchema.default({}),
     shards: shardsSchema.optional(),
-    redis: z.object({url: z.string().regex(/^rediss?:\/\//, 'a redis:// URL')}).strict().optional(),
+    redis: z.object({url: serviceUrl(/^rediss?:\/\//, 'a redis:// URL')}).strict().optional(),
     memcached: z.object({servers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1)}).strict().optional(),
     /** Filled in by the app/deploy and lb features. */
     app: z.record(z.string(), z.unknown()).optional(),

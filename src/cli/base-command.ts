@@ -77,8 +77,6 @@ export abstract class FeedopsCommand<T> extends Command {
 // oclif's FlagOutput/ArgOutput, which it does not export.
 type ParsedOutput = {[name: string]: any}
 
-export type FlagsOf<C extends typeof Command> = Interfaces.InferredFlags<(typeof FeedopsCommand)['baseFlags'] & C['flags']>
-
 /** oclif's parser errors (CLIParseError and subclasses) carry a `parse` property. */
 function isParseError(err: unknown): boolean {
   return err instanceof Errors.CLIError && 'parse' in err

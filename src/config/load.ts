@@ -164,7 +164,7 @@ function selectEnvironment(all: ConfigFile, wanted: string | undefined, file: st
   return name
 }
 
-export function expandHome(p: string): string {
+function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(homedir(), p.slice(1)) : p
 }
 

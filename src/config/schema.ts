@@ -40,7 +40,7 @@ export const sshSchema = z
   })
   .strict()
 
-export const staticHostSchema = z
+const staticHostSchema = z
   .object({
     name: hostName,
     address: z.string().min(1).optional(),
@@ -51,7 +51,7 @@ export const staticHostSchema = z
   })
   .strict()
 
-export const awsSchema = z
+const awsSchema = z
   .object({
     region: z.string().min(1).optional(),
     /** Only for the lab or another API-compatible endpoint; AWS itself needs none. */
@@ -62,7 +62,7 @@ export const awsSchema = z
   })
   .strict()
 
-export const inventorySchema = z.discriminatedUnion('source', [
+const inventorySchema = z.discriminatedUnion('source', [
   z.object({source: z.literal('static'), hosts: z.array(staticHostSchema).min(1)}).strict(),
   z
     .object({
@@ -79,7 +79,7 @@ export const inventorySchema = z.discriminatedUnion('source', [
 
 const postgresUrl = serviceUrl(/^postgres(ql)?:\/\//, 'a postgres:// URL')
 
-export const shardsSchema = z
+const shardsSchema = z
   .object({
     /** Database holding the logical→physical shard map. */
     catalog: postgresUrl,

@@ -79,7 +79,7 @@ export function fingerprint(blob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')
 }
 
-export function entryMatches(entry: KnownHostEntry, name: string): boolean {
+function entryMatches(entry: KnownHostEntry, name: string): boolean {
   if (entry.hashed) {
     const digest = createHmac('sha1', entry.hashed.salt).update(name).digest()
     return digest.equals(entry.hashed.hash)
@@ -114,7 +114,7 @@ export function checkHostKey(entries: readonly KnownHostEntry[], host: string, p
 }
 
 /** Key types known for a host, so the handshake can ask for one of those first (as OpenSSH does). */
-export function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
+function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
   const name = knownHostName(host, port)
   return [...new Set(entries.filter((e) => !e.marker && entryMatches(e, name)).map((e) => e.keyType))]
 }

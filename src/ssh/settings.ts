@@ -134,7 +134,7 @@ const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa']
 
 let currentUser: string | undefined
 
-export function localUser(): string {
+function localUser(): string {
   if (currentUser === undefined) {
     try {
       currentUser = userInfo().username

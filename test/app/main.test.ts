@@ -19,7 +19,7 @@ function start(args: string[]): Promise<{code: number | null; stderr: string}> {
 }
 
 /** The app's start-up errors are printed by the CLI's formatter: one sentence, a Fix line, exit 2. */
-describe('app start-up errors', {timeout: 30_000}, () => {
+describe('app start-up errors', {timeout: 120_000}, () => {
   it('a config path that is a directory, an unknown option, a bad port', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'feedops-appmain-'))
     for (const [args, message] of [

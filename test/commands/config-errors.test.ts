@@ -4,7 +4,7 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, it} from 'node:test'
 
-import {runCli} from '../shards/helpers.js'
+import {cli, type Ran} from '../support/cli.js'
 
 /**
  * Config mistakes seen from the command line: exit 2, one sentence and a Fix line, no "Bug:" and no host
@@ -31,31 +31,31 @@ ${extra}`,
   return file
 }
 
-function assertConfigError(r: {code: number; stdout: string; stderr: string}, message: RegExp): void {
+function assertConfigError(r: Ran, message: RegExp): void {
   assert.equal(r.code, 2, r.stderr)
   assert.match(r.stderr, /^Error: .+\nFix: .+\n$/)
   assert.match(r.stderr, message)
   assert.doesNotMatch(r.stderr + r.stdout, /Bug:|web1|web2/)
 }
 
-describe('config errors on the command line', {timeout: 120_000}, () => {
+describe('config errors on the command line', {timeout: 300_000}, () => {
   it('--config or $FEEDOPS_CONFIG naming a directory', async () => {
     const dir = tempDir()
-    assertConfigError(await runCli(['config', 'show', '--config', dir]), /Config file .* is a directory/)
-    assertConfigError(await runCli(['hosts'], {env: {FEEDOPS_CONFIG: dir}}), /Config file .* is a directory/)
+    assertConfigError(await cli(['config', 'show', '--config', dir]), /Config file .* is a directory/)
+    assertConfigError(await cli(['hosts'], {env: {FEEDOPS_CONFIG: dir}}), /Config file .* is a directory/)
   })
 
   it('an alias bomb', async () => {
     const dir = tempDir()
     const file = path.join(dir, 'bomb.yml')
     writeFileSync(file, ['a: &a [x,x,x,x,x,x,x,x,x]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]'].join('\n'))
-    assertConfigError(await runCli(['config', 'show', '--config', file]), /Excessive alias count/)
+    assertConfigError(await cli(['config', 'show', '--config', file]), /Excessive alias count/)
   })
 
   it('ssh.knownHosts naming a directory', async () => {
     const dir = tempDir()
     mkdirSync(path.join(dir, 'kh'))
-    assertConfigError(await runCli(['run', '--config', config(dir, {knownHosts: 'kh'}), '--', 'true']), /known_hosts file .*kh \(ssh\.knownHosts\) is a directory/)
+    assertConfigError(await cli(['run', '--config', config(dir, {knownHosts: 'kh'}), '--', 'true']), /known_hosts file .*kh \(ssh\.knownHosts\) is a directory/)
   })
 
   it('an identity file that is garbage, a directory or a public key: once, before any host', async () => {
@@ -69,28 +69,27 @@ describe('config errors on the command line', {timeout: 120_000}, () => {
       ['id.pub', /identity file .*id\.pub \(ssh\.identityFile\) is a public key/],
       ['missing', /identity file .*missing \(ssh\.identityFile\) does not exist/],
     ] as const) {
-      const file = config(dir, {identityFile: key})
-      const r = await runCli(['run', '--config', file, '--', 'true'])
+      const r = await cli(['run', '--config', config(dir, {identityFile: key}), '--', 'true'])
       assertConfigError(r, message)
       assert.equal(r.stderr.match(/identity file/g)?.length, 1)
-      const json = await runCli(['run', '--config', file, '--json', '--', 'true'])
-      assert.equal(json.code, 2)
-      assert.match(JSON.parse(json.stdout).error.message, message)
     }
+    const json = await cli(['run', '--config', config(dir, {identityFile: 'garbage'}), '--json', '--', 'true'])
+    assert.equal(json.code, 2)
+    assert.match(JSON.parse(json.stdout).error.message, /garbage \(ssh\.identityFile\) is not a private key/)
   })
 
   it('config show checks the app section with the app\'s own schema', async () => {
     const dir = tempDir()
     const bad = config(dir, {}, "    app: {cdnBase: 'ftp://cdn.example.com', prot: 1}\n")
-    const r = await runCli(['config', 'show', '--config', bad])
+    const r = await cli(['config', 'show', '--config', bad])
     assert.equal(r.code, 2, r.stdout)
     assert.match(r.stderr, /feedops\.yml: environments\.prod\.app is invalid: (cdnBase: .*; \(top level\): unknown key prot|.*prot)/)
     const good = config(dir, {}, "    app: {cdnBase: 'https://cdn.example.com', apiKey: 'k-S3cret'}\n")
-    const unknown = await runCli(['config', 'show', '--config', good])
+    const unknown = await cli(['config', 'show', '--config', good])
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /unknown key apiKey/)
     assert.ok(!unknown.stderr.includes('k-S3cret'))
-    const ok = await runCli(['config', 'show', '--json', '--config', config(dir, {}, "    app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}\n")])
+    const ok = await cli(['config', 'show', '--json', '--config', config(dir, {}, "    app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}\n")])
     assert.equal(ok.code, 0, ok.stderr)
     const app = JSON.parse(ok.stdout).config.app
     assert.equal(app.secret, '***')
@@ -109,7 +108,7 @@ describe('config errors on the command line', {timeout: 120_000}, () => {
 `,
     )
     for (const args of [['hosts', '--config', file], ['hosts', '--config', file, '--json']]) {
-      const r = await runCli(args)
+      const r = await cli(args)
       assert.equal(r.code, 2, r.stderr + r.stdout)
       const out = r.stdout + r.stderr
       assert.match(out, /127\.4\.9\.1:9/)

@@ -4,10 +4,10 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, it} from 'node:test'
 
-import {runCli} from '../shards/helpers.js'
+import {cli} from '../support/cli.js'
 
 /** `lab status` and `lab down` find the lab from --config / $FEEDOPS_CONFIG too (the lab.dir its config names). */
-describe('lab status and lab down follow the config', {timeout: 60_000}, () => {
+describe('lab status and lab down follow the config', {timeout: 180_000}, () => {
   const labDir = realpathSync(mkdtempSync(path.join(tmpdir(), 'feedops-labcfg-')))
   const file = path.join(labDir, 'feedops.yml')
   writeFileSync(file, `environments:\n  lab:\n    inventory: {source: ec2}\n    lab: {dir: ${JSON.stringify(labDir)}}\n`)
@@ -19,7 +19,7 @@ describe('lab status and lab down follow the config', {timeout: 60_000}, () => {
       [['lab', 'status', '--json'], {FEEDOPS_CONFIG: file}],
       [['lab', 'down', '--json'], {FEEDOPS_CONFIG: file}],
     ] as const) {
-      const r = await runCli([...args], {env: {...env, FEEDOPS_LAB_DIR: '/nonexistent-lab'}})
+      const r = await cli([...args], {env: {...env, FEEDOPS_LAB_DIR: '/nonexistent-lab'}})
       assert.equal(r.code, 3, r.stderr) // no lab was ever started there: nothing to show or stop
       const status = JSON.parse(r.stdout)
       assert.equal(status.dir, labDir, args.join(' '))
@@ -29,11 +29,11 @@ describe('lab status and lab down follow the config', {timeout: 60_000}, () => {
 
   it('--dir still wins, and a config without a lab section is bad input', async () => {
     const other = mkdtempSync(path.join(tmpdir(), 'feedops-labcfg-'))
-    const r = await runCli(['lab', 'status', '--json', '--dir', other, '--config', file])
+    const r = await cli(['lab', 'status', '--json', '--dir', other, '--config', file])
     assert.equal(JSON.parse(r.stdout).dir, other)
     const plain = path.join(other, 'plain.yml')
     writeFileSync(plain, 'environments:\n  prod:\n    inventory: {source: ec2}\n')
-    const bad = await runCli(['lab', 'down', '--config', plain])
+    const bad = await cli(['lab', 'down', '--config', plain])
     assert.equal(bad.code, 2, bad.stderr)
     assert.match(bad.stderr, /^Error: .*plain\.yml: environments\.prod\.lab is missing, so the config names no lab dir\.\nFix: Pass --dir/)
   })

@@ -7,7 +7,7 @@ import {describe, it} from 'node:test'
 import {loadConfig, parseConfigText} from '../../src/config/load.js'
 import {redactSecrets} from '../../src/config/redact.js'
 import {UserError} from '../../src/errors.js'
-import {runCli} from '../shards/helpers.js'
+import {cli} from '../support/cli.js'
 
 const good = `
 defaultEnvironment: prod
@@ -99,7 +99,7 @@ environments:
     redis: {url: 'redis://:r3disPass@cache1:6379'}
     app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}
 `)
-    const r = await runCli(['config', 'show', '--config', file, '--json'])
+    const r = await cli(['config', 'show', '--config', file, '--json'])
     assert.equal(r.code, 0, r.stderr)
     for (const secret of ['wJalrXUtnFEMIsecretKEY', 'pgS3cret', 'r3disPass', 'app-secret-0123456789']) {
       assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `${secret} printed`)

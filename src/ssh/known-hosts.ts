@@ -153,7 +153,7 @@ export class KnownHosts {
       const code = (err as NodeJS.ErrnoException).code
       if (code !== 'ENOENT') {
         const what = code === 'EISDIR' ? 'is a directory, not a known_hosts file' : `cannot be read (${code ?? errorText(err)})`
-        throw new UserError(`The known_hosts file ${file} (ssh.knownHosts) ${what}.`, {
+        throw new UserError(`The known_hosts file (ssh.knownHosts) ${file} ${what}.`, {
           fix: 'Point ssh.knownHosts in feedops.yml at a file (a missing one is created by --accept-new).',
           cause: err,
         })

@@ -196,17 +196,17 @@ export async function checkIdentityFile(file: string): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const what = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory, not a private key' : `cannot be read (${code ?? errorText(err)})`
-    throw new UserError(`The identity file ${file} (ssh.identityFile) ${what}.`, {fix, cause: err})
+    throw new UserError(`The identity file (ssh.identityFile) ${file} ${what}.`, {fix, cause: err})
   }
   const key = ssh2.utils.parseKey(text)
   if (key instanceof Error) {
     const why = /passphrase/i.test(key.message) ? 'is encrypted with a passphrase, which feedops cannot ask for' : `is not a private key (${key.message})`
-    throw new UserError(`The identity file ${file} (ssh.identityFile) ${why}.`, {
+    throw new UserError(`The identity file (ssh.identityFile) ${file} ${why}.`, {
       fix: /passphrase/i.test(key.message) ? 'Add the key to ssh-agent and set ssh.agent: true instead of ssh.identityFile.' : fix,
     })
   }
   if (!(Array.isArray(key) ? key : [key]).every((k) => k.isPrivateKey())) {
-    throw new UserError(`The identity file ${file} (ssh.identityFile) is a public key.`, {fix: 'Point ssh.identityFile at the private key (without .pub).'})
+    throw new UserError(`The identity file (ssh.identityFile) ${file} is a public key.`, {fix: 'Point ssh.identityFile at the private key (without .pub).'})
   }
 }
 

@@ -55,7 +55,7 @@ describe('config errors on the command line', {timeout: 300_000}, () => {
   it('ssh.knownHosts naming a directory', async () => {
     const dir = tempDir()
     mkdirSync(path.join(dir, 'kh'))
-    assertConfigError(await cli(['run', '--config', config(dir, {knownHosts: 'kh'}), '--', 'true']), /known_hosts file .*kh \(ssh\.knownHosts\) is a directory/)
+    assertConfigError(await cli(['run', '--config', config(dir, {knownHosts: 'kh'}), '--', 'true']), /known_hosts file \(ssh\.knownHosts\) .*kh is a directory/)
   })
 
   it('an identity file that is garbage, a directory or a public key: once, before any host', async () => {
@@ -64,10 +64,10 @@ describe('config errors on the command line', {timeout: 300_000}, () => {
     mkdirSync(path.join(dir, 'keydir'))
     writeFileSync(path.join(dir, 'id.pub'), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl feedops\n')
     for (const [key, message] of [
-      ['garbage', /identity file .*garbage \(ssh\.identityFile\) is not a private key/],
-      ['keydir', /identity file .*keydir \(ssh\.identityFile\) is a directory/],
-      ['id.pub', /identity file .*id\.pub \(ssh\.identityFile\) is a public key/],
-      ['missing', /identity file .*missing \(ssh\.identityFile\) does not exist/],
+      ['garbage', /identity file \(ssh\.identityFile\) .*garbage is not a private key/],
+      ['keydir', /identity file \(ssh\.identityFile\) .*keydir is a directory/],
+      ['id.pub', /identity file \(ssh\.identityFile\) .*id\.pub is a public key/],
+      ['missing', /identity file \(ssh\.identityFile\) .*missing does not exist/],
     ] as const) {
       const r = await cli(['run', '--config', config(dir, {identityFile: key}), '--', 'true'])
       assertConfigError(r, message)
@@ -75,7 +75,7 @@ describe('config errors on the command line', {timeout: 300_000}, () => {
     }
     const json = await cli(['run', '--config', config(dir, {identityFile: 'garbage'}), '--json', '--', 'true'])
     assert.equal(json.code, 2)
-    assert.match(JSON.parse(json.stdout).error.message, /garbage \(ssh\.identityFile\) is not a private key/)
+    assert.match(JSON.parse(json.stdout).error.message, /\(ssh\.identityFile\) .*garbage is not a private key/)
   })
 
   it('config show checks the app section with the app\'s own schema', async () => {

@@ -1,3 +1,5 @@
+import {printable} from './cli/escape.js'
+
 /**
  * One error class for everything the user must fix. Anything else that escapes a command is a bug
  * and is shown with its stack trace.
@@ -43,13 +45,15 @@ export interface ErrorReport {
  */
 export function formatError(err: unknown, opts: {debug?: boolean} = {}): ErrorReport {
   if (isUserError(err)) {
-    const stack = opts.debug && err.stack ? `${err.stack}\n` : ''
-    return {exitCode: err.exitCode, text: `Error: ${err.message}\n${err.fix ? `Fix: ${err.fix}\n` : ''}${stack}`, json: err.toJSON()}
+    // Messages quote what was given or found (host names, tags): shown escaped, one line each.
+    const stack = opts.debug && err.stack ? `${printable(err.stack, '\n')}\n` : ''
+    const fix = err.fix ? `Fix: ${printable(err.fix)}\n` : ''
+    return {exitCode: err.exitCode, text: `Error: ${printable(err.message)}\n${fix}${stack}`, json: err.toJSON()}
   }
   const e = err instanceof Error ? err : new Error(String(err))
   return {
     exitCode: ExitCode.failed,
-    text: `Bug: ${e.stack ?? e.message}\nPlease report this with the command you ran.\n`,
+    text: `Bug: ${printable(e.stack ?? e.message, '\n')}\nPlease report this with the command you ran.\n`,
     json: {message: e.message, ...(e.stack ? {stack: e.stack} : {}), exitCode: ExitCode.failed},
   }
 }

@@ -14,6 +14,12 @@ describe('formatError', () => {
     assert.match(formatError(err, {debug: true}).text, /^Error: The thing is wrong\.\nFix: Fix the thing\.\nUserError: The thing is wrong\.\n +at /)
   })
 
+  it('escapes control characters of quoted text in the sentence and the fix (not in --json)', () => {
+    const r = formatError(new UserError('Host "a\nb\u001b[31m" is unknown.', {fix: 'Drop "\r".'}))
+    assert.equal(r.text, 'Error: Host "a\\nb\\x1b[31m" is unknown.\nFix: Drop "\\r".\n')
+    assert.equal(r.json.message, 'Host "a\nb\u001b[31m" is unknown.')
+  })
+
   it('a MapVersionConflict reaching the user is a sentence with a fix and exit code 3, not a bug', () => {
     const r = formatError(new MapVersionConflict(7, 8))
     assert.equal(r.exitCode, ExitCode.nothingDone)

@@ -29,12 +29,18 @@ export abstract class FeedopsCommand<T> extends Command {
     process.exitCode = code
   }
 
-  /** True when progress may be drawn: stderr is a terminal and --json is off. */
-  protected get interactive(): boolean {
-    return Boolean(process.stderr.isTTY) && !this.jsonEnabled()
-  }
-
   abstract override run(): Promise<T>
+
+  /**
+   * --json output. oclif colourizes it with a tokenizer that overflows the stack on one huge string
+   * (a host that printed 10 MB) and is quadratic before that; colours only help a person at a terminal,
+   * so anything else, or anything large, is written as plain JSON.
+   */
+  override logJson(json: unknown): void {
+    const text = JSON.stringify(json, null, 2)
+    if (process.stdout.isTTY && text.length <= COLOUR_JSON_MAX_CHARS) super.logJson(json)
+    else process.stdout.write(`${text}\n`)
+  }
 
   /**
    * Every error from parsing the command line is bad input (exit 2), including a flag's own parse
@@ -74,6 +80,8 @@ export abstract class FeedopsCommand<T> extends Command {
     return `See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`
   }
 }
+
+const COLOUR_JSON_MAX_CHARS = 256 << 10
 
 // oclif's FlagOutput/ArgOutput, which it does not export.
 type ParsedOutput = {[name: string]: any}

@@ -1,5 +1,6 @@
 import {z} from 'zod'
 
+import {HOST_NAME_PATTERN, HOST_NAME_RULE} from '../inventory/host.js'
 import {urlProblem} from './urls.js'
 
 /**
@@ -8,7 +9,7 @@ import {urlProblem} from './urls.js'
  * the whole file; each is optional until the feature that reads it needs it.
  */
 
-const hostName = z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, dot, dash, underscore or colon')
+const hostName = z.string().min(1).regex(HOST_NAME_PATTERN, HOST_NAME_RULE)
 
 /** A URL of the given scheme that its client can parse (a raw @ or / in a password would change its host). */
 const serviceUrl = (scheme: RegExp, expected: string) =>

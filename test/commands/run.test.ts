@@ -71,6 +71,28 @@ describe('feedops run', {timeout: 300_000}, () => {
     assert.ok(out.results.filter((x: {ok: boolean}) => x.ok).length === 11)
   })
 
+  it('prints --json whatever a host sends (12 MB here), keeping a bounded part per host and saying how much was cut', async () => {
+    const big = 12_000_000
+    const r = await cli(['run', '--config', lab.configFile, '--hosts', 'app1,app2', '--json', '--', `if [ $FEEDOPS_HOST = app1 ]; then head -c ${big} /dev/zero | tr '\\0' x; fi; echo end`])
+    assert.equal(r.code, 0, r.stderr.slice(0, 2000))
+    assert.equal(r.stderr, '')
+    const out = JSON.parse(r.stdout) as {results: {host: string; stdout: string; truncated?: {stdout: number; stderr: number}}[]}
+    const [app1, app2] = out.results
+    const kept = 4 << 20
+    assert.equal(app1!.stdout.length, kept)
+    assert.match(app1!.stdout, /^x+$/)
+    assert.deepEqual(app1!.truncated, {stdout: big + 'end\n'.length - kept, stderr: 0})
+    assert.deepEqual([app2!.stdout, app2!.truncated], ['end\n', undefined])
+  })
+
+  it('shows control characters from remote output escaped, so no line passes for another host', async () => {
+    const r = await cli(['run', '--config', lab.configFile, '--hosts', 'app1', '--', "printf 'ok\\rapp9 | forged\\n\\033[2Jgone\\ttab\\n'"])
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(r.stdout.split('\n'), ['app1 | ok\\rapp9 | forged', 'app1 | \\x1b[2Jgone\ttab', ''])
+    const grouped = await cli(['run', '--config', lab.configFile, '--hosts', 'app1', '--group', '--', "printf 'a\\033[31mb\\n'"])
+    assert.match(grouped.stdout, /^a\\x1b\[31mb$/m)
+  })
+
   it('groups output per host with --group', async () => {
     const r = await cli(['run', '--config', lab.configFile, '--role', 'app', '--group', '--', 'echo one; echo two'])
     assert.equal(r.code, 0)

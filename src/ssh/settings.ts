@@ -200,9 +200,10 @@ export async function checkIdentityFile(file: string): Promise<void> {
   }
   const key = ssh2.utils.parseKey(text)
   if (key instanceof Error) {
-    const why = /passphrase/i.test(key.message) ? 'is encrypted with a passphrase, which feedops cannot ask for' : `is not a private key (${key.message})`
+    const encrypted = /passphrase/i.test(key.message)
+    const why = encrypted ? 'is encrypted with a passphrase, which feedops cannot ask for' : `is not a private key (${key.message})`
     throw new UserError(`The identity file (ssh.identityFile) ${file} ${why}.`, {
-      fix: /passphrase/i.test(key.message) ? 'Add the key to ssh-agent and set ssh.agent: true instead of ssh.identityFile.' : fix,
+      fix: encrypted ? 'Add the key to ssh-agent and set ssh.agent: true instead of ssh.identityFile.' : fix,
     })
   }
   if (!(Array.isArray(key) ? key : [key]).every((k) => k.isPrivateKey())) {

@@ -147,11 +147,17 @@ async function drawer(mode: ProgressMode, items: readonly string[], slots: Map<s
   }
 }
 
-/** Runs `work` with progress for `items`, and finishes the drawing however `work` ends. */
+/**
+ * Runs `work` with progress for `items`, and finishes the drawing however `work` ends: when it throws,
+ * items not yet done are marked failed (the error itself is the command's to print, once).
+ */
 export async function withProgress<R>(items: readonly string[], mode: ProgressMode, work: (progress: ItemProgress) => Promise<R>): Promise<R> {
   const progress = await itemProgress(items, {mode})
   try {
     return await work(progress)
+  } catch (err) {
+    for (const item of items) progress.done(item, false)
+    throw err
   } finally {
     await progress.finish()
   }

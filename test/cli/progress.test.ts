@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {itemProgress, progressMode} from '../../src/cli/progress.js'
+import {itemProgress, progressMode, withProgress} from '../../src/cli/progress.js'
 
 /** What `work` writes to stderr (stdout is the test runner's own channel here). */
 async function capture(work: () => Promise<void>): Promise<string> {
@@ -71,5 +71,18 @@ describe('itemProgress', () => {
     })
     assert.match(out, /s2: failed/)
     assert.equal(process.listenerCount('SIGINT'), 0, 'listr2 left no signal handler behind')
+  })
+
+  it('withProgress finishes the drawing when the work throws, marking what was not done as failed', async () => {
+    const out = await capture(async () => {
+      await assert.rejects(
+        withProgress(['lab'], 'plain', async (p) => {
+          p.update('lab', 'starting sshd')
+          throw new Error('port taken')
+        }),
+        /port taken/,
+      )
+    })
+    assert.equal(out, 'lab: starting sshd\nlab: failed\n')
   })
 })

@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {defaultLabDir} from '../../src/config/load.js'
 import {ExitCode} from '../../src/errors.js'
 import {labUp, type LabStatus} from '../../src/lab/index.js'
-import {stepProgress} from '../../src/lab/progress.js'
 import {labStatusTable, labSummary} from '../../src/lab/render.js'
 
 export default class LabUp extends FeedopsCommand<LabStatus> {
@@ -33,11 +33,8 @@ Idempotent: processes that run are kept, dead or missing ones are started, and a
 
   async run(): Promise<LabStatus> {
     const {flags} = await this.parse(LabUp)
-    const mode = this.jsonEnabled() ? 'off' : this.interactive ? 'tty' : 'plain'
-    const progress = await stepProgress('Bringing up the lab', mode)
-    let status: LabStatus
-    try {
-      status = await labUp(
+    const status = await withProgress(['lab'], progressMode(this.jsonEnabled()), async (progress) => {
+      const up = await labUp(
         {
           dir: flags.dir ?? defaultLabDir(),
           net: flags.net,
@@ -48,13 +45,11 @@ Idempotent: processes that run are kept, dead or missing ones are started, and a
           memcached: flags.memcached,
           cloud: flags.cloud,
         },
-        (msg) => progress.step(msg),
+        (msg) => progress.update('lab', msg),
       )
-    } catch (err) {
-      await progress.finish(false)
-      throw err
-    }
-    await progress.finish(true)
+      progress.done('lab', true, 'up')
+      return up
+    })
     this.log(labStatusTable(status))
     this.log(labSummary(status))
     if (status.configFile) this.log(`Config: ${status.configFile}`)

@@ -1,7 +1,7 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 
 import {loadConfig, type LoadedConfig} from '../config/load.js'
-import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../errors.js'
+import {formatError, isUserError, UserError, type ExitCodeValue} from '../errors.js'
 
 /**
  * Every feedops command extends this. `run()` returns a typed result: with --json oclif prints it
@@ -29,12 +29,18 @@ export abstract class FeedopsCommand<T> extends Command {
     process.exitCode = code
   }
 
-  /** True when progress may be drawn: stderr is a terminal and --json is off. */
-  protected get interactive(): boolean {
-    return Boolean(process.stderr.isTTY) && !this.jsonEnabled()
-  }
-
   abstract override run(): Promise<T>
+
+  /**
+   * --json output. oclif colourizes it with a tokenizer that overflows the stack on one huge string
+   * (a host that printed 10 MB) and is quadratic before that; colours only help a person at a terminal,
+   * so anything else, or anything large, is written as plain JSON.
+   */
+  override logJson(json: unknown): void {
+    const text = JSON.stringify(json, null, 2)
+    if (process.stdout.isTTY && text.length <= COLOUR_JSON_MAX_CHARS) super.logJson(json)
+    else process.stdout.write(`${text}\n`)
+  }
 
   /**
    * Every error from parsing the command line is bad input (exit 2), including a flag's own parse
@@ -49,8 +55,9 @@ export abstract class FeedopsCommand<T> extends Command {
       return await super.parse(options, argv)
     } catch (err) {
       if (isUserError(err) || isParseError(err) || !(err instanceof Error)) throw err
+      const range = integerRangeError(err.message, options?.flags)
       // "Parsing --shard \n\tExpected an integer…\nSee more help with --help" → one sentence.
-      const sentence = err.message.replace(/\s*\n\s*See more help with --help\s*$/, '').replace(/\s*\n\s*/g, ': ').trim()
+      const sentence = range ?? err.message.replace(/\s*\n\s*See more help with --help\s*$/, '').replace(/\s*\n\s*/g, ': ').trim()
       throw new UserError(/[.!?]$/.test(sentence) ? sentence : `${sentence}.`, {
         fix: `See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`,
         cause: err,
@@ -59,34 +66,42 @@ export abstract class FeedopsCommand<T> extends Command {
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
-    const debug = this.argv.includes('--debug')
-    if (isUserError(err)) {
-      process.exitCode = err.exitCode
-      if (this.jsonEnabled()) this.logJson({error: err.toJSON()})
-      else {
-        process.stderr.write(`Error: ${err.message}\n${err.fix ? `Fix: ${err.fix}\n` : ''}`)
-        if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
-      }
-      return
-    }
-    // oclif's own parse errors (unknown flag, missing argument…) are bad input too.
-    if (isParseError(err)) {
-      process.exitCode = ExitCode.badInput
-      if (this.jsonEnabled()) this.logJson({error: {message: err.message, exitCode: ExitCode.badInput}})
-      else process.stderr.write(`Error: ${err.message.split('\n').join(' ')}\nFix: See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.\n`)
-      return
-    }
     if (err instanceof Errors.ExitError) throw err
-    process.exitCode = ExitCode.failed
-    if (this.jsonEnabled()) this.logJson({error: {message: err.message, stack: err.stack, exitCode: ExitCode.failed}})
-    else process.stderr.write(`Bug: ${err.stack ?? err.message}\nPlease report this with the command you ran.\n`)
+    // oclif's own parse errors (unknown flag, missing argument…) are bad input too.
+    const error = isParseError(err) ? new UserError(err.message.split('\n').join(' '), {fix: this.helpHint(), cause: err}) : err
+    const report = formatError(error, {debug: this.argv.includes('--debug')})
+    process.exitCode = report.exitCode
+    if (this.jsonEnabled()) this.logJson({error: report.json})
+    else process.stderr.write(report.text)
+    return undefined
+  }
+
+  private helpHint(): string {
+    return `See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`
   }
 }
+
+const COLOUR_JSON_MAX_CHARS = 256 << 10
 
 // oclif's FlagOutput/ArgOutput, which it does not export.
 type ParsedOutput = {[name: string]: any}
 
-export type FlagsOf<C extends typeof Command> = Interfaces.InferredFlags<(typeof FeedopsCommand)['baseFlags'] & C['flags']>
+/**
+ * oclif's message for an integer flag out of its `Flags.integer({min, max})` range, as one sentence that
+ * states the whole range: `--concurrency must be between 1 and 1024; got "0".`
+ */
+function integerRangeError(message: string, flags: Record<string, unknown> | undefined): string | undefined {
+  const m = /^Parsing --([\w-]+)\s+Expected an integer (?:greater|less) than or equal to -?\d+ but received: (.*)$/m.exec(message)
+  const flag = m ? (flags?.[m[1]!] as {min?: number; max?: number} | undefined) : undefined
+  if (!m || !flag) return undefined
+  const want =
+    flag.min !== undefined && flag.max !== undefined
+      ? `between ${flag.min} and ${flag.max}`
+      : flag.min !== undefined
+        ? `a whole number of at least ${flag.min}`
+        : `a whole number of at most ${flag.max}`
+  return `--${m[1]} must be ${want}; got "${m[2]!.trim()}".`
+}
 
 /** oclif's parser errors (CLIParseError and subclasses) carry a `parse` property. */
 function isParseError(err: unknown): boolean {

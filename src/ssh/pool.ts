@@ -3,10 +3,10 @@ import {NodeSSH, type Config as NodeSshConfig} from 'node-ssh'
 import type {Client, ServerHostKeyAlgorithm} from 'ssh2'
 
 import type {SshSettings} from '../config/schema.js'
-import {UserError} from '../errors.js'
 import type {Host} from '../inventory/host.js'
 import {fingerprint, keyTypeOf, KnownHosts} from './known-hosts.js'
 import {
+  checkIdentityFile,
   loadSshConfigFile,
   pickIdentity,
   resolveJump,
@@ -72,6 +72,8 @@ export class ConnectionPool {
   private readonly bastions = new Map<string, Promise<NodeSSH>>()
   private readonly keys = new Map<string, Promise<string>>()
   private readonly open = new Set<Client>()
+  /** Clients still in their handshake (a subset of `open`). */
+  private readonly handshaking = new Set<Client>()
   private closed = false
   private readonly timeoutMs: number
 
@@ -84,10 +86,11 @@ export class ConnectionPool {
    * (a configured key file that does not exist, a malformed jump host).
    */
   static async create(ssh: SshSettings, opts: {acceptNew?: boolean; knownHosts?: KnownHosts} = {}): Promise<ConnectionPool> {
-    const [knownHosts, sshConfig] = await Promise.all([opts.knownHosts ?? KnownHosts.load(ssh.knownHosts), loadSshConfigFile(ssh)])
-    if (ssh.identityFile && !pickIdentity([ssh.identityFile])) {
-      throw new UserError(`The identity file ${ssh.identityFile} does not exist.`, {fix: 'Fix ssh.identityFile in feedops.yml.'})
-    }
+    const [knownHosts, sshConfig] = await Promise.all([
+      opts.knownHosts ?? KnownHosts.load(ssh.knownHosts),
+      loadSshConfigFile(ssh),
+      ssh.identityFile ? checkIdentityFile(ssh.identityFile) : undefined,
+    ])
     if (ssh.jumpHost) resolveJump(ssh.jumpHost, ssh, sshConfig)
     return new ConnectionPool({ssh, knownHosts, sshConfig, acceptNew: opts.acceptNew ?? false})
   }
@@ -119,6 +122,17 @@ export class ConnectionPool {
       else client.end()
     }
     this.open.clear()
+    this.handshaking.clear()
+  }
+
+  /**
+   * Opens no more connections and tears down those still in their handshake; established ones stay
+   * open, so what runs on them can still be stopped (Ctrl-C). `close()` still has to be called.
+   */
+  stopConnecting(): void {
+    this.closed = true
+    for (const client of this.handshaking) client.destroy()
+    this.handshaking.clear()
   }
 
   private async openTarget(host: Host): Promise<Connection> {
@@ -216,15 +230,20 @@ export class ConnectionPool {
     const client = ssh.connection
     if (client) {
       this.open.add(client)
+      this.handshaking.add(client)
       // After `ready` node-ssh drops its error listener; a later reset must not crash the process.
       client.on('error', () => {})
-      client.on('close', () => this.open.delete(client))
+      client.on('close', () => {
+        this.open.delete(client)
+        this.handshaking.delete(client)
+      })
     }
     try {
       await withTimeout(connecting, this.timeoutMs + 1000, () => {
         client?.destroy()
         return new ConnectError(`connect timed out after ${this.opts.ssh.connectTimeout} s (${where})`, 'timeout')
       })
+      if (client) this.handshaking.delete(client)
       if (this.closed) {
         client?.destroy()
         throw new ConnectError('interrupted', 'interrupted')

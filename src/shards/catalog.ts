@@ -10,11 +10,19 @@ import {UserError} from '../errors.js'
 export type ShardState = 'active' | 'frozen' | 'moving'
 export const SHARD_STATES: readonly ShardState[] = ['active', 'frozen', 'moving']
 
+export interface ShardMapEntry {
+  shard: number
+  server: string
+  state: ShardState
+  /** Only while frozen: milliseconds left on the freeze's lease (it lapses by itself, see freezeShard). */
+  frozenMs?: number
+}
+
 export interface ShardMap {
   version: number
   /** Logical shard count the catalog was created for (0 before `shards init`). */
   logical: number
-  shards: {shard: number; server: string; state: ShardState}[]
+  shards: ShardMapEntry[]
 }
 
 export interface ShardChange {
@@ -32,6 +40,31 @@ export class MapVersionConflict extends Error {
     super(`The shard map changed (expected version ${expected}, it is now ${actual}); re-read the map and try again.`)
   }
 }
+
+/**
+ * Shard moves (src/shards/move): one row per move, its phase and who runs it. At most one live job per
+ * shard (running, failed = resumable, flipped = waiting for complete or revert).
+ */
+export const MOVE_STATUSES = ['running', 'failed', 'flipped', 'completed', 'reverted'] as const
+export const LIVE_MOVE_STATUSES = ['running', 'failed', 'flipped'] as const
+const MOVES_DDL = `
+CREATE TABLE IF NOT EXISTS shard_moves (
+  id bigserial PRIMARY KEY,
+  shard int NOT NULL,
+  source text NOT NULL,
+  target text NOT NULL,
+  phase text NOT NULL,
+  status text NOT NULL CHECK (status IN (${MOVE_STATUSES.map((x) => `'${x}'`).join(', ')})),
+  owner text,
+  heartbeat_at timestamptz,
+  error text,
+  freeze_ms double precision,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS shard_moves_one_live ON shard_moves (shard) WHERE status IN (${LIVE_MOVE_STATUSES.map((x) => `'${x}'`).join(', ')});
+`
 
 export const CATALOG_DDL = `
 CREATE TABLE IF NOT EXISTS catalog_info (
@@ -58,6 +91,9 @@ CREATE TABLE IF NOT EXISTS shard_init (
   created_at timestamptz
 );
 CREATE SEQUENCE IF NOT EXISTS user_id_seq AS bigint START 1;
+-- A shard frozen for a cutover is frozen only until then (a lease): readers treat it as active after.
+ALTER TABLE shard_map ADD COLUMN IF NOT EXISTS frozen_until timestamptz;
+${MOVES_DDL}
 `
 
 /** Creates the catalog's tables if missing (safe to run concurrently: serialized by an advisory lock). */
@@ -85,10 +121,16 @@ export const INIT_FIX = 'Run `feedops shards init` first (it creates the catalog
 
 /** The whole map in one consistent snapshot. */
 export async function readShardMap(client: pg.ClientBase | pg.Pool): Promise<ShardMap> {
-  const r = await client.query<{version: string; logical: number | null; shards: {shard: number; server: string; state: ShardState}[] | null}>(`
+  // A freeze whose lease ran out reads as active (the cutover that set it died or overran).
+  const r = await client.query<{version: string; logical: number | null; shards: ShardMapEntry[] | null}>(`
     SELECT (SELECT version FROM map_version) AS version,
            (SELECT logical FROM catalog_info) AS logical,
-           (SELECT json_agg(json_build_object('shard', shard, 'server', server, 'state', state) ORDER BY shard) FROM shard_map) AS shards`)
+           (SELECT json_agg(CASE
+                WHEN state <> 'frozen' OR frozen_until IS NULL THEN json_build_object('shard', shard, 'server', server, 'state', state)
+                WHEN frozen_until > now() THEN json_build_object('shard', shard, 'server', server, 'state', state,
+                  'frozenMs', round(extract(epoch FROM frozen_until - now()) * 1000))
+                ELSE json_build_object('shard', shard, 'server', server, 'state', 'active') END ORDER BY shard)
+            FROM shard_map) AS shards`)
     .catch((err: unknown) => {
       if ((err as {code?: string}).code === UNDEFINED_TABLE) {
         throw new UserError('The shard catalog does not exist yet.', {fix: INIT_FIX, cause: err})
@@ -120,7 +162,8 @@ export async function updateShards(client: pg.ClientBase, expectedVersion: numbe
     }
     for (const c of changes) {
       const r = await client.query(
-        'UPDATE shard_map SET server = coalesce($2, server), state = coalesce($3, state), updated_at = now() WHERE shard = $1',
+        `UPDATE shard_map SET server = coalesce($2, server), state = coalesce($3, state), updated_at = now(),
+           frozen_until = CASE WHEN $3 IS NULL THEN frozen_until END WHERE shard = $1`,
         [c.shard, c.server ?? null, c.state ?? null],
       )
       if (r.rowCount !== 1) throw new RangeError(`Shard ${c.shard} is not in the shard map.`)
@@ -138,4 +181,83 @@ export async function updateShards(client: pg.ClientBase, expectedVersion: numbe
 export async function nextUserId(client: pg.ClientBase | pg.Pool): Promise<bigint> {
   const r = await client.query<{id: string}>("SELECT nextval('user_id_seq')::text AS id")
   return BigInt(r.rows[0]!.id)
+}
+
+/** A cutover's freeze ran past its lease before the map was flipped: the shard is active on its old server again. */
+export class FreezeLapsed extends Error {
+  override readonly name = 'FreezeLapsed'
+  constructor(readonly shard: number) {
+    super(`The freeze of shard ${shard} ran past its lease before the map was flipped; the shard stayed where it was.`)
+  }
+}
+
+/** BEGIN; CAS-bump the version; fn; COMMIT — or ROLLBACK and rethrow. Returns what fn returned. */
+async function inVersionBump<T>(client: pg.ClientBase, expectedVersion: number, fn: () => Promise<T>): Promise<{version: number; value: T}> {
+  await client.query('BEGIN')
+  try {
+    const bumped = await client.query<{version: string}>('UPDATE map_version SET version = version + 1 WHERE version = $1 RETURNING version', [
+      expectedVersion,
+    ])
+    if (bumped.rowCount !== 1) throw new MapVersionConflict(expectedVersion, await readMapVersion(client))
+    const value = await fn()
+    await client.query('COMMIT')
+    return {version: Number(bumped.rows[0]!.version), value}
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined)
+    throw err
+  }
+}
+
+/**
+ * Marks an active shard on `server` frozen for leaseMs (CAS on the version). The freeze lapses by
+ * itself: once frozen_until passes, readShardMap reports the shard active again and flipShard refuses.
+ * Returns the new version. Throws RangeError when the shard is not active on that server.
+ */
+export async function freezeShard(client: pg.ClientBase, expectedVersion: number, shard: number, server: string, leaseMs: number): Promise<number> {
+  const {version} = await inVersionBump(client, expectedVersion, async () => {
+    const r = await client.query(
+      `UPDATE shard_map SET state = 'frozen', frozen_until = now() + $3 * interval '1 millisecond', updated_at = now()
+       WHERE shard = $1 AND server = $2 AND (state = 'active' OR (state = 'frozen' AND frozen_until <= now()))`,
+      [shard, server, leaseMs],
+    )
+    if (r.rowCount !== 1) throw new RangeError(`Shard ${shard} is not active on ${server}.`)
+  })
+  return version
+}
+
+/**
+ * The cutover's switch: points a frozen shard at `server` and unfreezes it (CAS on the version), only
+ * while the freeze's lease has at least marginMs left. Throws FreezeLapsed otherwise (nothing changed).
+ */
+export async function flipShard(client: pg.ClientBase, expectedVersion: number, shard: number, server: string, marginMs = 0): Promise<number> {
+  const {version} = await inVersionBump(client, expectedVersion, async () => {
+    const r = await client.query(
+      `UPDATE shard_map SET server = $2, state = 'active', frozen_until = NULL, updated_at = now()
+       WHERE shard = $1 AND state = 'frozen' AND frozen_until > now() + $3 * interval '1 millisecond'`,
+      [shard, server, marginMs],
+    )
+    if (r.rowCount !== 1) throw new FreezeLapsed(shard)
+  })
+  return version
+}
+
+/** Ends a freeze early (a cutover that gave up); no-op returning null when the shard is not frozen. */
+export async function thawShard(client: pg.ClientBase, expectedVersion: number, shard: number): Promise<number | null> {
+  const frozen = await client.query("SELECT 1 FROM shard_map WHERE shard = $1 AND state = 'frozen'", [shard])
+  if (frozen.rowCount === 0) return null
+  const {version} = await inVersionBump(client, expectedVersion, () =>
+    client.query("UPDATE shard_map SET state = 'active', frozen_until = NULL, updated_at = now() WHERE shard = $1", [shard]),
+  )
+  return version
+}
+
+/** Runs a CAS step against the current version, re-reading it and trying again when another change won. */
+export async function withCurrentVersion<T>(client: pg.ClientBase, step: (version: number) => Promise<T>, attempts = 20): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await step(await readMapVersion(client))
+    } catch (err) {
+      if (!(err instanceof MapVersionConflict) || i >= attempts) throw err
+    }
+  }
 }

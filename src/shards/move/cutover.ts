@@ -93,7 +93,8 @@ async function fence(pool: pg.Pool, plan: CutoverPlan, token: string): Promise<v
   const c = await pool.connect()
   try {
     await c.query('BEGIN')
-    await c.query(`SET LOCAL lock_timeout = ${Math.round(plan.lockTimeoutMs)}`)
+    // Flushed at commit even where synchronous_commit is off: WAL senders send only flushed WAL.
+    await c.query(`SET LOCAL lock_timeout = ${Math.round(plan.lockTimeoutMs)}; SET LOCAL synchronous_commit = on`)
     await c.query(`LOCK TABLE ${plan.tables.map((t) => `${q(plan.schema)}.${q(t)}`).join(', ')} IN SHARE MODE`)
     await c.query(`${setFenceSql(plan.schema, plan.jobId, plan.leaseMs)};\n${markerSql(plan.schema, token)}`)
     await c.query('COMMIT')

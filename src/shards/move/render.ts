@@ -1,4 +1,6 @@
 import {textTable} from '../../cli/text-table.js'
+import type {ShardCheck} from './check.js'
+import type {Finding} from './doctor.js'
 import type {MoveJob} from './jobs.js'
 import type {MoveResult} from './run.js'
 
@@ -51,5 +53,25 @@ export function jobsTable(jobs: readonly MoveJob[]): string {
       j.updatedAt.replace(/\.\d+Z$/, 'Z'),
       j.error ?? '',
     ]),
+  ).trimEnd()
+}
+
+export function checksTable(checks: readonly ShardCheck[]): string {
+  return textTable(
+    ['SHARD', 'HOME', 'COPIES', 'COMPARED', 'RESULT'],
+    checks.map((c) => [
+      String(c.shard),
+      c.server,
+      c.copies.map((x) => `${x.server} (${x.role})`).join(', ') || '-',
+      c.verify ? `${c.verify.tables.length} tables, ${c.verify.tables.reduce((a, t) => a + t.primaryRows, 0)} rows` : '-',
+      c.problems.length === 0 ? 'ok' : c.problems.join('; '),
+    ]),
+  ).trimEnd()
+}
+
+export function findingsTable(findings: readonly Finding[], fix: boolean): string {
+  return textTable(
+    ['KIND', 'SERVER', 'NAME', 'WHY', ...(fix ? ['FIXED'] : [])],
+    findings.map((f) => [f.kind, f.server, f.name, f.detail, ...(fix ? [f.fixed ? 'yes' : `no: ${f.error ?? ''}`] : [])]),
   ).trimEnd()
 }

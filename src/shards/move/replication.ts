@@ -3,7 +3,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import type pg from 'pg'
 
 import {MOVE_SCHEMA, SYNC_SLOT, q, quoteLiteral, streamName, type Direction} from './names.js'
-import {markerSql, readMarker} from './server-objects.js'
+import {readMarker, writeMarker} from './server-objects.js'
 
 /**
  * Logical replication of one shard schema between two servers: a publication on the side that has the
@@ -141,7 +141,7 @@ export async function lagBytes(publisher: pg.Pool, slot: string): Promise<number
 export async function markerRoundTrip(publisher: pg.Pool, subscriber: pg.Pool, schema: string, timeoutMs: number): Promise<number> {
   const token = `lag-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`
   const started = performance.now()
-  await publisher.query(markerSql(schema, token))
+  await writeMarker(publisher, schema, token)
   await waitForMarker(subscriber, schema, token, timeoutMs)
   return performance.now() - started
 }

@@ -90,10 +90,18 @@ export async function isFenced(pool: pg.Pool | pg.ClientBase, schema: string): P
   return (r.rowCount ?? 0) > 0
 }
 
-/** SQL that writes a new marker token for the schema. */
+/** SQL that writes a new marker token for the schema (inside a transaction that must commit flushed, see writeMarker). */
 export function markerSql(schema: string, token: string): string {
   return `INSERT INTO ${MOVE_SCHEMA}.marker (schema_name, token) VALUES (${quoteLiteral(schema)}, ${quoteLiteral(token)})
   ON CONFLICT (schema_name) DO UPDATE SET token = EXCLUDED.token`
+}
+
+/**
+ * Writes a marker token in a transaction of its own whose commit is flushed at once even where
+ * synchronous_commit is off (WAL senders send only flushed WAL, so the token would wait for the WAL writer).
+ */
+export async function writeMarker(c: pg.Pool | pg.ClientBase, schema: string, token: string): Promise<void> {
+  await c.query(`BEGIN; SET LOCAL synchronous_commit = on; ${markerSql(schema, token)}; COMMIT`)
 }
 
 export async function readMarker(c: pg.Pool | pg.ClientBase, schema: string): Promise<string | null> {

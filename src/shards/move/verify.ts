@@ -1,7 +1,7 @@
 import pg from 'pg'
 
 import {q} from './names.js'
-import {markerSql} from './server-objects.js'
+import {writeMarker} from './server-objects.js'
 import {waitForMarker} from './replication.js'
 
 /**
@@ -76,7 +76,7 @@ export async function verifyCopies(opts: {
     await primary.query('SELECT 1') // takes the imported snapshot now
     const marker = await connect(opts.primaryUrl, 'feedops move verify')
     try {
-      await marker.query(markerSql(schema, token))
+      await writeMarker(marker, schema, token)
     } finally {
       await marker.end()
     }

@@ -4,7 +4,7 @@
  * real CLI, put steady write load through the app and read what each server holds.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
-import {readFileSync, writeFileSync} from 'node:fs'
+import {readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 import pg from 'pg'
@@ -195,4 +195,41 @@ export async function waitUntil(what: string, fn: () => Promise<boolean>, timeou
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 25))
   }
+}
+
+/**
+ * kill -9 of a whole Postgres server the lab started: its postmaster and every child it forked (each runs
+ * in a session of its own, so the process group alone would miss them), then waits until all are gone.
+ */
+export async function killServer(postmaster: number): Promise<void> {
+  const children = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // stat: pid (comm) state ppid …; comm may hold spaces, so split after the last ')'.
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+  const all = [postmaster, ...children]
+  for (const pid of all) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err // a worker that ended by itself meanwhile
+    }
+  }
+  await waitUntil('the killed server to be gone', async () =>
+    all.every((pid) => {
+      try {
+        const state = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        return state.slice(state.lastIndexOf(')') + 2).startsWith('Z')
+      } catch {
+        return true
+      }
+    }),
+  )
 }

@@ -8,6 +8,7 @@ import {schemaName} from '../../src/shards/placement.js'
 import {call, captureLogs, startApp, type RunningApp} from '../app/helpers.js'
 import {
   captionsOn,
+  killServer,
   mapServer,
   moveObjects,
   shards,
@@ -33,10 +34,11 @@ describe('shards move', {timeout: 400_000}, () => {
   let stale: RunningApp
   let users: Map<number, AppUser[]>
   const {stream: staleStream, logs: staleLogs} = captureLogs()
+  const {stream: appStream, logs: appLogs} = captureLogs()
 
   before(async () => {
     ml = await startMoveLab()
-    app = await startApp(ml.config, captureLogs().stream)
+    app = await startApp(ml.config, appStream)
     stale = await startApp(ml.config, staleStream, {mapPollMs: 10_000})
     ;(stale.deps.maps as unknown as {subscriber?: {disconnect(): void}}).subscriber?.disconnect()
     users = await usersIn(app.url, [0, 3, 4, 5, 6], 2, 'mv')
@@ -50,7 +52,8 @@ describe('shards move', {timeout: 400_000}, () => {
   /** Every acknowledged write on `server` exactly once, and no write failed. */
   const assertAllOnce = async (writes: Write[], server: string, shard: number, tag: string) => {
     const failed = writes.filter((w) => w.status !== 201)
-    assert.deepEqual(failed.map((w) => w.status), [], 'every write through the move succeeded')
+    const errors = [...appLogs.lines, ...staleLogs.lines].filter((l) => /"level":50/.test(l)).slice(0, 3)
+    assert.deepEqual(failed.map((w) => w.status), [], `every write through the move succeeded; ${errors.join('\n')}`)
     const seen = await captionsOn(ml.url(server), shard, tag)
     const missing = writes.filter((w) => seen.get(w.caption) !== 1)
     assert.deepEqual(missing.map((w) => `${w.caption}: ${seen.get(w.caption) ?? 0}`), [], `each acknowledged write is on ${server} once`)
@@ -61,7 +64,8 @@ describe('shards move', {timeout: 400_000}, () => {
     const shard = 0
     assert.equal((await mapServer(ml, shard)).server, 'pg1')
     const load = startLoad([app.url, stale.url], users.get(shard)!, {concurrency: 4, tag: 'a1'})
-    await sleep(300)
+    const acked = (after = 0) => load.writes.filter((w) => w.status === 201 && w.startedAt > after).length
+    await waitUntil('writes before the move', async () => acked() >= 20)
     const beforeMove = performance.now()
     const moved = await shards(ml, ['move', String(shard), '--to', 'pg2'])
     const afterMove = performance.now()
@@ -74,13 +78,12 @@ describe('shards move', {timeout: 400_000}, () => {
     )
     assert.ok(moved.json.facts.freezeMs < 1500, `writes held ${moved.json.facts.freezeMs} ms`)
     assert.ok(moved.json.facts.verify.ok)
-    await sleep(300)
+    await waitUntil('writes after the move', async () => acked(afterMove) >= 20)
     const writes = await load.stop()
     assert.deepEqual(await mapServer(ml, shard), {server: 'pg2', state: 'active'})
     const onTarget = await assertAllOnce(writes, 'pg2', shard, 'a1')
     // Ids made after the move sort after every id made before it.
     const after = writes.filter((w) => w.startedAt > afterMove)
-    assert.ok(after.length > 0 && writes.some((w) => w.endedAt < beforeMove))
     const maxIdBefore = writes.filter((w) => w.endedAt < beforeMove).reduce((m, w) => (BigInt(w.id!) > m ? BigInt(w.id!) : m), 0n)
     for (const w of after) assert.ok(BigInt(w.id!) > maxIdBefore, `id ${w.id} made after the move sorts after ${maxIdBefore}`)
     // The stale app wrote to the old copy, was refused by its fence, reloaded the map and wrote to pg2.
@@ -103,11 +106,12 @@ describe('shards move', {timeout: 400_000}, () => {
 
     // Revert under load: back to pg1, nothing lost.
     const load2 = startLoad([app.url, stale.url], users.get(shard)!, {concurrency: 4, tag: 'a2'})
-    await sleep(200)
+    await waitUntil('writes before the revert', async () => load2.writes.length >= 20)
     const reverted = await shards(ml, ['revert', String(shard)])
     assert.equal(reverted.code, 0, reverted.stderr + reverted.stdout)
     assert.equal(reverted.json.movedBack, true)
-    await sleep(200)
+    const afterRevert = performance.now()
+    await waitUntil('writes after the revert', async () => load2.writes.filter((w) => w.startedAt > afterRevert).length >= 20)
     const writes2 = await load2.stop()
     assert.deepEqual(await mapServer(ml, shard), {server: 'pg1', state: 'active'})
     await assertAllOnce(writes2, 'pg1', shard, 'a2')
@@ -129,6 +133,119 @@ describe('shards move', {timeout: 400_000}, () => {
     const all = await shards(ml, ['verify', '--all'])
     assert.equal(all.code, 0, all.stdout)
     assert.equal(all.json.shards.length, 16)
+  })
+
+  it('survives kill -9 of the target Postgres during the copy: move again finishes it', async () => {
+    const shard = 3 // pg1 → pg2
+    const s = schemaName(shard)
+    // Enough rows that the copy takes a while.
+    await sql(
+      ml.url('pg1'),
+      `INSERT INTO "${s}".photos (id, user_id, s3_key) SELECT (1::bigint << 50) + g, $1::bigint, 'k' FROM generate_series(1, 300000) g`,
+      [users.get(shard)![0]!.id],
+    )
+    const cli = startCli(ml, ['move', String(shard), '--to', 'pg2'])
+    await waitUntil(
+      'the copy to start',
+      async () => (await sql(ml.url('pg2'), "SELECT 1 FROM pg_stat_progress_copy WHERE relid::regclass::text LIKE 's0003.%'").catch(() => [])).length > 0,
+      60_000,
+    )
+    await killServer(readState(ml.lab.dir)!.processes.find((p) => p.name === 'pg2')!.pid!)
+    const code = await cli.exited
+    assert.equal(code, 1, cli.stderr())
+    await labUp({dir: ml.lab.dir}) // restarts pg2 (crash recovery)
+    const again = await shards(ml, ['move', String(shard), '--to', 'pg2'])
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    assert.notEqual(again.json.start, 'new')
+    const photos = again.json.facts.verify.tables.find((t: {table: string}) => t.table === 'photos')
+    assert.ok(photos.ok && photos.primaryRows >= 300000, JSON.stringify(photos))
+    assert.equal((await mapServer(ml, shard)).server, 'pg2')
+  })
+
+  it('resumes after the CLI is killed during catch-up; a second run meanwhile is refused with exit 3', async () => {
+    const shard = 4 // pg2 → pg3
+    const cli = startCli(ml, ['move', String(shard), '--to', 'pg3'], {FEEDOPS_MOVE_PAUSE: 'catch-up'})
+    await cli.waitFor('paused at catch-up')
+    const second = await shards(ml, ['move', String(shard), '--to', 'pg3'])
+    assert.equal(second.code, 3, second.stdout + second.stderr)
+    assert.match(second.json.error.message, /Another process is working on shard 4/)
+    const elsewhere = await shards(ml, ['move', String(shard), '--to', 'pg1'])
+    assert.equal(elsewhere.code, 3, elsewhere.stdout)
+    cli.child.kill('SIGKILL')
+    await cli.exited
+    const jobs = await shards(ml, ['moves', '--live'])
+    const job = jobs.json.jobs.find((j: {shard: number}) => j.shard === shard)
+    assert.deepEqual([job.phase, job.status], ['catch-up', 'running'])
+    const doctor = await shards(ml, ['doctor'])
+    assert.ok(doctor.json.findings.some((f: {kind: string}) => f.kind === 'job'), 'doctor sees the job nobody works on')
+    const other = await shards(ml, ['move', String(shard), '--to', 'pg1'])
+    assert.equal(other.code, 2, other.stdout)
+    assert.match(other.json.error.message, /already moving from pg2 to pg3/)
+    const again = await shards(ml, ['move', String(shard), '--to', 'pg3'])
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    assert.equal(again.json.start, 'resumed')
+    assert.match(again.json.startNote, /resuming at catch-up/)
+    assert.equal((await mapServer(ml, shard)).server, 'pg3')
+  })
+
+  it('when the CLI dies after the freeze, the lease unfreezes the shard and lifts the fence; a held write succeeds; move again finishes', async () => {
+    const shard = 5 // pg3 → pg1
+    const user = users.get(shard)![0]!
+    const cli = startCli(ml, ['move', String(shard), '--to', 'pg1'], {FEEDOPS_MOVE_PAUSE: 'frozen'})
+    await cli.waitFor('paused at frozen')
+    assert.equal((await mapServer(ml, shard)).state, 'frozen')
+    const write = call(app.url, 'POST', '/photos', {token: user.token, body: {caption: 'e1-0', s3Key: 'p/e1.jpg'}})
+    await sleep(100)
+    cli.child.kill('SIGKILL')
+    await cli.exited
+    const w = await write
+    assert.equal(w.status, 201, JSON.stringify(w.body))
+    assert.ok(w.ms > 1000, `the write was held until the lease ran out (${w.ms.toFixed(0)} ms)`)
+    assert.equal((await captionsOn(ml.url('pg3'), shard, 'e1')).get('e1-0'), 1, 'the held write landed on the old home')
+    const again = await shards(ml, ['move', String(shard), '--to', 'pg1'])
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    assert.deepEqual(await mapServer(ml, shard), {server: 'pg1', state: 'active'})
+    assert.equal((await captionsOn(ml.url('pg1'), shard, 'e1')).get('e1-0'), 1, 'and is on the new home after the move')
+  })
+
+  it('stops before the cutover when verify finds a row changed on the target behind its back', async () => {
+    const shard = 6 // pg1 → pg3
+    const s = schemaName(shard)
+    const prepared = await shards(ml, ['move', String(shard), '--to', 'pg3', '--prepare'])
+    assert.equal(prepared.code, 0, prepared.stderr + prepared.stdout)
+    assert.equal(prepared.json.prepared, true)
+    const id = users.get(shard)![0]!.id
+    await sql(ml.url('pg3'), `UPDATE "${s}".users SET name = 'tampered' WHERE id = $1`, [id])
+    const moved = await shards(ml, ['move', String(shard), '--to', 'pg3'])
+    assert.equal(moved.code, 1, moved.stdout)
+    assert.equal(moved.json.ok, false)
+    assert.match(moved.json.error, /Verify found the copies differ in users/)
+    assert.deepEqual(await mapServer(ml, shard), {server: 'pg1', state: 'active'})
+    const [row] = await sql(ml.url('pg1'), `SELECT name FROM "${s}".users WHERE id = $1`, [id])
+    assert.notEqual(row.name, 'tampered', 'the source is unchanged')
+    const write = await call(app.url, 'POST', '/photos', {token: users.get(shard)![0]!.token, body: {caption: 'f1-0', s3Key: 'p/f1.jpg'}})
+    assert.equal(write.status, 201, 'the shard still takes writes where it was')
+    const reverted = await shards(ml, ['revert', String(shard)])
+    assert.equal(reverted.code, 0, reverted.stderr + reverted.stdout)
+    assert.equal(reverted.json.movedBack, false)
+    assert.deepEqual(await sql(ml.url('pg3'), `SELECT 1 FROM pg_namespace WHERE nspname = '${s}'`), [])
+  })
+
+  it('doctor finds an orphaned slot and drops it with --fix, never touching a mapped schema', async () => {
+    await sql(ml.url('pg2'), "SELECT pg_create_logical_replication_slot('feedops_move_999_fwd', 'pgoutput')")
+    await sql(ml.url('pg2'), 'CREATE SCHEMA s0009') // shard 9 lives on pg1: a half-made copy
+    const found = await shards(ml, ['doctor'])
+    assert.equal(found.code, 1, found.stdout)
+    const kinds = found.json.findings.map((f: {kind: string; server: string; name: string}) => `${f.kind} ${f.server} ${f.name}`)
+    assert.ok(kinds.includes('slot pg2 feedops_move_999_fwd'), kinds.join(', '))
+    assert.ok(kinds.includes('schema pg2 s0009'), kinds.join(', '))
+    const fixed = await shards(ml, ['doctor', '--fix'])
+    assert.equal(fixed.code, 0, fixed.stdout)
+    assert.deepEqual(await sql(ml.url('pg2'), "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'feedops_move_999_fwd'"), [])
+    assert.equal((await sql(ml.url('pg1'), "SELECT 1 FROM pg_namespace WHERE nspname = 's0009'")).length, 1, 'the mapped copy stays')
+    const clean = await shards(ml, ['doctor'])
+    assert.equal(clean.code, 0, clean.stdout)
+    assert.deepEqual(clean.json.findings, [])
   })
 
   it('refuses bad input and changes nothing', async () => {

@@ -1,7 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
-import {hostProgress} from '../../src/cli/progress.js'
+import {trapInterrupts} from '../../src/cli/host-session.js'
+import {itemProgress, progressMode} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'
 import {PHASE_NAMES} from '../../src/shards/move/phases.js'
@@ -29,10 +30,9 @@ Phases: preflight, schema on the target, copy (logical replication), catch-up, v
   async run(): Promise<MoveResult> {
     const {args, flags} = await this.parse(ShardsMove)
     const env = await openMoveEnv(this.loadConfig(flags), 'feedops shards move')
-    const progress = await hostProgress(PHASE_NAMES, {enabled: this.interactive})
-    const abort = new AbortController()
-    const onSigint = () => abort.abort()
-    process.once('SIGINT', onSigint)
+    const progress = await itemProgress(PHASE_NAMES, {mode: progressMode(this.jsonEnabled())})
+    // Ctrl-C stops the move at the next safe point (never inside the cutover); the job can be resumed.
+    const trap = trapInterrupts(() => undefined)
     try {
       const result = await moveShard(
         env,
@@ -41,17 +41,20 @@ Phases: preflight, schema on the target, copy (logical replication), catch-up, v
         {
           onPhase: (phase, text) => progress.update(phase, text),
           onPhaseDone: (phase, ok, text) => progress.done(phase, ok, text),
-          signal: abort.signal,
+          signal: trap.signal,
         },
         {prepare: flags.prepare},
       )
+      const first = PHASE_NAMES.indexOf(result.phases[0]?.phase as (typeof PHASE_NAMES)[number])
+      PHASE_NAMES.forEach((p, i) => {
+        if (!result.phases.some((r) => r.phase === p)) progress.done(p, true, i < first ? 'done earlier' : 'not run')
+      })
       await progress.finish()
       this.log(moveSummary(result))
-      if (!result.ok) this.setExitCode(abort.signal.aborted ? (130 as never) : ExitCode.failed)
+      if (!result.ok) this.setExitCode(trap.received ? ExitCode.interrupted : ExitCode.failed)
       return result
     } finally {
-      process.off('SIGINT', onSigint)
-      await progress.finish()
+      trap.dispose()
       await env.close()
     }
   }

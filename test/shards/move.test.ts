@@ -166,19 +166,20 @@ describe('shards move', {timeout: 400_000}, () => {
     const shard = 4 // pg2 → pg3
     const cli = startCli(ml, ['move', String(shard), '--to', 'pg3'], {FEEDOPS_MOVE_PAUSE: 'catch-up'})
     await cli.waitFor('paused at catch-up')
-    const second = await shards(ml, ['move', String(shard), '--to', 'pg3'])
+    const [second, elsewhere] = await Promise.all([shards(ml, ['move', String(shard), '--to', 'pg3']), shards(ml, ['move', String(shard), '--to', 'pg1'])])
     assert.equal(second.code, 3, second.stdout + second.stderr)
     assert.match(second.json.error.message, /Another process is working on shard 4/)
-    const elsewhere = await shards(ml, ['move', String(shard), '--to', 'pg1'])
     assert.equal(elsewhere.code, 3, elsewhere.stdout)
     cli.child.kill('SIGKILL')
     await cli.exited
-    const jobs = await shards(ml, ['moves', '--live'])
+    const [jobs, doctor, other] = await Promise.all([
+      shards(ml, ['moves', '--live']),
+      shards(ml, ['doctor']),
+      shards(ml, ['move', String(shard), '--to', 'pg1']),
+    ])
     const job = jobs.json.jobs.find((j: {shard: number}) => j.shard === shard)
     assert.deepEqual([job.phase, job.status], ['catch-up', 'running'])
-    const doctor = await shards(ml, ['doctor'])
     assert.ok(doctor.json.findings.some((f: {kind: string}) => f.kind === 'job'), 'doctor sees the job nobody works on')
-    const other = await shards(ml, ['move', String(shard), '--to', 'pg1'])
     assert.equal(other.code, 2, other.stdout)
     assert.match(other.json.error.message, /already moving from pg2 to pg3/)
     const again = await shards(ml, ['move', String(shard), '--to', 'pg3'])
@@ -257,8 +258,9 @@ describe('shards move', {timeout: 400_000}, () => {
       [['complete', '7'], 3, /no move to complete/],
       [['verify', '99'], 2, /not in the shard map/],
     ]
-    for (const [args, code, message] of cases) {
-      const r = await shards(ml, args)
+    const runs = await Promise.all(cases.map(([args]) => shards(ml, args)))
+    for (const [i, [args, code, message]] of cases.entries()) {
+      const r = runs[i]!
       assert.equal(r.code, code, `${args.join(' ')}: ${r.stdout}${r.stderr}`)
       assert.match(r.json.error.message, message)
     }

@@ -27,6 +27,8 @@ export type MoveStart = 'new' | 'resumed' | 'restarted'
 
 export interface PhaseReport {
   phase: string
+  /** When it started (ISO time) and how long it took. */
+  startedAt: string
   ms: number
   ok: boolean
   detail?: string
@@ -140,13 +142,14 @@ export async function moveShard(env: MoveEnv, shard: number, to: string, hooks: 
       job = await updateJob(claim.client, job.id, {phase})
       hooks.onPhase?.(p.name, p.title)
       const started = performance.now()
+      const startedAt = new Date().toISOString()
       try {
         await p.run(run, result.facts)
-        result.phases.push({phase: p.name, ms: performance.now() - started, ok: true})
+        result.phases.push({phase: p.name, startedAt, ms: performance.now() - started, ok: true})
         hooks.onPhaseDone?.(p.name, true)
       } catch (err) {
         const message = err instanceof MoveInterrupted ? 'interrupted' : errorText(err)
-        result.phases.push({phase: p.name, ms: performance.now() - started, ok: false, detail: message})
+        result.phases.push({phase: p.name, startedAt, ms: performance.now() - started, ok: false, detail: message})
         hooks.onPhaseDone?.(p.name, false, message)
         result.ok = false
         result.error = message

@@ -191,21 +191,25 @@ export class FreezeLapsed extends Error {
   }
 }
 
-/** BEGIN; CAS-bump the version; fn; COMMIT — or ROLLBACK and rethrow. Returns what fn returned. */
-async function inVersionBump<T>(client: pg.ClientBase, expectedVersion: number, fn: () => Promise<T>): Promise<{version: number; value: T}> {
-  await client.query('BEGIN')
-  try {
-    const bumped = await client.query<{version: string}>('UPDATE map_version SET version = version + 1 WHERE version = $1 RETURNING version', [
-      expectedVersion,
-    ])
-    if (bumped.rowCount !== 1) throw new MapVersionConflict(expectedVersion, await readMapVersion(client))
-    const value = await fn()
-    await client.query('COMMIT')
-    return {version: Number(bumped.rows[0]!.version), value}
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined)
-    throw err
-  }
+/**
+ * One shard's row changed and the version bumped, by compare-and-swap, in a single statement (one round
+ * trip, all or nothing): the row is locked if it matches `where`; the version is bumped only if it is still
+ * expectedVersion and the row matched; the row is changed only if the version was bumped. $1 is the shard,
+ * $2 the expected version; `params` are $3…. Returns the new version, or null when the row did not match.
+ * Throws MapVersionConflict when the version moved.
+ */
+async function casShardRow(client: pg.ClientBase, expectedVersion: number, shard: number, where: string, set: string, params: unknown[]): Promise<number | null> {
+  const r = await client.query<{version: string | null; matched: boolean; current: string}>(
+    `WITH s AS (SELECT shard FROM shard_map WHERE shard = $1 AND (${where}) FOR UPDATE),
+          v AS (UPDATE map_version SET version = version + 1 WHERE version = $2 AND EXISTS (SELECT 1 FROM s) RETURNING version),
+          u AS (UPDATE shard_map SET ${set}, updated_at = now() FROM v WHERE shard_map.shard = $1 RETURNING 1)
+     SELECT (SELECT version FROM v)::text AS version, EXISTS (SELECT 1 FROM s) AS matched, (SELECT version FROM map_version)::text AS current`,
+    [shard, expectedVersion, ...params],
+  )
+  const row = r.rows[0]!
+  if (!row.matched) return null
+  if (row.version === null) throw new MapVersionConflict(expectedVersion, Number(row.current))
+  return Number(row.version)
 }
 
 /**
@@ -214,14 +218,15 @@ async function inVersionBump<T>(client: pg.ClientBase, expectedVersion: number, 
  * Returns the new version. Throws RangeError when the shard is not active on that server.
  */
 export async function freezeShard(client: pg.ClientBase, expectedVersion: number, shard: number, server: string, leaseMs: number): Promise<number> {
-  const {version} = await inVersionBump(client, expectedVersion, async () => {
-    const r = await client.query(
-      `UPDATE shard_map SET state = 'frozen', frozen_until = now() + $3 * interval '1 millisecond', updated_at = now()
-       WHERE shard = $1 AND server = $2 AND (state = 'active' OR (state = 'frozen' AND frozen_until <= now()))`,
-      [shard, server, leaseMs],
-    )
-    if (r.rowCount !== 1) throw new RangeError(`Shard ${shard} is not active on ${server}.`)
-  })
+  const version = await casShardRow(
+    client,
+    expectedVersion,
+    shard,
+    "server = $3 AND (state = 'active' OR (state = 'frozen' AND frozen_until <= now()))",
+    "state = 'frozen', frozen_until = now() + $4 * interval '1 millisecond'",
+    [server, leaseMs],
+  )
+  if (version === null) throw new RangeError(`Shard ${shard} is not active on ${server}.`)
   return version
 }
 
@@ -230,25 +235,21 @@ export async function freezeShard(client: pg.ClientBase, expectedVersion: number
  * while the freeze's lease has at least marginMs left. Throws FreezeLapsed otherwise (nothing changed).
  */
 export async function flipShard(client: pg.ClientBase, expectedVersion: number, shard: number, server: string, marginMs = 0): Promise<number> {
-  const {version} = await inVersionBump(client, expectedVersion, async () => {
-    const r = await client.query(
-      `UPDATE shard_map SET server = $2, state = 'active', frozen_until = NULL, updated_at = now()
-       WHERE shard = $1 AND state = 'frozen' AND frozen_until > now() + $3 * interval '1 millisecond'`,
-      [shard, server, marginMs],
-    )
-    if (r.rowCount !== 1) throw new FreezeLapsed(shard)
-  })
+  const version = await casShardRow(
+    client,
+    expectedVersion,
+    shard,
+    "state = 'frozen' AND frozen_until > now() + $4 * interval '1 millisecond'",
+    "server = $3, state = 'active', frozen_until = NULL",
+    [server, marginMs],
+  )
+  if (version === null) throw new FreezeLapsed(shard)
   return version
 }
 
 /** Ends a freeze early (a cutover that gave up); no-op returning null when the shard is not frozen. */
 export async function thawShard(client: pg.ClientBase, expectedVersion: number, shard: number): Promise<number | null> {
-  const frozen = await client.query("SELECT 1 FROM shard_map WHERE shard = $1 AND state = 'frozen'", [shard])
-  if (frozen.rowCount === 0) return null
-  const {version} = await inVersionBump(client, expectedVersion, () =>
-    client.query("UPDATE shard_map SET state = 'active', frozen_until = NULL, updated_at = now() WHERE shard = $1", [shard]),
-  )
-  return version
+  return casShardRow(client, expectedVersion, shard, "state = 'frozen'", "state = 'active', frozen_until = NULL", [])
 }
 
 /** Runs a CAS step against the current version, re-reading it and trying again when another change won. */

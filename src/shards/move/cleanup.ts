@@ -33,6 +33,6 @@ export async function dropCopy(run: MoveRun, which: 'source' | 'target'): Promis
 }
 
 /** feedops_move not made yet on that server: nothing to remove. */
-export function ignoreMissing(err: {code?: string}): void {
+function ignoreMissing(err: {code?: string}): void {
   if (err.code !== '42P01' && err.code !== '3F000') throw err
 }

@@ -62,8 +62,7 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
     const waitStart = performance.now()
     await waitForMarker(to.pool, schema, token, Math.max(1, plan.leaseMs - (performance.now() - frozenAt)))
     waitMs = performance.now() - waitStart
-    await copySequences(from.pool, to.pool, schema)
-    await plan.beforeFlip?.()
+    await Promise.all([copySequences(from.pool, to.pool, schema), plan.beforeFlip?.()])
     const extended = await from.pool.query(
       `UPDATE ${MOVE_SCHEMA}.fence SET expires_at = clock_timestamp() + ${FENCE_AFTER_FLIP_MS} * interval '1 millisecond'
        WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`,
@@ -84,7 +83,8 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
 async function undoFreeze(plan: CutoverPlan): Promise<void> {
   const map = await readShardMap(plan.catalog)
   if (map.shards.find((s) => s.shard === plan.shard)?.server === plan.to.name) return // flipped after all
-  await liftFence(plan.from.pool, plan.schema)
+  // If `from` cannot be reached the fence lapses by itself; the thaw must not wait for it.
+  await liftFence(plan.from.pool, plan.schema).catch(() => undefined)
   const version = await withCurrentVersion(plan.catalog, (v) => thawShard(plan.catalog, v, plan.shard))
   if (version !== null) await plan.announce(version)
 }
@@ -92,12 +92,13 @@ async function undoFreeze(plan: CutoverPlan): Promise<void> {
 async function fence(pool: pg.Pool, plan: CutoverPlan, token: string): Promise<void> {
   const c = await pool.connect()
   try {
-    await c.query('BEGIN')
-    // Flushed at commit even where synchronous_commit is off: WAL senders send only flushed WAL.
-    await c.query(`SET LOCAL lock_timeout = ${Math.round(plan.lockTimeoutMs)}; SET LOCAL synchronous_commit = on`)
-    await c.query(`LOCK TABLE ${plan.tables.map((t) => `${q(plan.schema)}.${q(t)}`).join(', ')} IN SHARE MODE`)
-    await c.query(`${setFenceSql(plan.schema, plan.jobId, plan.leaseMs)};\n${markerSql(plan.schema, token)}`)
-    await c.query('COMMIT')
+    // One round trip. The commit is flushed even where synchronous_commit is off: WAL senders send only flushed WAL.
+    await c.query(`BEGIN;
+      SET LOCAL lock_timeout = ${Math.round(plan.lockTimeoutMs)}; SET LOCAL synchronous_commit = on;
+      LOCK TABLE ${plan.tables.map((t) => `${q(plan.schema)}.${q(t)}`).join(', ')} IN SHARE MODE;
+      ${setFenceSql(plan.schema, plan.jobId, plan.leaseMs)};
+      ${markerSql(plan.schema, token)};
+      COMMIT`)
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined)
     throw err
@@ -107,15 +108,18 @@ async function fence(pool: pg.Pool, plan: CutoverPlan, token: string): Promise<v
 }
 
 /** Moves each sequence of the schema on `to` up to `from`'s value (never down). */
-export async function copySequences(from: pg.Pool, to: pg.Pool, schema: string): Promise<void> {
-  const read = (p: pg.Pool) =>
-    p.query<{sequencename: string; last_value: string | null}>('SELECT sequencename, last_value::text FROM pg_sequences WHERE schemaname = $1', [schema])
-  const [a, b] = await Promise.all([read(from), read(to)])
-  const there = new Map(b.rows.map((r) => [r.sequencename, r.last_value === null ? null : BigInt(r.last_value)]))
-  for (const r of a.rows) {
-    if (r.last_value === null) continue
-    const mine = there.get(r.sequencename)
-    if (mine !== undefined && mine !== null && mine >= BigInt(r.last_value)) continue
-    await to.query(`SELECT setval('${q(schema)}.${q(r.sequencename)}', $1::bigint)`, [r.last_value])
-  }
+async function copySequences(from: pg.Pool, to: pg.Pool, schema: string): Promise<void> {
+  const r = await from.query<{sequencename: string; last_value: string}>(
+    'SELECT sequencename, last_value::text FROM pg_sequences WHERE schemaname = $1 AND last_value IS NOT NULL',
+    [schema],
+  )
+  if (r.rows.length === 0) return
+  await to.query(
+    r.rows
+      .map((x) => {
+        const seq = `${q(schema)}.${q(x.sequencename)}`
+        return `SELECT setval('${seq}', greatest(${BigInt(x.last_value)}, (SELECT last_value FROM ${seq})))`
+      })
+      .join(';\n'),
+  )
 }

@@ -65,12 +65,6 @@ export async function liveJob(catalog: pg.Pool | pg.ClientBase, shard: number): 
   return (await listJobs(catalog, {liveOnly: true, shards: [shard]}))[0]
 }
 
-export async function getJob(catalog: pg.Pool | pg.ClientBase, id: number): Promise<MoveJob> {
-  const r = await catalog.query<Row>(`SELECT ${COLUMNS} FROM shard_moves WHERE id = $1`, [id])
-  if (!r.rows[0]) throw new RangeError(`Move job ${id} does not exist.`)
-  return toJob(r.rows[0])
-}
-
 export async function createJob(catalog: pg.Pool | pg.ClientBase, shard: number, source: string, target: string, owner: string): Promise<MoveJob> {
   const r = await catalog.query<Row>(
     `INSERT INTO shard_moves (shard, source, target, phase, status, owner, heartbeat_at)

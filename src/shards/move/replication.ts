@@ -95,9 +95,10 @@ export async function dropSlot(pool: pg.Pool, name: string, timeoutMs = 10_000):
 
 /** Makes the slot a reverse subscription will stream from (idempotent). */
 export async function ensureSlot(pool: pg.Pool | pg.ClientBase, name: string): Promise<void> {
-  const r = await pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])
-  if (r.rowCount) return
-  await pool.query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", [name])
+  await pool.query(
+    "SELECT pg_create_logical_replication_slot($1, 'pgoutput') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+    [name],
+  )
 }
 
 export async function slotExists(pool: pg.Pool, name: string): Promise<boolean> {

@@ -261,18 +261,20 @@ export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks =
     claim.setJob(job.id)
     const run = makeRun(env, job, claim.client, hooks, () => 'revert')
     const wasFlipped = job.status === 'flipped'
+    if (!wasFlipped && (await mapEntry(run)).server === job.target) {
+      throw new UserError(`The move of shard ${shard} switched to ${job.target} but did not start its reverse replication (job ${job.id}).`, {
+        fix: `Run \`feedops shards move ${shard} --to ${job.target}\` to finish it, then revert.`,
+      })
+    }
     await updateJob(claim.client, job.id, {phase: 'revert', status: 'running'})
     try {
-      let freezeMs: number | undefined
-      if (wasFlipped || (await mapEntry(run)).server === job.target) {
-        freezeMs = await moveBack(run)
-      }
+      const freezeMs = wasFlipped ? await moveBack(run) : undefined
       hooks.onPhase?.('revert', `dropping the copy on ${job.target}`)
       await dropSubscription(run.source.pool, streamName(job.id, 'rev'), run.target.pool)
       await dropPublication(run.target.pool, streamName(job.id, 'rev'))
       await undoUnswitched(run)
       const done = await updateJob(claim.client, job.id, {status: 'reverted', error: null})
-      return {job: done, movedBack: freezeMs !== undefined || wasFlipped, freezeMs}
+      return {job: done, movedBack: wasFlipped, ...(freezeMs === undefined ? {} : {freezeMs})}
     } catch (err) {
       await updateJob(claim.client, job.id, {status: wasFlipped ? 'flipped' : 'failed', error: `revert: ${errorText(err)}`}).catch(() => undefined)
       throw err

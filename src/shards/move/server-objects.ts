@@ -78,18 +78,6 @@ export async function liftFence(pool: pg.Pool | pg.ClientBase, schema: string): 
   await pool.query(`DELETE FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1`, [schema])
 }
 
-/** True while a live fence row stands for the schema. */
-export async function isFenced(pool: pg.Pool | pg.ClientBase, schema: string): Promise<boolean> {
-  const r = await pool.query(
-    `SELECT 1 FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1 AND (expires_at IS NULL OR expires_at > clock_timestamp())`,
-    [schema],
-  ).catch((err: {code?: string}) => {
-    if (err.code === '42P01' || err.code === '3F000') return {rowCount: 0}
-    throw err
-  })
-  return (r.rowCount ?? 0) > 0
-}
-
 /** SQL that writes a new marker token for the schema (inside a transaction that must commit flushed, see writeMarker). */
 export function markerSql(schema: string, token: string): string {
   return `INSERT INTO ${MOVE_SCHEMA}.marker (schema_name, token) VALUES (${quoteLiteral(schema)}, ${quoteLiteral(token)})

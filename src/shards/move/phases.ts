@@ -4,7 +4,7 @@ import {epochMs} from '../ids.js'
 import {readShardMap, thawShard, withCurrentVersion} from '../catalog.js'
 import {announce, checkSignal, type MoveRun} from './context.js'
 import {cutover} from './cutover.js'
-import {MOVE_SCHEMA, streamName} from './names.js'
+import {MOVE_SCHEMA, q, streamName} from './names.js'
 import {pauseAt} from './pause.js'
 import {checkServer} from './preflight.js'
 import {
@@ -106,7 +106,7 @@ async function copy(run: MoveRun, facts: PhaseFacts): Promise<void> {
 async function countRows(run: MoveRun): Promise<number> {
   const tables = await schemaTables(run.target.pool, run.schema)
   const r = await run.target.pool.query<{n: string}>(
-    `SELECT (${tables.map((t) => `(SELECT count(*) FROM "${run.schema}"."${t}")`).join(' + ') || '0'})::text AS n`,
+    `SELECT (${tables.map((t) => `(SELECT count(*) FROM ${q(run.schema)}.${q(t)})`).join(' + ') || '0'})::text AS n`,
   )
   return Number(r.rows[0]!.n)
 }

@@ -252,13 +252,16 @@ export async function thawShard(client: pg.ClientBase, expectedVersion: number, 
   return casShardRow(client, expectedVersion, shard, "state = 'frozen'", "state = 'active', frozen_until = NULL", [])
 }
 
-/** Runs a CAS step against the current version, re-reading it and trying again when another change won. */
-export async function withCurrentVersion<T>(client: pg.ClientBase, step: (version: number) => Promise<T>, attempts = 20): Promise<T> {
+/**
+ * Runs a CAS step against the current version (or first against `known`, a version just read or written),
+ * re-reading it and trying again when another change won.
+ */
+export async function withCurrentVersion<T>(client: pg.ClientBase, step: (version: number) => Promise<T>, known?: number): Promise<T> {
   for (let i = 1; ; i++) {
     try {
-      return await step(await readMapVersion(client))
+      return await step(i === 1 && known !== undefined ? known : await readMapVersion(client))
     } catch (err) {
-      if (!(err instanceof MapVersionConflict) || i >= attempts) throw err
+      if (!(err instanceof MapVersionConflict) || i >= 20) throw err
     }
   }
 }

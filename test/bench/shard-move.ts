@@ -13,6 +13,8 @@
  * Prints both tables and writes test/bench/results/shard-move.json.
  *
  *   npm run build && node dist/test/bench/shard-move.js [--moves 16] [--photos 1000000] [--concurrency 8]
+ *
+ * --photos 0 skips the copy comparison.
  */
 import {execFile, spawn} from 'node:child_process'
 import {mkdirSync, writeFileSync} from 'node:fs'
@@ -166,7 +168,7 @@ try {
   log(`freeze window: ${MOVES} moves under ${CONCURRENCY} concurrent writers…`)
   const fw = await freezeWindows(ml)
   log('copy of one shard…')
-  const copy = await copyVsDump(ml)
+  const copy = PHOTOS > 0 ? await copyVsDump(ml) : undefined
   const freeze = fw.moves.map((m) => m.freezeMs)
   const during = fw.moves.filter((m) => m.cutoverWrites > 0)
   console.log(
@@ -185,17 +187,19 @@ try {
       ],
     ),
   )
-  console.log()
-  console.log(
-    table(
-      ['SHARD ROWS', 'feedops move → flip s', 'pg_dump | psql s', 'RATIO'],
-      [[String(copy.rows), copy.feedops.toFixed(2), copy.dump.toFixed(2), (copy.feedops / copy.dump).toFixed(2)]],
-    ),
-  )
-  console.log(`  feedops phases: ${copy.phases.map((p) => `${p.phase} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}`)
+  if (copy) {
+    console.log()
+    console.log(
+      table(
+        ['SHARD ROWS', 'feedops move → flip s', 'pg_dump | psql s', 'RATIO'],
+        [[String(copy.rows), copy.feedops.toFixed(2), copy.dump.toFixed(2), (copy.feedops / copy.dump).toFixed(2)]],
+      ),
+    )
+    console.log(`  feedops phases: ${copy.phases.map((p) => `${p.phase} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}`)
+  }
   const out = path.join(repoRoot, 'test/bench/results')
   mkdirSync(out, {recursive: true})
-  writeFileSync(path.join(out, 'shard-move.json'), JSON.stringify({date: new Date().toISOString(), concurrency: CONCURRENCY, freeze: fw, copy}, null, 2))
+  writeFileSync(path.join(out, copy ? 'shard-move.json' : 'shard-move-freeze.json'), JSON.stringify({date: new Date().toISOString(), concurrency: CONCURRENCY, freeze: fw, copy}, null, 2))
 } finally {
   await ml.lab.stop()
 }

@@ -47,7 +47,8 @@ export async function startMoveLab(moves: Record<string, number> = {}): Promise<
 
 /** `feedops shards ARGS --config FILE --json`, parsed. */
 export async function shards(ml: MoveLab, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun & {json: any}> {
-  const r = await runCli(['shards', ...args, '--config', ml.file, '--json'], {env})
+  // Generous: on a busy 2-core machine a move's copy can take minutes; a timeout would interrupt it (exit 130).
+  const r = await runCli(['shards', ...args, '--config', ml.file, '--json'], {env, timeout: 400_000})
   let json: unknown
   try {
     json = JSON.parse(r.stdout)

@@ -2,8 +2,8 @@ import {readShardMap, thawShard, withCurrentVersion} from '../catalog.js'
 import {announce, type MoveRun} from './context.js'
 import {MOVE_SCHEMA, streamName} from './names.js'
 import {dropPublication, dropSlot, dropSubscription} from './replication.js'
-import {dropSchema} from './schema.js'
-import {liftFence} from './server-objects.js'
+import {dropSchema, schemaTables} from './schema.js'
+import {dropFenceTriggersSql, liftFence} from './server-objects.js'
 
 /**
  * Undoes a move that has not switched yet: the shard stays on its source, unfenced and unfrozen, and the
@@ -22,6 +22,13 @@ export async function undoUnswitched(run: MoveRun): Promise<void> {
   await dropSlot(run.target.pool, streamName(run.job.id, 'rev'))
   await dropPublication(run.target.pool, streamName(run.job.id, 'rev'))
   await dropCopy(run, 'target')
+  await unfenceHome(run, 'source')
+}
+
+/** The copy that now serves alone loses its fence triggers (the next move puts them back). */
+export async function unfenceHome(run: MoveRun, which: 'source' | 'target'): Promise<void> {
+  const s = run[which]
+  await s.pool.query(dropFenceTriggersSql(run.schema, await schemaTables(s.pool, run.schema)))
 }
 
 /** Drops one side's copy of the shard and its fence and marker rows. */

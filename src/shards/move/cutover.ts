@@ -53,7 +53,8 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
   const {catalog, shard, schema, from, to} = plan
   const frozenVersion = await withCurrentVersion(catalog, (v) => freezeShard(catalog, v, shard, from.name, plan.leaseMs))
   const frozenAt = performance.now()
-  await plan.announce(frozenVersion)
+  // Not awaited: announcing only speeds up what the fence enforces anyway.
+  void plan.announce(frozenVersion)
   let waitMs = 0
   try {
     const token = `cutover-${plan.jobId}-${Date.now()}`
@@ -62,14 +63,18 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
     const waitStart = performance.now()
     await waitForMarker(to.pool, schema, token, Math.max(1, plan.leaseMs - (performance.now() - frozenAt)))
     waitMs = performance.now() - waitStart
-    await Promise.all([copySequences(from.pool, to.pool, schema), plan.beforeFlip?.()])
-    const extended = await from.pool.query(
-      `UPDATE ${MOVE_SCHEMA}.fence SET expires_at = clock_timestamp() + ${FENCE_AFTER_FLIP_MS} * interval '1 millisecond'
-       WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`,
-      [schema, plan.jobId],
-    )
+    // Independent of each other; all must be done before the flip.
+    const [extended] = await Promise.all([
+      from.pool.query(
+        `UPDATE ${MOVE_SCHEMA}.fence SET expires_at = clock_timestamp() + ${FENCE_AFTER_FLIP_MS} * interval '1 millisecond'
+         WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`,
+        [schema, plan.jobId],
+      ),
+      copySequences(from.pool, to.pool, schema),
+      plan.beforeFlip?.(),
+    ])
     if (extended.rowCount !== 1) throw new FreezeLapsed(shard)
-    const version = await withCurrentVersion(catalog, (v) => flipShard(catalog, v, shard, to.name))
+    const version = await withCurrentVersion(catalog, (v) => flipShard(catalog, v, shard, to.name), frozenVersion)
     const freezeMs = performance.now() - frozenAt
     await plan.announce(version)
     return {freezeMs, waitMs, version}

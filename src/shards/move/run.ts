@@ -1,7 +1,7 @@
 import {ExitCode, UserError, errorText} from '../../errors.js'
 import {readShardMap, type ShardMapEntry} from '../catalog.js'
 import {schemaName} from '../placement.js'
-import {dropCopy, undoUnswitched} from './cleanup.js'
+import {dropCopy, undoUnswitched, unfenceHome} from './cleanup.js'
 import {announce, MoveInterrupted, side, type MoveEnv, type MoveRun} from './context.js'
 import {cutover} from './cutover.js'
 import {claimShard, createJob, listJobs, liveJob, ownerName, updateJob, type MoveJob} from './jobs.js'
@@ -226,6 +226,7 @@ export async function completeMove(env: MoveEnv, shard: number): Promise<MoveJob
     await dropPublication(run.target.pool, streamName(job.id, 'rev'))
     await dropPublication(run.source.pool, streamName(job.id, 'fwd'))
     await dropCopy(run, 'source')
+    await unfenceHome(run, 'target')
     return updateJob(claim.client, job.id, {status: 'completed', error: null})
   })
 }

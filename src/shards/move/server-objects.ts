@@ -67,6 +67,11 @@ export function fenceTriggersSql(schema: string, tables: readonly string[]): str
     .join('\n')
 }
 
+/** Removes the fence triggers from a copy that serves alone again (after complete or revert). */
+export function dropFenceTriggersSql(schema: string, tables: readonly string[]): string {
+  return tables.map((t) => `DROP TRIGGER IF EXISTS feedops_fence ON ${q(schema)}.${q(t)};`).join('\n')
+}
+
 /** Fence row SQL: live for leaseMs from now (null = until lifted). */
 export function setFenceSql(schema: string, jobId: number, leaseMs: number | null): string {
   const expires = leaseMs === null ? 'NULL' : `clock_timestamp() + ${Math.round(leaseMs)} * interval '1 millisecond'`

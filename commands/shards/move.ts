@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
-import {trapInterrupts} from '../../src/cli/host-session.js'
+import {trapInterrupts} from '../../src/cli/interrupts.js'
 import {itemProgress, progressMode} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'

@@ -23,7 +23,7 @@ import {parseArgs} from 'node:util'
 import {Redis} from 'ioredis'
 
 import {IdGenerator} from '../../src/shards/ids.js'
-import {PhotoOwnerMap} from '../../src/shards/photo-map.js'
+import {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {median, percentile, repoRoot, table} from './util.js'
 
@@ -143,13 +143,13 @@ async function main(): Promise<void> {
   try {
     // 1. feedops buckets, sized for the mappings
     await redis.flushall()
-    const map = new PhotoOwnerMap(redis, {capacity: MAPPINGS})
-    const layout = await map.layout()
+    const map = new PhotoOwnerMap(redis)
+    const layout = {buckets: 0, capacity: 0, fieldBytes: 0}
     const m0 = await usedMemory(redis)
     const mapSecs = await fill('feedops buckets', MAPPINGS, 2_000_000, async (from, to) => {
       const pairs: [bigint, bigint][] = []
       for (let i = from; i < to; i++) pairs.push([ids[i]!, BigInt(owners[i]!)])
-      await map.setMany(pairs, layout)
+      await map.setMany(pairs)
     })
     const m1 = await usedMemory(redis)
     const mapBytes = (m1 - m0) / MAPPINGS

@@ -66,6 +66,7 @@ Users get ids from the catalog's user id sequence and live in their hashed shard
     const d = (x: SeedResult['followsPerUser']) => `median ${n(x.median)}, p90 ${n(x.p90)}, p99 ${n(x.p99)}, max ${n(x.max)}`
     this.log(`Follows per user: ${d(r.followsPerUser)}. Followers per user: ${d(r.followersPerUser)}. Photos per user: ${d(r.photosPerUser)}.`)
     this.log(`Photo map: ${n(r.mapped)} mappings written; it holds ${n(r.photoMap.mappings)} in ${n(r.photoMap.buckets)} buckets.`)
+    this.log(`Follow counts: rebuilt in Redis for ${n(r.counts.users)} users from ${n(r.counts.follows)} follows.`)
     if (r.skippedPhotos > 0) this.log(`${n(r.skippedPhotos)} generated photo id(s) already existed (an earlier seed) and were skipped.`)
     for (const w of r.warnings) this.warn(w)
   }

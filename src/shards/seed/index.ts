@@ -4,6 +4,7 @@ import type pg from 'pg'
 
 import type {ShardsSettings} from '../../config/schema.js'
 import {errorText} from '../../errors.js'
+import {recountFollows} from '../counts.js'
 import {quoteIdent, SHARD_TABLES} from '../ddl.js'
 import {PhotoOwnerMap} from '../photo-map/map.js'
 import {openShardWorld} from '../photo-map/shards.js'
@@ -75,6 +76,8 @@ export interface SeedResult {
   servers: SeedServerResult[]
   /** The photo map afterwards (it grows by itself). */
   photoMap: {mappings: number; buckets: number}
+  /** Users whose follower and following counts were written to Redis, and the follows counted (all seeds). */
+  counts: {users: number; follows: number}
   warnings: string[]
   seconds: number
 }
@@ -148,6 +151,9 @@ export async function seedLab(
   const photosPerUser = new Uint32Array(userIds.length)
   for (const list of plan.photosByShard) for (const owner of list) photosPerUser[owner]!++
   const state = await photoMap.state()
+  // The follow counts in Redis are a cache of Postgres: rebuilt from what went in, old rows included.
+  const recount = await recountFollows(pools, settings, redis, {concurrency: opts.connections})
+  if (!recount.complete) warnings.push(`The follow counts were not rebuilt on every server; run \`feedops shards recount\`.`)
   return {
     users: total('users'),
     photos: total('photos'),
@@ -162,6 +168,7 @@ export async function seedLab(
     logical: world.logical,
     servers,
     photoMap: {mappings: state.mappings, buckets: state.buckets},
+    counts: {users: recount.users, follows: recount.follows},
     warnings,
     seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
   }

@@ -13,11 +13,11 @@ import type {ServerPools} from '../pools.js'
 import {copyRows, insertPhotos, withSyncCommit} from './copy.js'
 import {validateSeedOptions, type SeedOptions, type ValidSeedOptions} from './options.js'
 import {makePlan, photoRows, pickFollowees, type Plan} from './plan.js'
-import {distribution, type Distribution} from './summary.js'
+import {summarize, type SeedResult, type SeedServerResult} from './summary.js'
 
 export {insertPhotos} from './copy.js'
 export {SEED_LIMITS, validateSeedOptions, type SeedOptions} from './options.js'
-export type {Distribution} from './summary.js'
+export type {Distribution, SeedResult, SeedServerResult} from './summary.js'
 
 /**
  * `feedops lab seed`: realistic users, follows and photos in every logical shard, fast.
@@ -48,38 +48,6 @@ export interface SeedProgress {
   users: number
   photos: number
   follows: number
-}
-
-export interface SeedServerResult {
-  server: string
-  shards: number
-  users: number
-  photos: number
-  follows: number
-  error?: string
-}
-
-export interface SeedResult {
-  users: number
-  photos: number
-  follows: number
-  /** Photos whose generated id already existed (from an earlier seed) and were skipped. */
-  skippedPhotos: number
-  /** Photo→owner mappings written to Redis. */
-  mapped: number
-  userIds: {first: string; last: string} | null
-  photoTimes: {from: string; to: string} | null
-  followsPerUser: Distribution
-  followersPerUser: Distribution
-  photosPerUser: Distribution
-  logical: number
-  servers: SeedServerResult[]
-  /** The photo map afterwards (it grows by itself). */
-  photoMap: {mappings: number; buckets: number}
-  /** Users whose follower and following counts were written to Redis, and the follows counted (all seeds). */
-  counts: {users: number; follows: number}
-  warnings: string[]
-  seconds: number
 }
 
 export async function seedLab(
@@ -147,31 +115,18 @@ export async function seedLab(
     }),
   )
 
-  const total = (k: 'users' | 'photos' | 'follows') => servers.reduce((a, s) => a + s[k], 0)
-  const photosPerUser = new Uint32Array(userIds.length)
-  for (const list of plan.photosByShard) for (const owner of list) photosPerUser[owner]!++
   const state = await photoMap.state()
   // The follow counts in Redis are a cache of Postgres: rebuilt from what went in, old rows included.
   const recount = await recountFollows(pools, settings, redis, {concurrency: opts.connections})
   if (!recount.complete) warnings.push(`The follow counts were not rebuilt on every server; run \`feedops shards recount\`.`)
-  return {
-    users: total('users'),
-    photos: total('photos'),
-    follows: total('follows'),
+  return summarize(plan, opts, servers, {
     skippedPhotos,
     mapped,
-    userIds: userIds.length ? {first: String(userIds[0]), last: String(userIds[userIds.length - 1])} : null,
-    photoTimes: opts.photos > 0 ? {from: new Date(plan.start).toISOString(), to: new Date(plan.end).toISOString()} : null,
-    followsPerUser: distribution(plan.followCounts),
-    followersPerUser: distribution(plan.followerCounts),
-    photosPerUser: distribution(photosPerUser),
-    logical: world.logical,
-    servers,
     photoMap: {mappings: state.mappings, buckets: state.buckets},
     counts: {users: recount.users, follows: recount.follows},
     warnings,
     seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
-  }
+  })
 }
 
 interface ShardSeeded {

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
-import {itemProgress, progressMode} from '../../src/cli/progress.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
 import {RECOUNT_DEFAULT_BATCH, recountFollows, validateRecountOptions, type RecountOptions, type RecountResult} from '../../src/shards/counts.js'
 import {connectRedis} from '../../src/shards/photo-map/redis.js'
@@ -35,20 +35,17 @@ Postgres holds the follow edges (in the follower's shard); Redis keeps each user
     const pools = new ServerPools(settings, {max: flags.concurrency + 1, applicationName: 'feedops shards recount'})
     try {
       const servers = [...new Set(settings.servers.map((s) => s.name))]
-      const progress = await itemProgress(servers, {mode: progressMode(this.jsonEnabled())})
       const n = (x: number) => x.toLocaleString('en-US')
-      let result: RecountResult
-      try {
-        result = await recountFollows(pools, settings, redis, options, (p) =>
+      const result = await withProgress(servers, progressMode(this.jsonEnabled()), async (progress) => {
+        const r = await recountFollows(pools, settings, redis, options, (p) =>
           progress.update(p.server, p.phase === 'followers' ? `counting follows, ${p.shardsDone}/${p.shards} shards` : `writing counts, ${p.shardsDone}/${p.shards} shards, ${n(p.users)} users`),
         )
         for (const server of servers) {
-          const s = result.servers.find((r) => r.server === server)
+          const s = r.servers.find((x) => x.server === server)
           progress.done(server, !s?.error, s ? (s.error ?? `${n(s.users)} users`) : 'no shards')
         }
-      } finally {
-        await progress.finish()
-      }
+        return r
+      })
       for (const line of renderRecount(result)) this.log(line)
       if (!result.complete) this.setExitCode(ExitCode.failed)
       return result

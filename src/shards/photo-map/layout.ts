@@ -16,7 +16,8 @@
  *   field  = x >> 8·floor(l/8) for the bucket's level l (L or L+1): the whole bytes of x the bucket does
  *            not imply, as a big-endian binary string (7 bytes from 2^8 buckets, 6 from 2^16, 5 from 2^24)
  *   value  = the user id in decimal: listpack stores it as an integer (4 bytes up to 8,388,607).
- * The id comes back as permute⁻¹(field << 8·floor(l/8) | low bits of b).
+ * The id comes back as permute⁻¹(field << 8·floor(l/8) | low bits of b). Bucket numbers come from the low
+ * 32 bits of x, so levels go up to 31: 2^32 buckets, about 240 billion mappings.
  *
  * Growth: the map keeps its mapping count n in its state hash; when n > SPLIT_FILL × buckets, the write
  * that crossed it splits bucket S (its entries with bit L of x set move to bucket S + 2^L, the others
@@ -39,8 +40,6 @@ export const SPLIT_FILL = 56
 export const LISTPACK_MAX_ENTRIES = 128
 /** The longest element we write: a 64-bit user id in decimal (20) — under the default -value (64). */
 export const LONGEST_ELEMENT = 20
-/** Levels up to 31: bucket numbers come from the low 32 bits of x. */
-export const MAX_LEVEL = 31
 
 /** Linear-hashing state of one generation of the map. */
 export interface MapState {

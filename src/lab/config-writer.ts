@@ -58,7 +58,7 @@ export function labConfig(input: LabConfigInput): ConfigFile {
       : {}),
     ...(input.redis ? {redis: {url: layout.redis.url}} : {}),
     ...(input.memcached ? {memcached: {servers: [layout.memcached.server]}} : {}),
-    // The feed app's section (app/config.ts owns its shape): lab photos are never served, so any CDN base does.
+    // The feed app's section (src/config/app.ts holds its schema): lab photos are never served, so any CDN base does.
     app: {cdnBase: 'https://cdn.lab.invalid', secret: labAppSecret(input.dir)},
     lab: {dir: input.dir},
   }

@@ -3,7 +3,7 @@ import type {Redis} from 'ioredis'
 import Koa from 'koa'
 import type memjs from 'memjs'
 
-import type {PhotoOwnerMap} from '../src/shards/photo-map.js'
+import type {PhotoOwnerMap} from '../src/shards/photo-map/map.js'
 import type {ServerPools} from '../src/shards/pools.js'
 import {Auth} from './auth/auth.js'
 import type {TokenGenerations} from './auth/generations.js'

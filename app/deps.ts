@@ -2,7 +2,7 @@ import {Redis} from 'ioredis'
 import memjs from 'memjs'
 
 import {UserError} from '../src/errors.js'
-import {PhotoOwnerMap} from '../src/shards/photo-map.js'
+import {PhotoOwnerMap} from '../src/shards/photo-map/map.js'
 import {ServerPools} from '../src/shards/pools.js'
 import type {AppDeps} from './app.js'
 import {TokenGenerations} from './auth/generations.js'

@@ -4,7 +4,7 @@ import type {Redis} from 'ioredis'
 import type pg from 'pg'
 
 import type {ServerPools} from '../../src/shards/pools.js'
-import type {PhotoOwnerMap} from '../../src/shards/photo-map.js'
+import type {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {schemaName} from '../../src/shards/placement.js'
 import {quoteIdent} from '../../src/shards/ddl.js'
 import type {Logger} from '../logger.js'

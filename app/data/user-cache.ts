@@ -2,13 +2,17 @@ import type memjs from 'memjs'
 
 import type {Logger} from '../logger.js'
 
-/** A user as the API shows it and as Memcached keeps it (ids as strings, so the JSON round-trips). */
-export interface UserObject {
+/** A user as Memcached keeps it (ids as strings, so the JSON round-trips): no counts, they change too often. */
+export interface UserProfile {
   id: string
   username: string
   name: string
   bio: string
   createdAt: string
+}
+
+/** A user as the API shows it: the profile with its counts from Redis. */
+export interface UserObject extends UserProfile {
   followers: number
   following: number
 }
@@ -27,9 +31,9 @@ export class UserCache {
     private readonly opts: {ttlSeconds: number; log: Logger},
   ) {}
 
-  async getMany(ids: bigint[], load: (missing: bigint[]) => Promise<Map<bigint, UserObject>>): Promise<Map<bigint, UserObject>> {
+  async getMany(ids: bigint[], load: (missing: bigint[]) => Promise<Map<bigint, UserProfile>>): Promise<Map<bigint, UserProfile>> {
     const unique = [...new Set(ids)]
-    const found = new Map<bigint, UserObject>()
+    const found = new Map<bigint, UserProfile>()
     const cached = await Promise.all(unique.map((id) => this.read(id)))
     const missing: bigint[] = []
     unique.forEach((id, i) => {
@@ -55,10 +59,10 @@ export class UserCache {
     )
   }
 
-  private async read(id: bigint): Promise<UserObject | undefined> {
+  private async read(id: bigint): Promise<UserProfile | undefined> {
     try {
       const {value} = await this.client.get(key(id))
-      return value ? (JSON.parse(value.toString('utf8')) as UserObject) : undefined
+      return value ? (JSON.parse(value.toString('utf8')) as UserProfile) : undefined
     } catch (err) {
       this.opts.log.warn({err: (err as Error).message}, 'memcached get failed')
       return undefined

@@ -1,21 +1,19 @@
 import {nextUserId} from '../../src/shards/catalog.js'
+import {moveFollowCounts, readFollowCounts} from '../../src/shards/counts.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {badRequest, conflict, notFound} from '../http/errors.js'
 import {idText, pgCode, query, schema, type DataContext} from './context.js'
 import {queryByServer} from './per-server.js'
 import {writeToShard} from './shard-write.js'
 import {claimUsername, releaseUsername, userIdByName} from './usernames.js'
-import type {UserObject} from './user-cache.js'
+import type {UserObject, UserProfile} from './user-cache.js'
 
 /**
  * Users and the follow graph. A user's row and the users they follow live in the user's logical shard
- * (hash of the id). The follower count lives in Redis (`feedops:followers:<id>`, changed only when an edge
- * was really added or removed) because a user's followers are spread over every shard; the following count
- * is an index-only count in the user's own shard. Both ride in the Memcached user object, which is deleted
- * whenever either changes.
+ * (hash of the id). Both follow counts live in Redis (src/shards/counts.ts), moved only when Postgres
+ * says an edge was really added or removed, and are read with every user: the Memcached user object holds
+ * the profile alone, so no cached copy can keep a count that a concurrent follow has since changed.
  */
-
-const followersKey = (id: bigint) => `feedops:followers:${id}`
 
 interface UserRow {
   id: string
@@ -23,7 +21,6 @@ interface UserRow {
   name: string
   bio: string
   created_at: Date
-  following: number
 }
 
 export function shardOf(ctx: DataContext, userId: bigint): number {
@@ -100,8 +97,16 @@ export async function bumpTokenGeneration(ctx: DataContext, userId: bigint): Pro
   return row.gen
 }
 
+/** Profiles (Memcached, else Postgres) with their counts (Redis), fetched at once. */
 export async function getUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, UserObject>> {
-  return ctx.users.getMany(ids, (missing) => loadUsers(ctx, missing))
+  const unique = [...new Set(ids)]
+  const [profiles, counts] = await Promise.all([ctx.users.getMany(unique, (missing) => loadUsers(ctx, missing)), readFollowCounts(ctx.redis, unique)])
+  const out = new Map<bigint, UserObject>()
+  unique.forEach((id, i) => {
+    const p = profiles.get(id)
+    if (p) out.set(id, {...p, ...counts[i]!})
+  })
+  return out
 }
 
 export async function getUser(ctx: DataContext, id: bigint): Promise<UserObject> {
@@ -110,21 +115,17 @@ export async function getUser(ctx: DataContext, id: bigint): Promise<UserObject>
   return user
 }
 
-/** Users from Postgres, one query per physical server (UNION ALL over its shards), counts included. */
-export async function loadUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, UserObject>> {
-  const followersP = ctx.redis.mget(ids.map(followersKey))
+/** Profiles from Postgres, one query per physical server (UNION ALL over its shards). */
+export async function loadUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, UserProfile>> {
   const rows = await queryByServer<UserRow>(
     ctx,
     'users',
     ids,
     (id) => shardOf(ctx, id),
-    (s, userIds) => `SELECT u.id::text, u.username, u.name, u.bio, u.created_at,
-                  (SELECT count(*) FROM ${s}.follows f WHERE f.follower_id = u.id)::int AS following
+    (s, userIds) => `SELECT u.id::text, u.username, u.name, u.bio, u.created_at
                 FROM ${s}.users u WHERE u.id = ANY(${userIds})`,
   )
-  const followers = await followersP
-  const countOf = new Map(ids.map((id, i) => [id, Math.max(0, Number(followers[i] ?? 0))]))
-  const out = new Map<bigint, UserObject>()
+  const out = new Map<bigint, UserProfile>()
   for (const r of rows) {
     const id = BigInt(r.id)
     out.set(id, {
@@ -133,8 +134,6 @@ export async function loadUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bi
       name: r.name,
       bio: r.bio,
       createdAt: r.created_at.toISOString(),
-      followers: countOf.get(id) ?? 0,
-      following: r.following,
     })
   }
   return out
@@ -155,8 +154,7 @@ export async function follow(ctx: DataContext, userId: bigint, targetId: bigint)
     ),
   )
   const added = rows.length === 1
-  if (added) await ctx.redis.incr(followersKey(targetId))
-  await ctx.users.invalidate(userId, targetId)
+  if (added) await moveCounts(ctx, userId, targetId, 1)
   return added
 }
 
@@ -172,9 +170,15 @@ export async function unfollow(ctx: DataContext, userId: bigint, targetId: bigin
     ),
   )
   const removed = rows.length === 1
-  if (removed) await ctx.redis.decr(followersKey(targetId))
-  await ctx.users.invalidate(userId, targetId)
+  if (removed) await moveCounts(ctx, userId, targetId, -1)
   return removed
+}
+
+/** The edge is in Postgres already: a Redis failure here is logged, not the request's (`shards recount` repairs it). */
+async function moveCounts(ctx: DataContext, userId: bigint, targetId: bigint, delta: 1 | -1): Promise<void> {
+  await moveFollowCounts(ctx.redis, userId, targetId, delta).catch((err: Error) =>
+    ctx.log.error({err: err.message, userId: idText(userId), targetId: idText(targetId)}, 'follow count update failed'),
+  )
 }
 
 /** Ids the user follows, from the user's own shard. */

@@ -3,9 +3,9 @@ import {Flags} from '@oclif/core'
 import {FeedopsCommand} from '../../src/cli/base-command.js'
 import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
-import {connectRedis} from '../../src/shards/photo-map-redis.js'
+import {connectRedis} from '../../src/shards/photo-map/redis.js'
 import {ServerPools} from '../../src/shards/pools.js'
-import {seedLab, type SeedOptions, type SeedProgress, type SeedResult} from '../../src/shards/seed.js'
+import {seedLab, type SeedOptions, type SeedProgress, type SeedResult} from '../../src/shards/seed/index.js'
 import {requireShards} from '../../src/shards/settings.js'
 
 export default class LabSeed extends FeedopsCommand<SeedResult> {
@@ -71,7 +71,8 @@ Users get ids from the catalog's user id sequence and live in their hashed shard
     if (r.photoTimes) this.log(`Photo times ${r.photoTimes.from} … ${r.photoTimes.to}.`)
     const d = (x: SeedResult['followsPerUser']) => `median ${n(x.median)}, p90 ${n(x.p90)}, p99 ${n(x.p99)}, max ${n(x.max)}`
     this.log(`Follows per user: ${d(r.followsPerUser)}. Followers per user: ${d(r.followersPerUser)}. Photos per user: ${d(r.photosPerUser)}.`)
-    this.log(`Photo map: ${n(r.mapped)} mappings written (capacity ${n(r.photoMap.capacity)}, ${n(r.photoMap.buckets)} buckets).`)
+    this.log(`Photo map: ${n(r.mapped)} mappings written; it holds ${n(r.photoMap.mappings)} in ${n(r.photoMap.buckets)} buckets.`)
+    this.log(`Follow counts: rebuilt in Redis for ${n(r.counts.users)} users from ${n(r.counts.follows)} follows.`)
     if (r.skippedPhotos > 0) this.log(`${n(r.skippedPhotos)} generated photo id(s) already existed (an earlier seed) and were skipped.`)
     for (const w of r.warnings) this.warn(w)
   }

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {FeedopsCommand} from '../../src/cli/base-command.js'
 import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
-import {connectRedis} from '../../src/shards/photo-map-redis.js'
+import {connectRedis} from '../../src/shards/photo-map/redis.js'
 import {ServerPools} from '../../src/shards/pools.js'
 import {
   REINDEX_DEFAULT_BATCH,
@@ -17,17 +17,16 @@ import {requireShards} from '../../src/shards/settings.js'
 export default class ShardsReindexPhotos extends FeedopsCommand<ReindexResult> {
   static override description = `Rebuild the Redis photo→owner map from Postgres.
 
-Streams every logical shard's photos in id order (keyset pages of --batch), physical servers in parallel, into a new generation of hash buckets written with pipelines, then switches readers to it, copies photos made meanwhile again, and deletes the old generation. Pass --capacity to rebuild with more buckets when the map has outgrown its capacity.`
+Streams every logical shard's photos in id order (keyset pages of --batch), physical servers in parallel, into a new generation of hash buckets (which grows by itself as it fills), then switches readers to it, copies photos made meanwhile again, and deletes the old generation. The map never needs a rebuild to grow; this is for a Redis that lost it or a map that disagrees with Postgres.`
 
   static override examples = [
     '<%= config.bin %> shards reindex-photos',
     '<%= config.bin %> shards reindex-photos --batch 20000',
-    '<%= config.bin %> shards reindex-photos --capacity 50000000 --json',
+    '<%= config.bin %> shards reindex-photos --concurrency 4 --json',
   ]
 
   static override flags = {
     batch: Flags.integer({description: 'Photos per page and per Redis pipeline (100..100000).', default: REINDEX_DEFAULT_BATCH}),
-    capacity: Flags.integer({description: 'Mappings the new map is sized for (default: the current capacity, else 10,000,000).'}),
     concurrency: Flags.integer({description: 'Shards streamed at once per Postgres server (1..16).', default: 2}),
   }
 
@@ -35,7 +34,7 @@ Streams every logical shard's photos in id order (keyset pages of --batch), phys
     const {flags} = await this.parse(ShardsReindexPhotos)
     const loaded = this.loadConfig(flags)
     const settings = requireShards(loaded)
-    const options: ReindexOptions = {batch: flags.batch, concurrency: flags.concurrency, ...(flags.capacity === undefined ? {} : {capacity: flags.capacity})}
+    const options: ReindexOptions = {batch: flags.batch, concurrency: flags.concurrency}
     validateReindexOptions(options)
     const redis = await connectRedis(loaded.env, loaded.environment)
     const pools = new ServerPools(settings, {max: flags.concurrency + 1, applicationName: 'feedops shards reindex-photos'})
@@ -66,19 +65,19 @@ Streams every logical shard's photos in id order (keyset pages of --batch), phys
     for (const s of r.servers) {
       this.log(`${s.server.padEnd(8)} ${String(s.shards).padStart(5)} shards  ${n(s.photos).padStart(12)} photos${s.error ? `  FAILED: ${s.error}` : ''}`)
     }
-    const l = r.layout
+    const st = r.state
     if (r.complete) {
       this.log(
-        `Rebuilt the photo map: ${n(r.photos)} photos into generation ${l.generation} (capacity ${n(l.capacity)}, ${n(l.buckets)} buckets)` +
+        `Rebuilt the photo map: ${n(r.photos)} photos into generation ${st.generation} (${n(st.buckets)} buckets)` +
           `${r.caughtUp ? `, ${n(r.caughtUp)} recent photos copied again after the switch` : ''}; ${n(r.droppedKeys)} old keys deleted; ${r.seconds} s.`,
       )
       if (r.stats) {
         this.log(
-          `Buckets: ${n(r.stats.bucketKeys)} holding ${n(r.stats.mappings)} mappings, mean fill ${r.stats.meanFill}, max ${r.stats.maxFill}, ${r.stats.notListpack === 0 ? 'all listpack' : `${r.stats.notListpack} not listpack`}.`,
+          `Buckets: ${n(r.stats.bucketKeys)} (and ${n(r.stats.overflowKeys)} overflow) holding ${n(r.stats.mappings)} mappings, mean fill ${r.stats.meanFill}, max ${r.stats.maxFill}, ${r.stats.notListpack === 0 ? 'all listpack' : `${r.stats.notListpack} not listpack`}.`,
         )
       }
     } else {
-      this.log(`The rebuild did not finish; ${r.previous ? `the map stays at generation ${r.previous.generation}` : 'the map is partial'}. ${r.seconds} s.`)
+      this.log(`The rebuild did not finish; ${r.previous === null ? 'the map is partial' : `the map stays at generation ${r.previous}`}. ${r.seconds} s.`)
     }
     for (const w of r.warnings) this.warn(w)
   }

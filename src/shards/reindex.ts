@@ -8,37 +8,32 @@ import type {ShardsSettings} from '../config/schema.js'
 import {ExitCode, UserError, errorText} from '../errors.js'
 import {quoteIdent} from './ddl.js'
 import {encodeId} from './ids.js'
-import {MAX_BUCKETS, TARGET_FILL} from './photo-map-layout.js'
-import {openShardWorld, type ShardWorld} from './photo-map-shards.js'
-import {DEFAULT_CAPACITY, layoutFor, PhotoOwnerMap, type PhotoMapLayout} from './photo-map.js'
+import {PhotoOwnerMap, type MapState} from './photo-map/map.js'
+import {openShardWorld, type ShardWorld} from './photo-map/shards.js'
 import {schemaName} from './placement.js'
 import type {ServerPools} from './pools.js'
 
 /**
  * `feedops shards reindex-photos`: rebuilds the Redis photo→owner map from Postgres.
  *
- * The map is built into a new generation of bucket keys (`pm:<generation+1>:…`, with `--capacity` or the
- * current capacity), so readers keep the old one until the new one is complete:
+ * The map is built into a new generation of bucket keys (`pm:<generation+1>:…`, growing as it fills), so
+ * readers keep the old one until the new one is complete:
  *   1. every shard's photos are streamed by keyset pagination on id (`WHERE id > last ORDER BY id LIMIT
  *      batch`), physical servers in parallel, a few shards at a time per server, each page written with
  *      one Redis pipeline;
- *   2. the new layout is activated; app instances re-read it within their refresh interval (1 s), and
- *      once that has passed, photos made since the rebuild began (id ≥ an id of its start time minus a
- *      minute) are copied again, so writes that went to the old generation meanwhile are not lost;
+ *   2. the new generation is activated (every script reads the active one itself, so the app's next write
+ *      goes there), then photos made since the rebuild began (id ≥ an id of its start time minus a minute)
+ *      are copied again, so writes that went to the old generation meanwhile are not lost;
  *   3. the old generation is deleted (SCAN + UNLINK).
- * When Redis has no layout at all (empty or flushed), the new one is activated first so the app writes
+ * When Redis has no generation at all (empty or flushed), the new one is activated first so the app writes
  * into it while it fills. A failed server leaves the old map in place (the partial generation is deleted).
  * One rebuild at a time: a Redis lock key (expiring) guards it.
  */
 export interface ReindexOptions {
   /** Photos per page and per Redis pipeline (default 10,000). */
   batch?: number
-  /** Capacity of the new layout (default: the current one's, else 10,000,000). */
-  capacity?: number
   /** Shards streamed at once per physical server (default 2). */
   concurrency?: number
-  /** How long app instances may keep using the old layout (default 1500 ms: their refresh is 1 s). */
-  switchWaitMs?: number
 }
 
 export interface ReindexProgress {
@@ -61,12 +56,14 @@ export interface ReindexResult {
   photos: number
   /** Photos written again after the switch (made while the rebuild ran). */
   caughtUp: number
-  layout: PhotoMapLayout
-  previous: PhotoMapLayout | null
+  /** The active generation's state afterwards. */
+  state: MapState
+  /** The generation that was active before, if any. */
+  previous: number | null
   /** Keys of the previous generation deleted (or of the partial new one, after a failure). */
   droppedKeys: number
   servers: ReindexServerResult[]
-  stats: {mappings: number; bucketKeys: number; meanFill: number; maxFill: number; notListpack: number} | null
+  stats: {mappings: number; bucketKeys: number; overflowKeys: number; meanFill: number; maxFill: number; notListpack: number} | null
   warnings: string[]
   seconds: number
 }
@@ -74,7 +71,7 @@ export interface ReindexResult {
 export const REINDEX_DEFAULT_BATCH = 10_000
 const LOCK_TTL_MS = 60_000
 
-export function validateReindexOptions(opts: ReindexOptions): {batch: number; capacity?: number; concurrency: number} {
+export function validateReindexOptions(opts: ReindexOptions): {batch: number; concurrency: number} {
   const batch = opts.batch ?? REINDEX_DEFAULT_BATCH
   const concurrency = opts.concurrency ?? 2
   if (!Number.isInteger(batch) || batch < 100 || batch > 100_000) {
@@ -83,13 +80,7 @@ export function validateReindexOptions(opts: ReindexOptions): {batch: number; ca
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) {
     throw new UserError(`--concurrency ${concurrency} is out of range (1..16).`, {fix: 'Pass --concurrency between 1 and 16.'})
   }
-  const max = MAX_BUCKETS * TARGET_FILL
-  if (opts.capacity !== undefined && (!Number.isSafeInteger(opts.capacity) || opts.capacity < 1000 || opts.capacity > max)) {
-    throw new UserError(`--capacity ${opts.capacity} is out of range (1000..${max}).`, {
-      fix: 'Pass about twice the number of photos you expect the map to hold.',
-    })
-  }
-  return {batch, concurrency, ...(opts.capacity === undefined ? {} : {capacity: opts.capacity})}
+  return {batch, concurrency}
 }
 
 export async function reindexPhotos(
@@ -116,27 +107,27 @@ export async function reindexPhotos(
   }, LOCK_TTL_MS / 3)
   try {
     const {warnings} = await map.checkLimits()
-    const previous = await map.storedLayout()
-    const layout = layoutFor(opts.capacity ?? previous?.capacity ?? DEFAULT_CAPACITY, (previous?.generation ?? 0) + 1)
-    if (!previous) await map.activate(layout)
+    const previous = await map.activeGeneration()
+    const generation = (previous ?? 0) + 1
+    await map.dropGeneration(generation) // left over by a rebuild that died
+    if (previous === null) await map.activate(generation)
     // Ids made by next_id() from here on are ≥ this one (a minute of slack for clocks).
     const sinceMs = BigInt(Date.now() - 60_000) - world.epoch
     const sinceId = encodeId({msSinceEpoch: sinceMs > 0n ? sinceMs : 0n, shard: 0, seq: 0})
 
-    const servers = await streamAll(pools, world, map, layout, opts, null, onProgress)
+    const servers = await streamAll(pools, world, map, generation, opts, null, onProgress)
     const complete = servers.every((s) => !s.error)
     let caughtUp = 0
     let droppedKeys = 0
     if (!complete) {
-      if (previous) droppedKeys = await map.dropGeneration(layout.generation)
-    } else if (previous) {
-      await map.activate(layout)
-      await new Promise((r) => setTimeout(r, options.switchWaitMs ?? 1500))
-      const again = await streamAll(pools, world, map, layout, opts, sinceId)
+      if (previous !== null) droppedKeys = await map.dropGeneration(generation)
+    } else if (previous !== null) {
+      await map.activate(generation)
+      const again = await streamAll(pools, world, map, generation, opts, sinceId)
       caughtUp = again.reduce((a, s) => a + s.photos, 0)
       const failed = again.filter((s) => s.error)
       if (failed.length > 0) warnings.push(`Catching up recent photos failed on ${failed.map((s) => `${s.server}: ${s.error}`).join('; ')}.`)
-      droppedKeys = await map.dropGeneration(previous.generation)
+      droppedKeys = await map.dropGeneration(previous)
     }
     const stats = complete ? await map.stats() : null
     if (stats) warnings.push(...stats.warnings.filter((w) => !warnings.includes(w)))
@@ -144,13 +135,14 @@ export async function reindexPhotos(
       complete,
       photos: servers.reduce((a, s) => a + s.photos, 0),
       caughtUp,
-      layout: complete || !previous ? layout : previous,
+      state: await map.state(),
       previous,
       droppedKeys,
       servers,
       stats: stats && {
         mappings: stats.mappings,
         bucketKeys: stats.bucketKeys,
+        overflowKeys: stats.overflowKeys,
         meanFill: Number(stats.meanFill.toFixed(2)),
         maxFill: stats.maxFill,
         notListpack: stats.notListpack,
@@ -167,12 +159,12 @@ export async function reindexPhotos(
 const EXTEND_LOCK_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`
 const RELEASE_LOCK_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
 
-/** Every shard's photos (id > sinceId when given) into `layout`; servers in parallel, never throws per server. */
+/** Every shard's photos (id > sinceId when given) into `generation`; servers in parallel, never throws per server. */
 async function streamAll(
   pools: ServerPools,
   world: ShardWorld,
   map: PhotoOwnerMap,
-  layout: PhotoMapLayout,
+  generation: number,
   opts: {batch: number; concurrency: number},
   sinceId: bigint | null,
   onProgress?: (p: ReindexProgress) => void,
@@ -189,7 +181,7 @@ async function streamAll(
           async (shard) => {
             const client = await pools.pool(server).connect()
             try {
-              await streamShard(client, shard, map, layout, opts.batch, sinceId, (n) => {
+              await streamShard(client, shard, map, generation, opts.batch, sinceId, (n) => {
                 result.photos += n
                 report()
               })
@@ -217,7 +209,7 @@ async function streamShard(
   client: pg.ClientBase,
   shard: number,
   map: PhotoOwnerMap,
-  layout: PhotoMapLayout,
+  generation: number,
   batch: number,
   sinceId: bigint | null,
   onPage: (photos: number) => void,
@@ -231,7 +223,7 @@ async function streamShard(
     after = rows[rows.length - 1]!.id
     const pairs = rows.map((r) => [BigInt.asUintN(64, BigInt(r.id)), BigInt(r.user_id)] as [bigint, bigint])
     const next = rows.length === batch ? client.query<{id: string; user_id: string}>(sql, [after, batch]) : null
-    const written = map.setMany(pairs, layout)
+    const written = map.setMany(pairs, generation)
     const [nextPage] = await Promise.all([next, written])
     onPage(rows.length)
     if (!nextPage) break

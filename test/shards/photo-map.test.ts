@@ -4,8 +4,8 @@ import {after, before, describe, it} from 'node:test'
 import {Redis} from 'ioredis'
 
 import {encodeId, IdGenerator} from '../../src/shards/ids.js'
-import {fieldBytesFor, idAt, layoutFor, locate, TARGET_FILL} from '../../src/shards/photo-map-layout.js'
-import {PhotoOwnerMap} from '../../src/shards/photo-map.js'
+import {fieldBytesAt, idAt, levelOf, LISTPACK_MAX_ENTRIES, locate, SPLIT_FILL} from '../../src/shards/photo-map/layout.js'
+import {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 
 const EPOCH = BigInt(Date.parse('2011-01-01T00:00:00Z'))
@@ -30,16 +30,63 @@ function burstIds(n: number): bigint[] {
 }
 
 async function encodings(redis: Redis, map: PhotoOwnerMap): Promise<{lens: number[]; encodings: Set<string>}> {
-  const layout = await map.layout()
+  const state = await map.state()
   const lens: number[] = []
   const encs = new Set<string>()
-  for await (const keys of map.scanBuckets(layout.generation)) {
+  for await (const keys of map.scanBuckets(state.generation)) {
     for (const k of keys) {
+      if (k.endsWith(':state')) continue
       lens.push(await redis.hlen(k))
       encs.add(String(await redis.object('ENCODING', k)))
     }
   }
   return {lens, encodings: encs}
+}
+
+/**
+ * Reads every key of the active generation and checks the linear-hashing invariants: each field sits in
+ * the bucket (and with the width) that locate() gives its id under the saved state, buckets are below
+ * 2^L + S, an overflow hash exists only beside a full bucket, and the state counts what the keys hold.
+ * Answers the mappings found.
+ */
+async function checkInvariants(redis: Redis, map: PhotoOwnerMap): Promise<Map<bigint, bigint>> {
+  const state = await map.state()
+  const found = new Map<bigint, bigint>()
+  const lens = new Map<string, number>()
+  for await (const all of map.scanBuckets(state.generation)) {
+    const keys = all.filter((k) => !k.endsWith(':state'))
+    const pipe = redis.pipeline()
+    for (const key of keys) pipe.object('ENCODING', key).callBuffer('HGETALL', key)
+    const replies = (await pipe.exec())!.map(([err, v]) => {
+      assert.ifError(err)
+      return v
+    })
+    for (const [j, key] of keys.entries()) {
+      const bucket = Number(key.slice(`${map.prefix}:${state.generation}:`.length).replace(/\+$/, ''))
+      assert.ok(Number.isInteger(bucket) && bucket < state.buckets, `key ${key} is past ${state.buckets} buckets`)
+      assert.equal(String(replies[2 * j]), 'listpack', key)
+      const flat = replies[2 * j + 1] as Buffer[]
+      lens.set(key, flat.length / 2)
+      for (let i = 0; i < flat.length; i += 2) {
+        const id = idAt(bucket, flat[i]!, state)
+        const at = locate(id, state)
+        assert.equal(at.bucket, bucket, `${id} is in bucket ${bucket}, belongs in ${at.bucket}`)
+        assert.ok(at.field.equals(flat[i]!))
+        assert.ok(!found.has(id), `${id} is stored twice`)
+        found.set(id, BigInt(flat[i + 1]!.toString()))
+      }
+    }
+  }
+  for (const [key, len] of lens) if (key.endsWith('+')) assert.equal(lens.get(key.slice(0, -1)), LISTPACK_MAX_ENTRIES, `${key} beside a bucket that is not full`)
+  assert.equal(found.size, state.mappings, 'the state counts what the buckets hold')
+  return found
+}
+
+/** Random distinct 64-bit ids. */
+function randomIds(n: number): bigint[] {
+  const out = new Set<bigint>()
+  while (out.size < n) out.add(BigInt.asUintN(64, (BigInt(Math.floor(Math.random() * 2 ** 32)) << 32n) | BigInt(Math.floor(Math.random() * 2 ** 32))))
+  return [...out]
 }
 
 describe('PhotoOwnerMap on a real Redis', () => {
@@ -57,49 +104,51 @@ describe('PhotoOwnerMap on a real Redis', () => {
   })
 
   it('round-trips set, setMany, get and getMany, with misses as null', async () => {
-    const map = new PhotoOwnerMap(redis, {prefix: 'rt', capacity: 10_000})
+    const map = new PhotoOwnerMap(redis, {prefix: 'rt'})
+    assert.deepEqual(await map.getMany([1n, 2n]), [null, null], 'an empty Redis answers misses')
     const ids = lowRateIds(500)
     await map.set(ids[0]!, 42n)
     assert.equal(await map.get(ids[0]!), 42n)
-    await map.setMany(ids.slice(1).map((id, i) => [id, BigInt(1000 + i)]))
+    assert.equal(await map.setMany(ids.slice(1).map((id, i) => [id, BigInt(1000 + i)])), 499)
     const missing = ids[0]! + 1n // same ms, shard and bucket layout, never written
     const got = await map.getMany([ids[10]!, missing, ids[0]!, ids[499]!, 0n, (1n << 64n) - 1n])
     assert.deepEqual(got, [1009n, null, 42n, 1498n, null, null])
     assert.equal(await map.get(missing), null)
     assert.deepEqual(await map.getMany([]), [])
-    // a user id beyond 32 bits and an overwrite
-    await map.set(ids[5]!, 9_007_199_254_740_993n)
+    // a user id beyond 32 bits and an overwrite (not a new mapping)
+    assert.equal(await map.setMany([[ids[5]!, 9_007_199_254_740_993n]]), 0)
     assert.equal(await map.get(ids[5]!), 9_007_199_254_740_993n)
     assert.equal(await map.delete(ids[5]!), true)
     assert.equal(await map.delete(ids[5]!), false)
     assert.equal(await map.get(ids[5]!), null)
     assert.equal(await map.get(ids[6]!), 1005n)
+    assert.equal((await map.state()).mappings, 499)
+    await checkInvariants(redis, map)
   })
 
   it('rejects bad input before writing anything', async () => {
-    const map = new PhotoOwnerMap(redis, {prefix: 'bad', capacity: 1000})
+    const map = new PhotoOwnerMap(redis, {prefix: 'bad'})
     await assert.rejects(map.set(1n, -1n), RangeError)
     await assert.rejects(map.set(-5n, 1n), RangeError)
     await assert.rejects(map.setMany([[1n, 1n], [1n << 64n, 2n]]), RangeError)
     assert.equal(await map.get(1n), null, 'the good pair of a rejected batch is not written either')
-    assert.throws(() => new PhotoOwnerMap(redis, {capacity: 0}), RangeError)
-    await redis.set('broken:layout', '{"buckets": "many"}')
-    await assert.rejects(new PhotoOwnerMap(redis, {prefix: 'broken'}).get(1n), /does not hold a photo map layout/)
+    assert.equal(await redis.exists('bad:gen'), 0)
+    await redis.set('broken:gen', 'many')
+    await assert.rejects(new PhotoOwnerMap(redis, {prefix: 'broken'}).state(), /does not hold a generation number/)
   })
 
-  it('stores the layout in Redis so every instance uses the first one, and follows a new one', async () => {
-    const a = new PhotoOwnerMap(redis, {prefix: 'lay', capacity: 5000, refreshMs: 50})
+  it('keeps the active generation in Redis, so every instance follows a rebuild at once', async () => {
+    const a = new PhotoOwnerMap(redis, {prefix: 'lay'})
     await a.set(123n << 23n, 7n)
-    const b = new PhotoOwnerMap(redis, {prefix: 'lay', capacity: 999_999})
-    assert.deepEqual(await b.layout(), layoutFor(5000))
+    const b = new PhotoOwnerMap(redis, {prefix: 'lay'})
+    assert.equal(await b.activeGeneration(), 1)
     assert.equal(await b.get(123n << 23n), 7n)
-    // a rebuild fills generation 2 and activates it; a reads the new layout after refreshMs
-    const next = layoutFor(20_000, 2)
-    await b.setMany([[123n << 23n, 8n]], next)
-    await b.activate(next)
-    await new Promise((r) => setTimeout(r, 80))
+    // a rebuild fills generation 2 and activates it; a's next call reads it
+    await b.setMany([[123n << 23n, 8n]], 2)
+    assert.equal(await a.get(123n << 23n), 7n)
+    await b.activate(2)
     assert.equal(await a.get(123n << 23n), 8n)
-    assert.equal(await a.dropGeneration(1), 1)
+    assert.equal(await a.dropGeneration(1), 2, 'one bucket and the state')
   })
 
   for (const [name, make] of [
@@ -107,26 +156,27 @@ describe('PhotoOwnerMap on a real Redis', () => {
     ['bursts of 1000 photos per ms', burstIds],
   ] as const) {
     it(`keeps every bucket listpack and evenly filled with ${name}`, async () => {
-      const n = 40_000
+      const n = 20_000
       const prefix = `fill${name.length}`
-      const map = new PhotoOwnerMap(redis, {prefix, capacity: n})
+      const map = new PhotoOwnerMap(redis, {prefix})
       const ids = make(n)
       assert.equal(new Set(ids).size, n)
       for (let i = 0; i < n; i += 5000) await map.setMany(ids.slice(i, i + 5000).map((id, j) => [id, BigInt(i + j + 1)]))
-      const layout = await map.layout()
+      const state = await map.state()
       const {lens, encodings: encs} = await encodings(redis, map)
       assert.deepEqual([...encs], ['listpack'])
       assert.equal(lens.reduce((a, b) => a + b, 0), n)
-      assert.equal(lens.length, layout.buckets, 'every bucket is used')
-      const mean = n / layout.buckets
-      assert.ok(Math.abs(mean - TARGET_FILL) < 1, `mean fill ${mean}`)
-      // Poisson(68): sd ≈ 8.2; with ~590 buckets nothing should be 5 sd away.
+      assert.equal(state.mappings, n)
+      assert.equal(state.buckets, Math.ceil(n / SPLIT_FILL), 'the map grew to one bucket per SPLIT_FILL mappings')
+      assert.equal(lens.length, state.buckets, 'every bucket is used and none overflows')
+      // Split buckets hold half as much as the ones not split yet this level: each kind is Poisson.
+      const unsplit = 2 ** state.level - state.split
+      const big = n / (2 ** state.level) // mean of a bucket not split this level
       const max = Math.max(...lens)
-      const min = Math.min(...lens)
-      assert.ok(max < mean + 5 * Math.sqrt(mean) && max < 128, `max fill ${max}`)
-      assert.ok(min > mean - 5 * Math.sqrt(mean), `min fill ${min}`)
-      const variance = lens.reduce((a, l) => a + (l - mean) ** 2, 0) / lens.length
-      assert.ok(variance < 1.5 * mean, `variance ${variance} (Poisson would be ${mean})`)
+      assert.ok(max < big + 5 * Math.sqrt(big) && max <= LISTPACK_MAX_ENTRIES, `max fill ${max}`)
+      const fullSize = (await Promise.all(Array.from({length: unsplit}, (_, i) => redis.hlen(map.bucketKey(state.generation, state.split + i)))))
+      const meanBig = fullSize.reduce((a, b) => a + b, 0) / unsplit
+      assert.ok(Math.abs(meanBig - big) < 0.1 * big, `buckets not split this level hold ${meanBig}, expected ${big}`)
       // the stats agree, and no warnings on a default Redis
       const stats = await map.stats()
       assert.equal(stats.mappings, n)
@@ -135,13 +185,141 @@ describe('PhotoOwnerMap on a real Redis', () => {
       assert.deepEqual(stats.warnings, [])
       // ids come back from the fields
       const sample = await map.bucketEntries(0)
-      assert.equal(sample.length, await redis.hlen(map.bucketKey(layout, 0)))
+      assert.equal(sample.length, await redis.hlen(map.bucketKey(state.generation, 0)))
       assert.ok(sample.length > 0)
       for (const [id, user] of sample) assert.equal(ids[Number(user) - 1], id)
-      const got = await map.getMany(ids.slice(0, 1000))
-      assert.deepEqual(got, ids.slice(0, 1000).map((_, i) => BigInt(i + 1)))
+      const got = await map.getMany(ids)
+      assert.deepEqual(got, ids.map((_, i) => BigInt(i + 1)))
+      await checkInvariants(redis, map)
     })
   }
+
+  it('grows by splits alone, across levels and field widths, with every lookup right along the way', async () => {
+    const map = new PhotoOwnerMap(redis, {prefix: 'grow'})
+    const ids = randomIds(60_000)
+    const levels = new Set<number>()
+    let written = 0
+    // batches of changing size, each followed by a lookup of everything written so far
+    for (const size of [1, 2, 60, 500, 3000, 20_000, 36_437]) {
+      const batch = ids.slice(written, written + size)
+      assert.equal(await map.setMany(batch.map((id, i) => [id, BigInt(written + i)])), batch.length)
+      written += batch.length
+      const state = await map.state()
+      levels.add(state.level)
+      assert.equal(state.mappings, written)
+      assert.ok(state.buckets >= written / SPLIT_FILL && state.buckets <= written / SPLIT_FILL + 1, `${state.buckets} buckets for ${written}`)
+      assert.deepEqual(await map.getMany(ids.slice(0, written)), ids.slice(0, written).map((_, i) => BigInt(i)))
+    }
+    assert.equal(written, ids.length)
+    const state = await map.state()
+    assert.equal(state.level, 10) // 1072 buckets: 2^10 + 48
+    assert.ok(levels.size >= 6, `levels seen: ${[...levels]}`)
+    assert.equal(fieldBytesAt(state.level), 7, 'fields lost a byte at level 8')
+    const found = await checkInvariants(redis, map)
+    assert.equal(found.size, ids.length)
+    assert.equal((await map.stats()).notListpack, 0)
+  })
+
+  it('keeps a full bucket listpack by overflowing into a second hash, refilled on delete and emptied by splits', async () => {
+    const map = new PhotoOwnerMap(redis, {prefix: 'over'})
+    // ids whose permuted low 12 bits are all 0 share bucket 0 until the map has 2^12 buckets
+    const same: bigint[] = []
+    for (let id = 1n; same.length < 300; id++) if (locate(id, {level: 12, split: 0}).bucket === 0) same.push(id)
+    await map.setMany(same.map((id, i) => [id, BigInt(i)]))
+    const state = await map.state()
+    assert.equal(state.buckets, Math.ceil(300 / SPLIT_FILL))
+    assert.equal(await redis.hlen('over:1:0'), LISTPACK_MAX_ENTRIES)
+    assert.equal(await redis.hlen('over:1:0+'), 300 - LISTPACK_MAX_ENTRIES)
+    assert.equal(String(await redis.object('ENCODING', 'over:1:0+')), 'listpack')
+    assert.deepEqual(await map.getMany(same), same.map((_, i) => BigInt(i)))
+    await map.set(same[299]!, 7n) // an update of an overflowed field stays there
+    assert.equal(await redis.hlen('over:1:0+'), 300 - LISTPACK_MAX_ENTRIES)
+    assert.equal(await map.get(same[299]!), 7n)
+    assert.equal(await map.delete(same[0]!), true)
+    assert.equal(await redis.hlen('over:1:0'), LISTPACK_MAX_ENTRIES, 'refilled from the overflow')
+    assert.equal(await redis.hlen('over:1:0+'), 300 - LISTPACK_MAX_ENTRIES - 1)
+    assert.equal(await map.get(same[0]!), null)
+    await checkInvariants(redis, map)
+    // more ids, so bucket 0 is split at several levels: its overflowed entries are rewritten, none lost
+    await map.setMany(randomIds(4000).map((id) => [id, 1n]))
+    const found = await checkInvariants(redis, map)
+    for (const id of same.slice(1)) assert.ok(found.has(id))
+  })
+
+  it('stays exact with concurrent writers splitting and readers reading at once', async () => {
+    const writers = await Promise.all(Array.from({length: 4}, async () => {
+      const c = new Redis(lab.layout.redis.url)
+      return c
+    }))
+    try {
+      const ids = randomIds(16_000)
+      const acked: bigint[] = []
+      const reader = new PhotoOwnerMap(redis, {prefix: 'conc'})
+      let reading = true
+      let reads = 0
+      const readLoop = (async () => {
+        while (reading) {
+          const known = acked.slice(-2000)
+          if (known.length === 0) {
+            await new Promise((r) => setTimeout(r, 1))
+            continue
+          }
+          const got = await reader.getMany(known)
+          for (let i = 0; i < known.length; i++) assert.equal(got[i], known[i]! & 0xffffn, `acknowledged ${known[i]} missing during splits`)
+          reads++
+        }
+      })()
+      await Promise.all(writers.map(async (c, w) => {
+        const map = new PhotoOwnerMap(c, {prefix: 'conc'})
+        const mine = ids.filter((_, i) => i % 4 === w)
+        for (let i = 0; i < mine.length; i += 40) {
+          const batch = mine.slice(i, i + 40)
+          await map.setMany(batch.map((id) => [id, id & 0xffffn]))
+          acked.push(...batch)
+        }
+      }))
+      reading = false
+      await readLoop
+      assert.ok(reads > 3, `${reads} reads`)
+      const found = await checkInvariants(redis, reader)
+      assert.equal(found.size, ids.length)
+      for (const id of ids) assert.equal(found.get(id), id & 0xffffn)
+    } finally {
+      for (const c of writers) c.disconnect()
+    }
+  })
+
+  it('never leaves a bucket half split: a write cut off by its client, or stopped by a key in the way', async () => {
+    const map = new PhotoOwnerMap(redis, {prefix: 'cut'})
+    const ids = randomIds(12_000)
+    const first = new Set(ids.slice(0, 1000))
+    await map.setMany(ids.slice(0, 1000).map((id) => [id, 1n]))
+    // a client that drops its connection while its calls are queued and running
+    const c = new Redis(lab.layout.redis.url, {maxRetriesPerRequest: 0, retryStrategy: () => null})
+    c.on('error', () => undefined)
+    const writing = new PhotoOwnerMap(c, {prefix: 'cut'}).setMany(ids.slice(1000, 8000).map((id) => [id, 2n]))
+    await new Promise((r) => setTimeout(r, 5))
+    c.disconnect()
+    await writing.catch(() => undefined)
+    await new Promise((r) => setTimeout(r, 200)) // calls Redis had already read still run to the end
+    const after = await checkInvariants(redis, map)
+    assert.ok(after.size >= 1000)
+    for (const [id, user] of after) assert.equal(user, first.has(id) ? 1n : 2n)
+
+    // a string key where the next split must write: the call fails, nothing is half done
+    const state = await map.state()
+    const dst = map.bucketKey(state.generation, state.split + 2 ** state.level)
+    await redis.set(dst, 'in the way')
+    const rest = ids.filter((id) => !after.has(id))
+    await assert.rejects(map.setMany(rest.map((id) => [id, 3n])), /photo map write stopped after \d+ new mappings: .*WRONGTYPE/)
+    await redis.del(dst)
+    const stopped = await checkInvariants(redis, map)
+    assert.equal((await map.state()).split, state.split, 'the split did not happen')
+    assert.ok(stopped.size > after.size)
+    await map.setMany(rest.map((id) => [id, 3n]))
+    const all = await checkInvariants(redis, map)
+    assert.equal(all.size, ids.length)
+  })
 
   it('shows why id / 1000 is wrong for time-based ids: one mapping per bucket at a low rate', () => {
     const ids = lowRateIds(10_000)
@@ -149,7 +327,7 @@ describe('PhotoOwnerMap on a real Redis', () => {
   })
 
   it('warns when the server would turn buckets into hashtables', async () => {
-    const map = new PhotoOwnerMap(redis, {prefix: 'lim', capacity: 1000})
+    const map = new PhotoOwnerMap(redis, {prefix: 'lim'})
     const before = await map.listpackLimits()
     assert.ok(before && before.entries >= 128)
     await redis.config('SET', 'hash-max-listpack-entries', '64')
@@ -168,23 +346,24 @@ describe('PhotoOwnerMap on a real Redis', () => {
 })
 
 describe('photo map layout (pure)', () => {
-  it('locate and idAt are inverse for ids of every shape', () => {
-    for (const capacity of [1, 1000, 10_000_000, 2_000_000_000]) {
-      const layout = layoutFor(capacity)
-      const field = Buffer.alloc(layout.fieldBytes)
+  it('locate and idAt are inverse for ids of every shape, at every level and split', () => {
+    for (const [level, split] of [[0, 0], [3, 5], [7, 100], [8, 0], [15, 30_000], [16, 1], [23, 2 ** 23 - 1], [24, 0], [31, 2 ** 30]] as const) {
+      const state = {level, split}
       for (const id of [0n, 1n, (1n << 64n) - 1n, ...lowRateIds(200), ...burstIds(200)]) {
-        const bucket = locate(id, layout, field, 0)
-        assert.ok(bucket >= 0 && bucket < layout.buckets)
-        assert.equal(idAt(bucket, Buffer.from(field), layout), id)
+        const {bucket, field} = locate(id, state)
+        assert.ok(bucket >= 0 && bucket < 2 ** level + split)
+        assert.equal(field.length, fieldBytesAt(levelOf(bucket, state)))
+        assert.equal(idAt(bucket, Buffer.from(field), state), id)
       }
     }
   })
 
-  it('uses 6-byte fields from 2^16 buckets and 5-byte fields from 2^24', () => {
-    assert.equal(fieldBytesFor(1), 8)
-    assert.equal(fieldBytesFor(2 ** 16), 6)
-    assert.equal(layoutFor(10_000_000).fieldBytes, 6)
-    assert.equal(fieldBytesFor(2 ** 24), 5)
-    assert.throws(() => layoutFor(1.5), RangeError)
+  it('uses 7-byte fields from 2^8 buckets, 6-byte from 2^16 and 5-byte from 2^24', () => {
+    assert.equal(fieldBytesAt(0), 8)
+    assert.equal(fieldBytesAt(8), 7)
+    assert.equal(fieldBytesAt(16), 6)
+    assert.equal(fieldBytesAt(23), 6)
+    assert.equal(fieldBytesAt(24), 5)
+    assert.throws(() => idAt(0, Buffer.alloc(6), {level: 8, split: 0}), RangeError)
   })
 })

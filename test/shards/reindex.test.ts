@@ -7,12 +7,12 @@ import {loadConfig} from '../../src/config/load.js'
 import type {ShardsSettings} from '../../src/config/schema.js'
 import {isUserError} from '../../src/errors.js'
 import {initShards} from '../../src/shards/init.js'
-import {connectRedis} from '../../src/shards/photo-map-redis.js'
-import {PhotoOwnerMap} from '../../src/shards/photo-map.js'
+import {connectRedis} from '../../src/shards/photo-map/redis.js'
+import {PhotoOwnerMap, SPLIT_FILL} from '../../src/shards/photo-map/map.js'
 import {schemaName} from '../../src/shards/placement.js'
 import {ServerPools} from '../../src/shards/pools.js'
 import {reindexPhotos, validateReindexOptions, type ReindexResult} from '../../src/shards/reindex.js'
-import {seedLab} from '../../src/shards/seed.js'
+import {seedLab} from '../../src/shards/seed/index.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 import {runCli} from './helpers.js'
 
@@ -62,7 +62,7 @@ describe('shards reindex-photos on 2 Postgres servers and Redis', () => {
     await assert.rejects(reindexPhotos(pools, settings, redis), (err) => isUserError(err) && /shards init/.test(err.fix ?? ''))
     assert.equal(await redis.dbsize(), 0)
     assert.throws(() => validateReindexOptions({batch: 5}), /--batch 5 is out of range/)
-    assert.throws(() => validateReindexOptions({capacity: 10}), /--capacity 10 is out of range/)
+    assert.throws(() => validateReindexOptions({concurrency: 0}), /--concurrency 0 is out of range/)
     const r = await runCli(['shards', 'reindex-photos', '--config', lab.configFile, '--batch', '0'])
     assert.equal(r.code, 2)
     assert.match(r.stderr, /^Error: --batch 0 is out of range/)
@@ -75,13 +75,15 @@ describe('shards reindex-photos on 2 Postgres servers and Redis', () => {
     assert.equal(photos.length, 6000)
     await redis.flushdb()
     const map = new PhotoOwnerMap(redis)
-    assert.equal(await new PhotoOwnerMap(redis, {prefix: 'pm'}).storedLayout(), null)
+    assert.equal(await new PhotoOwnerMap(redis, {prefix: 'pm'}).activeGeneration(), null)
 
-    const result = await reindexPhotos(pools, settings, redis, {batch: 500, capacity: 10_000})
+    const result = await reindexPhotos(pools, settings, redis, {batch: 500})
     assert.ok(result.complete)
     assert.equal(result.photos, 6000)
     assert.equal(result.previous, null)
-    assert.equal(result.layout.generation, 1)
+    assert.equal(result.state.generation, 1)
+    assert.equal(result.state.mappings, 6000)
+    assert.equal(result.state.buckets, Math.ceil(6000 / SPLIT_FILL), 'the new generation grew as it filled')
     assert.equal(result.stats?.mappings, 6000)
     assert.equal(result.stats?.notListpack, 0)
     assert.deepEqual(
@@ -90,13 +92,12 @@ describe('shards reindex-photos on 2 Postgres servers and Redis', () => {
     )
   })
 
-  it('rebuilds into a larger generation, keeps photos written meanwhile, and drops the old keys (CLI, --json)', async () => {
-    // The app writes a photo while the rebuild streams: to Postgres (next_id()) and, with the layout it
-    // has cached, to the old generation. It must be in the new map afterwards.
+  it('rebuilds into a new generation, keeps photos written meanwhile, and drops the old keys (CLI, --json)', async () => {
+    // The app writes a photo while the rebuild streams: to Postgres (next_id()) and to the active (old)
+    // generation. It must be in the new map afterwards.
     const appMap = new PhotoOwnerMap(redis)
-    await appMap.layout()
     let written: {id: bigint; user: bigint} | null = null
-    const during = reindexPhotos(pools, settings, redis, {batch: 200, capacity: 30_000, concurrency: 1, switchWaitMs: 300}, (p) => {
+    const during = reindexPhotos(pools, settings, redis, {batch: 200, concurrency: 1}, (p) => {
       if (written || p.photos === 0) return
       written = {id: 0n, user: 0n}
       void (async () => {
@@ -111,8 +112,8 @@ describe('shards reindex-photos on 2 Postgres servers and Redis', () => {
     })
     const result = await during
     assert.ok(result.complete)
-    assert.equal(result.layout.generation, 2)
-    assert.equal(result.previous?.generation, 1)
+    assert.equal(result.state.generation, 2)
+    assert.equal(result.previous, 1)
     assert.ok(result.caughtUp >= 1, 'photos made during the rebuild are copied again')
     assert.ok(result.droppedKeys > 0)
     assert.equal(await keysOfGeneration(redis, 1), 0)
@@ -130,8 +131,9 @@ describe('shards reindex-photos on 2 Postgres servers and Redis', () => {
     assert.equal(r.code, 0, r.stderr)
     const viaCli = JSON.parse(r.stdout) as ReindexResult
     assert.equal(viaCli.photos, 6001)
-    assert.equal(viaCli.layout.generation, 3)
-    assert.equal(viaCli.layout.capacity, 30_000, 'the capacity is kept')
+    assert.equal(viaCli.state.generation, 3)
+    assert.equal(viaCli.state.mappings, 6001)
+    assert.equal(viaCli.stats?.notListpack, 0)
     assert.equal(await keysOfGeneration(redis, 2), 0)
   })
 
@@ -139,8 +141,7 @@ describe('shards reindex-photos on 2 Postgres servers and Redis', () => {
     await redis.set('pm:reindex-lock', 'someone', 'PX', 5000)
     try {
       await assert.rejects(reindexPhotos(pools, settings, redis), (err) => isUserError(err) && err.exitCode === 3)
-      const layout = await new PhotoOwnerMap(redis).storedLayout()
-      assert.equal(layout?.generation, 3, 'nothing changed')
+      assert.equal(await new PhotoOwnerMap(redis).activeGeneration(), 3, 'nothing changed')
     } finally {
       await redis.del('pm:reindex-lock')
     }

@@ -8,11 +8,12 @@ import type {ShardsSettings} from '../../src/config/schema.js'
 import {isUserError} from '../../src/errors.js'
 import {decodeId, encodeId, epochMs} from '../../src/shards/ids.js'
 import {initShards} from '../../src/shards/init.js'
-import {connectRedis} from '../../src/shards/photo-map-redis.js'
-import {PhotoOwnerMap} from '../../src/shards/photo-map.js'
+import {followersKey, followingKey, readFollowCounts, type RecountResult} from '../../src/shards/counts.js'
+import {connectRedis} from '../../src/shards/photo-map/redis.js'
+import {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {schemaName, shardOfUser, shardOfUsername} from '../../src/shards/placement.js'
 import {ServerPools} from '../../src/shards/pools.js'
-import {insertPhotos, seedLab, validateSeedOptions, type SeedResult} from '../../src/shards/seed.js'
+import {insertPhotos, seedLab, validateSeedOptions, type SeedResult} from '../../src/shards/seed/index.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 import {runCli} from './helpers.js'
 
@@ -70,7 +71,7 @@ describe('lab seed on 2 Postgres servers and Redis', () => {
       assert.match(err.fix ?? '', /feedops shards init/)
       return true
     })
-    assert.equal(await redis.exists('pm:layout'), 0)
+    assert.equal(await redis.exists('pm:gen'), 0)
     const r = await runCli(['lab', 'seed', '--config', lab.configFile, '--users', '10', '--photos', '10'])
     assert.equal(r.code, 2, r.stderr)
     assert.match(r.stderr, /^Error: .*\nFix: Run `feedops shards init` first/)
@@ -173,6 +174,41 @@ describe('lab seed on 2 Postgres servers and Redis', () => {
     const photos = await allRows<{id: string}>(pools, settings, 'photos', 'id::text')
     assert.equal(photos.length, 15_000 + second.photos)
     assert.equal((await allRows(pools, settings, 'users', 'id')).length, 1800)
+  })
+
+  it('leaves every follower and following count in Redis equal to Postgres, and `shards recount` rebuilds them', async () => {
+    const check = async () => {
+      const users = await allRows<{id: string}>(pools, settings, 'users', 'id::text')
+      const follows = await allRows<{follower_id: string; followee_id: string}>(pools, settings, 'follows', 'follower_id::text, followee_id::text')
+      const followers = new Map<string, number>()
+      const following = new Map<string, number>()
+      for (const f of follows) {
+        followers.set(f.followee_id, (followers.get(f.followee_id) ?? 0) + 1)
+        following.set(f.follower_id, (following.get(f.follower_id) ?? 0) + 1)
+      }
+      const counts = await readFollowCounts(redis, users.map((u) => BigInt(u.id)))
+      users.forEach((u, i) => {
+        assert.equal(counts[i]!.followers, followers.get(u.id) ?? 0, `followers of ${u.id}`)
+        assert.equal(counts[i]!.following, following.get(u.id) ?? 0, `following of ${u.id}`)
+      })
+      assert.ok(Math.max(...counts.map((c) => c.followers)) > 10)
+      return {users: users.length, follows: follows.length}
+    }
+    const seeded = await check()
+    // Redis loses the counts (and one is wrong): the command rebuilds them from Postgres
+    const some = (await allRows<{id: string}>(pools, settings, 'users', 'id::text')).slice(0, 200)
+    await redis.del(...some.map((u) => followersKey(u.id)), ...some.map((u) => followingKey(u.id)))
+    await redis.set(followersKey(some[0]!.id), 999_999)
+    const bad = await runCli(['shards', 'recount', '--config', lab.configFile, '--batch', '5'])
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /--batch 5 is out of range/)
+    const r = await runCli(['shards', 'recount', '--config', lab.configFile, '--batch', '100', '--json'])
+    assert.equal(r.code, 0, r.stderr)
+    const result = JSON.parse(r.stdout) as RecountResult
+    assert.ok(result.complete)
+    assert.equal(result.users, seeded.users)
+    assert.equal(result.follows, seeded.follows)
+    await check()
   })
 
   it('skips photo ids that already exist instead of failing the batch', async () => {

@@ -1,9 +1,9 @@
-import type {ShardsSettings} from '../config/schema.js'
-import {ExitCode, UserError} from '../errors.js'
-import {INIT_FIX, readShardMap, shardsByServer, type ShardMap} from './catalog.js'
-import {epochMs} from './ids.js'
-import type {ServerPools} from './pools.js'
-import {assertReachable} from './reach.js'
+import type {ShardsSettings} from '../../config/schema.js'
+import {ExitCode, UserError} from '../../errors.js'
+import {INIT_FIX, readShardMap, shardsByServer, type ShardMap} from '../catalog.js'
+import {epochMs} from '../ids.js'
+import type {ServerPools} from '../pools.js'
+import {assertReachable} from '../reach.js'
 
 /** The initialized shard layout the seeder and the photo map rebuild work on. */
 export interface ShardWorld {

@@ -1,7 +1,7 @@
 import {Redis} from 'ioredis'
 
-import type {EnvironmentConfig} from '../config/schema.js'
-import {UserError, errorText} from '../errors.js'
+import type {EnvironmentConfig} from '../../config/schema.js'
+import {UserError, errorText} from '../../errors.js'
 
 /** host:port of a redis URL, without credentials (safe to print). */
 function describeRedisUrl(url: string): string {

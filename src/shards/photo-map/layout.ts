@@ -1,0 +1,131 @@
+/**
+ * Where a photo id lives in the Redis photo→owner map: which hash ("bucket") and which field. The Lua
+ * scripts in scripts.ts do the same arithmetic in Redis; this module is its mirror for tests, for reading
+ * a bucket back, and the id permutation that the client applies before sending an id.
+ *
+ * Why not Instagram's `id / 1000`: their media ids were a dense counter, so every run of 1000 ids
+ * filled one hash. Our ids are 41 bits of ms | 13 bits of shard | 10 bits of sequence: at one photo a
+ * minute each `id / 1000` bucket holds one photo (a whole Redis key per mapping), and at 1000 photos
+ * per ms bursts fill them unevenly. Any bucket made of a slice of the id's bits fills at the upload rate.
+ *
+ * The scheme here:
+ *   x      = permute(id)          a bijection of the 64-bit space (4 Feistel rounds of murmur3 fmix32),
+ *                                 so x is spread evenly whatever the pattern of the ids (time, shard, seq)
+ *   bucket = linear hashing on the low bits of x: with level L and split pointer S (2^L + S buckets),
+ *            b = x mod 2^L, and b = x mod 2^(L+1) when b < S (that bucket was already split this level)
+ *   field  = x >> 8·floor(l/8) for the bucket's level l (L or L+1): the whole bytes of x the bucket does
+ *            not imply, as a big-endian binary string (7 bytes from 2^8 buckets, 6 from 2^16, 5 from 2^24)
+ *   value  = the user id in decimal: listpack stores it as an integer (4 bytes up to 8,388,607).
+ * The id comes back as permute⁻¹(field << 8·floor(l/8) | low bits of b). Bucket numbers come from the low
+ * 32 bits of x, so levels go up to 31: 2^32 buckets, about 240 billion mappings.
+ *
+ * Growth: the map keeps its mapping count n in its state hash; when n > SPLIT_FILL × buckets, the write
+ * that crossed it splits bucket S (its entries with bit L of x set move to bucket S + 2^L, the others
+ * stay; bit L is in the field's last byte) and S moves on; when S reaches 2^L the level goes up and S is
+ * 0 again. One split at a time, inside the atomic write script, so the map never has a capacity and is
+ * never rebuilt to grow: readers need only L and S, which the lookup script reads itself.
+ *
+ * Overflow: a bucket not yet split this level covers twice the hash range of a split one, so near the end
+ * of a level it holds up to 2 × SPLIT_FILL on average, and a few reach Redis's listpack limit (128 entries
+ * by default; one more and Redis turns the hash into a hashtable, 5× bigger, for good). A bucket at the
+ * limit takes further new fields in an overflow hash `<bucket>+`; a lookup that misses in the bucket
+ * tries its overflow; a split empties both. So every key stays a listpack.
+ *
+ * Why SPLIT_FILL = 56: memory per mapping falls with the mean fill (each key costs ~75 bytes besides its
+ * entries), and lookups slow with it (a listpack is searched from its start). See BENCHMARKS.md.
+ */
+
+export const SPLIT_FILL = 56
+/** Redis's default hash-max-listpack-entries: a bucket never holds more. */
+export const LISTPACK_MAX_ENTRIES = 128
+/** The longest element we write: a 64-bit user id in decimal (20) — under the default -value (64). */
+export const LONGEST_ELEMENT = 20
+
+/** Linear-hashing state of one generation of the map. */
+export interface MapState {
+  /** Bucket keys are `<prefix>:<generation>:<bucket>`; a rebuild fills the next generation. */
+  generation: number
+  level: number
+  split: number
+  /** 2^level + split. */
+  buckets: number
+  /** Mappings held (kept by the scripts). */
+  mappings: number
+}
+
+export function stateOf(generation: number, level: number, split: number, mappings: number): MapState {
+  return {generation, level, split, buckets: 2 ** level + split, mappings}
+}
+
+/** Bytes of the field in a bucket of level l. */
+export function fieldBytesAt(level: number): number {
+  return 8 - Math.floor(level / 8)
+}
+
+/** The level of bucket b under a state: L + 1 for buckets already split this level (and their new halves). */
+export function levelOf(bucket: number, state: Pick<MapState, 'level' | 'split'>): number {
+  return bucket < state.split || bucket >= 2 ** state.level ? state.level + 1 : state.level
+}
+
+// ---- the 64-bit permutation, on two 32-bit halves (BigInt arithmetic is ~10× slower) ----
+
+const ROUND_KEYS = [0x9e3779b9, 0x7f4a7c15, 0xf39cc060, 0x5ced8a4b] as const
+
+function fmix32(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+const scratch = new DataView(new ArrayBuffer(8))
+
+/** Writes x = permute(id) as 8 big-endian bytes at `offset` (a batch shares one buffer). */
+export function permuteInto(id: bigint, into: Buffer, offset: number): void {
+  if (typeof id !== 'bigint' || id < 0n || id > 0xffffffffffffffffn) throw new RangeError(`Photo id ${String(id)} is not an unsigned 64-bit integer.`)
+  scratch.setBigUint64(0, id)
+  let hi = scratch.getUint32(0)
+  let lo = scratch.getUint32(4)
+  for (const k of ROUND_KEYS) {
+    const t = (hi ^ fmix32((lo ^ k) >>> 0)) >>> 0
+    hi = lo
+    lo = t
+  }
+  into.writeUInt32BE(hi, offset)
+  into.writeUInt32BE(lo, offset + 4)
+}
+
+function unpermute(x: bigint): bigint {
+  let hi = Number(x >> 32n)
+  let lo = Number(x & 0xffffffffn)
+  for (let i = ROUND_KEYS.length - 1; i >= 0; i--) {
+    const t = hi
+    hi = (lo ^ fmix32((t ^ ROUND_KEYS[i]!) >>> 0)) >>> 0
+    lo = t
+  }
+  scratch.setUint32(0, hi)
+  scratch.setUint32(4, lo)
+  return scratch.getBigUint64(0)
+}
+
+/** Bucket and field of an id under a state: what the scripts compute in Redis. */
+export function locate(id: bigint, state: Pick<MapState, 'level' | 'split'>): {bucket: number; field: Buffer} {
+  const x = Buffer.allocUnsafe(8)
+  permuteInto(id, x, 0)
+  const low = x.readUInt32BE(4)
+  let level = state.level
+  let bucket = low % 2 ** level
+  if (bucket < state.split) bucket = low % 2 ** ++level
+  return {bucket, field: x.subarray(0, fieldBytesAt(level))}
+}
+
+/** The id stored at (bucket, field) under a state: the inverse of locate. */
+export function idAt(bucket: number, field: Buffer, state: Pick<MapState, 'level' | 'split'>): bigint {
+  const level = levelOf(bucket, state)
+  if (field.length !== fieldBytesAt(level)) throw new RangeError(`Field of ${field.length} bytes in a bucket of level ${level}.`)
+  const lowBits = 8n * BigInt(8 - field.length)
+  const x = (BigInt(`0x${field.toString('hex')}`) << lowBits) | (BigInt(bucket) & ((1n << lowBits) - 1n))
+  return unpermute(x)
+}

@@ -33,6 +33,9 @@ function cli(args: string[]): Promise<{code: number; stdout: string; stderr: str
 class FakeApp {
   hits = 0
   posts = 0
+  /** Requests that came on a connection nginx had used before (kept alive), by method. */
+  reused = {GET: 0, POST: 0}
+  private served = new WeakMap<object, number>()
   private server: http.Server | undefined
   constructor(
     readonly name: string,
@@ -42,6 +45,9 @@ class FakeApp {
   async start(): Promise<void> {
     this.server = http.createServer((req, res) => {
       this.hits++
+      const before = this.served.get(req.socket) ?? 0
+      this.served.set(req.socket, before + 1)
+      if (before > 0 && (req.method === 'GET' || req.method === 'POST')) this.reused[req.method]++
       req.resume()
       req.on('end', () => {
         if (req.method === 'POST') this.posts++
@@ -196,6 +202,9 @@ describe('lab NGINX nodes', {timeout: 120_000}, () => {
     assert.deepEqual(failures, [])
     assert.ok(ok > 50, `only ${ok} requests went through`)
     assert.ok(retriedGets <= 8, `${retriedGets} reads had to be sent again`) // at most one per reused connection
+    // Reads reuse nginx's connections to the app hosts; writes never do (each opens its own).
+    assert.ok(apps.some((a) => a.reused.GET > 0), 'no read came on a kept-alive upstream connection')
+    assert.deepEqual(apps.map((a) => a.reused.POST), apps.map(() => 0))
   })
 
   it('an upstream block that fails nginx -t is not left installed, and nginx keeps serving', async () => {

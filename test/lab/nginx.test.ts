@@ -130,7 +130,7 @@ function request(url: string, method = 'GET', body?: string, retried = false): P
 }
 let retriedGets = 0
 
-describe('lab NGINX nodes', {timeout: 120_000}, () => {
+describe('lab NGINX nodes', {timeout: 300_000}, () => {
   let lab: TestLab
   let node: string
   const apps: FakeApp[] = []

@@ -4,8 +4,11 @@ import {userInfo} from 'node:os'
 import {stringify} from 'yaml'
 
 import type {ConfigFile, EnvironmentConfig} from '../config/schema.js'
-import {configFileSchema} from '../config/schema.js'
+import {configFileSchema, deploySchema} from '../config/schema.js'
 import {labPaths, type LabLayout} from './layout.js'
+
+/** deploy.path on lab hosts, under each host's root folder (its $HOME). */
+export const LAB_DEPLOY_DIR = 'feed'
 
 export interface LabConfigInput {
   dir: string
@@ -60,6 +63,8 @@ export function labConfig(input: LabConfigInput): ConfigFile {
     ...(input.memcached ? {memcached: {servers: [layout.memcached.server]}} : {}),
     // The feed app's section (app/config.ts owns its shape): lab photos are never served, so any CDN base does.
     app: {cdnBase: 'https://cdn.lab.invalid', secret: labAppSecret(input.dir)},
+    // Lab hosts have no systemd: the restart is the process manager carried in each release (the default).
+    deploy: deploySchema.parse({path: `~/${LAB_DEPLOY_DIR}`, health: {timeout: 15, stableMs: 1000}, lockStaleSeconds: 30, minFreeMb: 256}),
     lab: {dir: input.dir},
   }
   return {defaultEnvironment: 'lab', environments: {lab}}

@@ -128,8 +128,20 @@ class Remote {
     throw err
   }
 
+  /** SFTP upload; fails as soon as the connection drops (an SFTP write on a dead connection never settles). */
   async put(local: string, remote: string): Promise<void> {
-    await this.conn.ssh.putFile(local, remote)
+    const client = this.conn.ssh.connection
+    if (!client) throw new StepFailed('not connected')
+    let onClose: (() => void) | undefined
+    const lost = new Promise<never>((_, reject) => {
+      onClose = () => reject(new StepFailed('connection lost during the upload'))
+      client.once('close', onClose)
+    })
+    try {
+      await Promise.race([this.conn.ssh.putFile(local, remote), lost])
+    } finally {
+      client.off('close', onClose!)
+    }
   }
 }
 

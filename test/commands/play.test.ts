@@ -68,10 +68,10 @@ describe('feedops play', {timeout: 240_000}, () => {
   it('rejects an unknown or missing playbook name with exit 2, listing the names', async () => {
     const r = await cli(['play', 'deploy-everything', '--config', lab.configFile])
     assert.equal(r.code, 2)
-    assert.equal(r.stderr, 'Error: No playbook named "deploy-everything".\nFix: Use one of: check, facts (see `feedops play --list`).\n')
+    assert.equal(r.stderr, 'Error: No playbook named "deploy-everything".\nFix: Use one of: check, facts, provision (see `feedops play --list`).\n')
     const none = await cli(['play', '--config', lab.configFile])
     assert.equal(none.code, 2)
-    assert.match(none.stderr, /Error: Which playbook\?\nFix: Name one: check, facts/)
+    assert.match(none.stderr, /Error: Which playbook\?\nFix: Name one: check, facts, provision/)
   })
 
   it('shows facts as plain per-host lines when stdout is not a terminal', async () => {

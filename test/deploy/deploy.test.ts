@@ -129,7 +129,7 @@ function killHost(name: string): void {
 }
 
 async function reviveHosts(): Promise<void> {
-  await labUp({dir: lab.dir, net: lab.net, hosts: HOSTS, postgres: 1, redis: true, memcached: true, cloud: false})
+  await labUp({dir: lab.dir, net: lab.net, hosts: HOSTS, postgres: 1, redis: true, memcached: true, cloud: false, nginx: 0, pgbouncer: false})
 }
 
 describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {

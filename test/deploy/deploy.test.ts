@@ -33,6 +33,8 @@ const cacheHome = path.join(tmpdir(), 'feedops-test-cache')
 
 let lab: TestLab
 let config: string
+/** The same config with a 10 s gate, for the releases that can only fail it by timing out. */
+let shortGate: string
 let stateHome: string
 
 interface Ran {
@@ -42,9 +44,9 @@ interface Ran {
   json: any
 }
 
-function feedops(args: string[], opts: {env?: Record<string, string>; onStart?: (child: ChildProcess) => void} = {}): Promise<Ran> {
+function feedops(args: string[], opts: {env?: Record<string, string>; config?: string; onStart?: (child: ChildProcess) => void} = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args, '--config', config], {
+    const child = spawn(process.execPath, [bin, ...args, '--config', opts.config ?? config], {
       cwd: repo,
       env: {...process.env, FORCE_COLOR: '0', XDG_CACHE_HOME: cacheHome, XDG_STATE_HOME: stateHome, ...opts.env},
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -147,6 +149,9 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     env.deploy = {...env.deploy, keep: 3, health: {timeout: 20, stableMs: 600}, stopTimeout: 5}
     config = path.join(lab.dir, 'deploy.yml')
     writeFileSync(config, stringify(doc))
+    env.deploy.health.timeout = 10
+    shortGate = path.join(lab.dir, 'deploy-short.yml')
+    writeFileSync(shortGate, stringify(doc))
     const pools = new ServerPools(loadConfig({flag: config}).env.shards!)
     try {
       await initShards(pools, loadConfig({flag: config}).env.shards!)
@@ -239,7 +244,7 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     ['keep-old', 'restart leaves the old process running'],
   ] as const) {
     it(`a release whose app is ${what} fails its canary, is switched back and marked bad; exit 1`, async () => {
-      const r = await feedops(['deploy', '--json'], {env: {FEEDOPS_DEPLOY_FAULT: fault}})
+      const r = await feedops(['deploy', '--json'], {env: {FEEDOPS_DEPLOY_FAULT: fault}, ...(fault === 'crash' ? {} : {config: shortGate})})
       assert.equal(r.code, 1, why(r))
       const res = r.json as DeployResult
       assert.equal(res.stopped, 'max-fail')

@@ -56,7 +56,7 @@ function feedops(args: string[], opts: {env?: Record<string, string>; config?: s
     let stderr = ''
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 420_000)
     child.on('error', reject)
     child.on('close', (code) => {
       clearTimeout(timer)

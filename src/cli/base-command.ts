@@ -1,6 +1,7 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 
 import {loadConfig, type LoadedConfig} from '../config/load.js'
+import {printable} from './escape.js'
 import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../errors.js'
 
 /**
@@ -29,12 +30,18 @@ export abstract class FeedopsCommand<T> extends Command {
     process.exitCode = code
   }
 
-  /** True when progress may be drawn: stderr is a terminal and --json is off. */
-  protected get interactive(): boolean {
-    return Boolean(process.stderr.isTTY) && !this.jsonEnabled()
-  }
-
   abstract override run(): Promise<T>
+
+  /**
+   * --json output. oclif colourizes it with a tokenizer that overflows the stack on one huge string
+   * (a host that printed 10 MB) and is quadratic before that; colours only help a person at a terminal,
+   * so anything else, or anything large, is written as plain JSON.
+   */
+  override logJson(json: unknown): void {
+    const text = JSON.stringify(json, null, 2)
+    if (process.stdout.isTTY && text.length <= COLOUR_JSON_MAX_CHARS) super.logJson(json)
+    else process.stdout.write(`${text}\n`)
+  }
 
   /**
    * Every error from parsing the command line is bad input (exit 2), including a flag's own parse
@@ -65,7 +72,8 @@ export abstract class FeedopsCommand<T> extends Command {
       process.exitCode = err.exitCode
       if (this.jsonEnabled()) this.logJson({error: err.toJSON()})
       else {
-        process.stderr.write(`Error: ${err.message}\n${err.fix ? `Fix: ${err.fix}\n` : ''}`)
+        // messages quote what was given or found (host names, tags): shown escaped, one line each
+        process.stderr.write(`Error: ${printable(err.message)}\n${err.fix ? `Fix: ${printable(err.fix)}\n` : ''}`)
         if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
       }
       return
@@ -83,6 +91,8 @@ export abstract class FeedopsCommand<T> extends Command {
     else process.stderr.write(`Bug: ${err.stack ?? err.message}\nPlease report this with the command you ran.\n`)
   }
 }
+
+const COLOUR_JSON_MAX_CHARS = 256 << 10
 
 // oclif's FlagOutput/ArgOutput, which it does not export.
 type ParsedOutput = {[name: string]: any}

@@ -1,12 +1,14 @@
 import {z} from 'zod'
 
+import {HOST_NAME_PATTERN, HOST_NAME_RULE} from '../inventory/host.js'
+
 /**
  * feedops.yml. Top level: `environments` (one block per environment, e.g. lab, prod) and an optional
  * `defaultEnvironment`. Later sections (app, lb, shards) are declared here so one schema validates
  * the whole file; each is optional until the feature that reads it needs it.
  */
 
-const hostName = z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, dot, dash, underscore or colon')
+const hostName = z.string().min(1).regex(HOST_NAME_PATTERN, HOST_NAME_RULE)
 
 export const sshSchema = z
   .object({

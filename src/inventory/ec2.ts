@@ -3,7 +3,7 @@ import {createRequire} from 'node:module'
 
 import type {AwsSettings, InventorySettings} from '../config/schema.js'
 import {UserError} from '../errors.js'
-import type {Host} from './host.js'
+import {HOST_NAME_RULE, isValidHostName, type Host} from './host.js'
 
 export type Ec2InventorySettings = Extract<InventorySettings, {source: 'ec2'}>
 
@@ -92,6 +92,13 @@ function instanceHost(i: Instance, inv: Ec2InventorySettings): Host {
   for (const t of i.Tags ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? ''
   const instanceId = i.InstanceId ?? '(no id)'
   const name = tags[inv.nameTag]?.trim() || instanceId
+  if (!isValidHostName(name)) {
+    // Tags are free text: a newline in a Name would forge another host's output lines.
+    // (printed escaped, as every error message is)
+    throw new UserError(`EC2 instance ${instanceId} has a ${inv.nameTag} tag that is not a host name: "${name}" (${HOST_NAME_RULE}).`, {
+      fix: `Rename the instance's ${inv.nameTag} tag, or set inventory.nameTag to a tag that holds host names.`,
+    })
+  }
   const address = inv.address === 'public' ? i.PublicIpAddress : i.PrivateIpAddress
   if (!address) {
     throw new UserError(`EC2 instance ${name} (${instanceId}) has no ${inv.address} IP address.`, {

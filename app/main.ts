@@ -53,12 +53,12 @@ async function main(): Promise<number | undefined> {
   const logger = createLogger({level: config.app.logLevel})
   const release = releaseInfo()
   const deps = await connectDeps(config, logger)
-  // Test-only fault: a release that passes readiness, then crashes a quarter of a second later.
+  // Test-only fault: a release that passes readiness, then crashes right after (0.1 s), well within the gate's stable window.
   let crashing = false
   const onReady =
     release.fault === 'crash'
       ? () => {
-          if (!crashing) setTimeout(() => process.exit(70), 250)
+          if (!crashing) setTimeout(() => process.exit(70), 100)
           crashing = true
         }
       : undefined

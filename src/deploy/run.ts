@@ -422,7 +422,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
   // 3. Ship (deploy): every host at once; nothing serving changes.
   let shipped = active
   if (bundle) {
-    const runtime = await ensureRuntime(bundle.manifest.runtime, ctx.opts.cacheDir ?? feedopsCacheDir())
+    const runtime = await ensureRuntime(bundle.manifest.runtime, opts.cacheDir ?? feedopsCacheDir())
     await eachState(
       active,
       async (s) => {
@@ -438,7 +438,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
       (s) => {
         s.result.outcome = 'not-started'
       },
-      {concurrency: concurrency, ...(opts.signal ? {signal: opts.signal} : {})},
+      {concurrency, ...(opts.signal ? {signal: opts.signal} : {})},
     )
     shipped = active.filter((s) => s.result.outcome === 'not-started' && s.result.phases.some((p) => p.phase === 'unpack' && p.ok))
     const shipFailed = active.filter((s) => s.result.outcome === 'ship-failed').length

@@ -2,7 +2,8 @@ import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
 import {resolveEpoch} from '../../src/shards/epoch-config.js'
-import {MAX_SHARD, newId} from '../../src/shards/ids.js'
+import {UserError} from '../../src/errors.js'
+import {epochProblem, MAX_SHARD, newId} from '../../src/shards/ids.js'
 
 const MAX_COUNT = 100_000
 
@@ -27,6 +28,12 @@ export default class IdsNew extends FeedopsCommand<IdsNewResult> {
   async run(): Promise<IdsNewResult> {
     const {flags} = await this.parse(IdsNew)
     const epoch = resolveEpoch({epochFlag: flags.epoch, config: flags.config, env: flags.env})
+    const problem = epochProblem(epoch.ms)
+    if (problem) {
+      throw new UserError(problem, {
+        fix: epoch.source === 'config' ? 'Fix env.shards.epoch in the config, or pass --epoch.' : 'Pass an --epoch in the past 69 years.',
+      })
+    }
     const ids: string[] = []
     for (let i = 0; i < flags.count; i++) ids.push(newId(flags.shard, epoch.ms).toString())
     this.log(ids.join('\n'))

@@ -2,6 +2,7 @@ import type {DescribeInstancesCommandInput, EC2ClientConfig, Filter, Instance} f
 import {createRequire} from 'node:module'
 
 import type {AwsSettings, InventorySettings} from '../config/schema.js'
+import {redactUrl} from '../config/urls.js'
 import {UserError} from '../errors.js'
 import {HOST_NAME_RULE, isValidHostName, type Host} from './host.js'
 
@@ -19,7 +20,7 @@ export interface Ec2ClientOptions {
 const require = createRequire(import.meta.url)
 
 /**
- * The SDK as `npm run build` bundles it (dist/vendor/ec2-sdk.cjs, see src/cli/bundle-vendor.ts), or
+ * The SDK as `npm run build` bundles it (dist/vendor/ec2-sdk.cjs, see src/build/bundle-vendor.ts), or
  * the installed package when running from the sources (bin/dev.js), where there is no bundle.
  */
 function loadEc2Sdk(): typeof import('@aws-sdk/client-ec2') {
@@ -117,7 +118,7 @@ function describeFilters(filters: Filter[]): string {
 }
 
 function describeTarget(aws: AwsSettings): string {
-  const parts = [aws.endpoint ? `endpoint ${aws.endpoint}` : undefined, aws.region ? `region ${aws.region}` : undefined]
+  const parts = [aws.endpoint ? `endpoint ${redactUrl(aws.endpoint)}` : undefined, aws.region ? `region ${aws.region}` : undefined]
   return parts.filter(Boolean).join(', ') || 'the default AWS region'
 }
 
@@ -141,6 +142,8 @@ export function ec2UserError(err: unknown, where: string, aws: AwsSettings): Use
   const name = e?.name ?? ''
   const message = e?.message ?? String(err)
   const code = e?.code ?? (e?.errors?.[0] as {code?: string} | undefined)?.code
+  // The endpoint may carry credentials (http://key:secret@host): never print them.
+  const endpoint = aws.endpoint === undefined ? undefined : redactUrl(aws.endpoint)
 
   if (name === 'CredentialsProviderError' || (/could not load credentials/i.test(message) && !e.$metadata?.httpStatusCode)) {
     return new UserError(`No AWS credentials found for the EC2 inventory (${where}).`, {
@@ -162,15 +165,15 @@ export function ec2UserError(err: unknown, where: string, aws: AwsSettings): Use
   }
   if ((code && networkCodes.has(code)) || name === 'TimeoutError' || name === 'RequestTimeout' || name === 'AbortError') {
     return new UserError(`Cannot reach the EC2 endpoint (${where}): ${code ?? name}.`, {
-      fix: aws.endpoint
-        ? `Check that ${aws.endpoint} is up${aws.endpoint.includes('127.') ? ' (`feedops lab up` starts the lab endpoint)' : ''}, or fix aws.endpoint.`
+      fix: endpoint
+        ? `Check that ${endpoint} is up${endpoint.includes('127.') ? ' (`feedops lab up` starts the lab endpoint)' : ''}, or fix aws.endpoint.`
         : 'Check the network path to AWS (proxy, DNS, firewall) and aws.region.',
       cause: err,
     })
   }
   if (e?.$metadata?.httpStatusCode !== undefined) {
     return new UserError(`EC2 DescribeInstances failed (${where}): ${name}: ${message}`, {
-      fix: aws.endpoint ? `Check that aws.endpoint (${aws.endpoint}) is an EC2 API endpoint.` : 'Retry; if it persists, check the AWS status page.',
+      fix: endpoint ? `Check that aws.endpoint (${endpoint}) is an EC2 API endpoint.` : 'Retry; if it persists, check the AWS status page.',
       cause: err,
     })
   }

@@ -1,5 +1,5 @@
 import {execFile} from 'node:child_process'
-import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
@@ -114,8 +114,4 @@ export async function buildBundle(opts: {cacheDir: string; runtime: string; root
   renameSync(`${tarball}.tmp`, tarball)
   const tarballSha256 = (await hashFile(tarball, 'sha256')).hex
   return {manifest, dir, tarball, tarballSha256, buildMs: Math.round(performance.now() - started)}
-}
-
-export function readManifest(dir: string): Manifest {
-  return JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest
 }

@@ -23,6 +23,8 @@ export class ShardFrozenError extends Error {
 interface Entry {
   server: string
   state: ShardState
+  /** While frozen: when the freeze's lease runs out (Date.now() clock); writes go ahead from then on. */
+  thawAt?: number
 }
 
 /**
@@ -119,7 +121,7 @@ export class ShardMapCache extends EventEmitter {
     for (;;) {
       const e = this.entries[shard]
       if (!e) throw new RangeError(`logical shard ${shard} is not in the shard map (version ${this.version})`)
-      if (e.state !== 'frozen') return e.server
+      if (e.state !== 'frozen' || (e.thawAt !== undefined && Date.now() >= e.thawAt)) return e.server
       const left = started + maxWaitMs - Date.now()
       if (left <= 0) throw new ShardFrozenError(shard, Date.now() - started)
       const ac = new AbortController()
@@ -164,7 +166,10 @@ export class ShardMapCache extends EventEmitter {
 
   private install(map: ShardMap): void {
     const entries: Entry[] = []
-    for (const s of map.shards) entries[s.shard] = {server: s.server, state: s.state}
+    const now = Date.now()
+    for (const s of map.shards) {
+      entries[s.shard] = {server: s.server, state: s.state, ...(s.frozenMs === undefined ? {} : {thawAt: now + s.frozenMs})}
+    }
     const previous = this.map?.version
     // map.shards is in shard order (readShardMap), so each server's list is ascending.
     const byServer = new Map([...groupBy(map.shards, (s) => s.server)].map(([server, list]) => [server, list.map((s) => s.shard)]))

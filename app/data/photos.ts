@@ -1,6 +1,7 @@
 import {decodeId} from '../../src/shards/ids.js'
 import {notFound} from '../http/errors.js'
 import {idText, pgCode, query, schema, type DataContext} from './context.js'
+import {writeToShard} from './shard-write.js'
 import {shardOf} from './users.js'
 
 /**
@@ -56,15 +57,16 @@ export const PHOTO_COLUMNS = (s: string) =>
 
 export async function createPhoto(ctx: DataContext, userId: bigint, input: {caption: string; s3Key: string}): Promise<PhotoObject> {
   const shard = shardOf(ctx, userId)
-  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
   let row: PhotoRow
   try {
-    ;[row] = (await query<PhotoRow>(
-      ctx,
-      server,
-      `INSERT INTO ${schema(shard)}.photos (user_id, caption, s3_key) VALUES ($1::bigint, $2, $3)
-       RETURNING id::text, user_id::text, caption, s3_key, created_at, 0 AS like_count`,
-      [idText(userId), input.caption, input.s3Key],
+    ;[row] = (await writeToShard(ctx, shard, (server) =>
+      query<PhotoRow>(
+        ctx,
+        server,
+        `INSERT INTO ${schema(shard)}.photos (user_id, caption, s3_key) VALUES ($1::bigint, $2, $3)
+         RETURNING id::text, user_id::text, caption, s3_key, created_at, 0 AS like_count`,
+        [idText(userId), input.caption, input.s3Key],
+      ),
     )) as [PhotoRow]
   } catch (err) {
     if (pgCode(err) === '23503') throw notFound(`user ${userId} not found`)
@@ -90,15 +92,16 @@ export async function getPhoto(ctx: DataContext, photoId: bigint): Promise<Photo
 export async function setLike(ctx: DataContext, photoId: bigint, userId: bigint, liked: boolean): Promise<void> {
   const shard = shardOfPhoto(ctx, photoId)
   const s = schema(shard)
-  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
   const change = liked
     ? `INSERT INTO ${s}.likes (photo_id, user_id) SELECT id, $2::bigint FROM p ON CONFLICT DO NOTHING RETURNING 1`
     : `DELETE FROM ${s}.likes WHERE photo_id IN (SELECT id FROM p) AND user_id = $2::bigint RETURNING 1`
-  const [row] = await query<{found: boolean}>(
-    ctx,
-    server,
-    `WITH p AS (SELECT id FROM ${s}.photos WHERE id = $1::bigint), c AS (${change}) SELECT EXISTS (SELECT 1 FROM p) AS found`,
-    [idText(photoId), idText(userId)],
+  const [row] = await writeToShard(ctx, shard, (server) =>
+    query<{found: boolean}>(
+      ctx,
+      server,
+      `WITH p AS (SELECT id FROM ${s}.photos WHERE id = $1::bigint), c AS (${change}) SELECT EXISTS (SELECT 1 FROM p) AS found`,
+      [idText(photoId), idText(userId)],
+    ),
   )
   if (!row?.found) throw notFound(`photo ${photoId} not found`)
 }

@@ -2,6 +2,7 @@ import {nextUserId} from '../../src/shards/catalog.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {badRequest, conflict, notFound} from '../http/errors.js'
 import {groupBy, idArray, idText, pgCode, query, schema, type DataContext} from './context.js'
+import {writeToShard} from './shard-write.js'
 import type {UserObject} from './user-cache.js'
 
 /**
@@ -36,13 +37,14 @@ export async function createUser(ctx: DataContext, input: {username: string; nam
     catalog.release()
   }
   const shard = shardOf(ctx, id)
-  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
   try {
-    const [row] = await query<{created_at: Date}>(
-      ctx,
-      server,
-      `INSERT INTO ${schema(shard)}.users (id, username, name) VALUES ($1::bigint, $2, $3) RETURNING created_at`,
-      [idText(id), input.username, input.name],
+    const [row] = await writeToShard(ctx, shard, (server) =>
+      query<{created_at: Date}>(
+        ctx,
+        server,
+        `INSERT INTO ${schema(shard)}.users (id, username, name) VALUES ($1::bigint, $2, $3) RETURNING created_at`,
+        [idText(id), input.username, input.name],
+      ),
     )
     return {id: idText(id), username: input.username, name: input.name, bio: '', createdAt: row!.created_at.toISOString(), followers: 0, following: 0}
   } catch (err) {
@@ -104,13 +106,14 @@ export async function follow(ctx: DataContext, userId: bigint, targetId: bigint)
   if (userId === targetId) throw badRequest('a user cannot follow themselves')
   await getUser(ctx, targetId)
   const shard = shardOf(ctx, userId)
-  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
-  const rows = await query(
-    ctx,
-    server,
-    `INSERT INTO ${schema(shard)}.follows (follower_id, followee_id) VALUES ($1::bigint, $2::bigint)
-     ON CONFLICT DO NOTHING RETURNING 1`,
-    [idText(userId), idText(targetId)],
+  const rows = await writeToShard(ctx, shard, (server) =>
+    query(
+      ctx,
+      server,
+      `INSERT INTO ${schema(shard)}.follows (follower_id, followee_id) VALUES ($1::bigint, $2::bigint)
+       ON CONFLICT DO NOTHING RETURNING 1`,
+      [idText(userId), idText(targetId)],
+    ),
   )
   const added = rows.length === 1
   if (added) await ctx.redis.incr(followersKey(targetId))
@@ -121,12 +124,13 @@ export async function follow(ctx: DataContext, userId: bigint, targetId: bigint)
 /** Removes the edge userId → targetId; true when it existed. */
 export async function unfollow(ctx: DataContext, userId: bigint, targetId: bigint): Promise<boolean> {
   const shard = shardOf(ctx, userId)
-  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
-  const rows = await query(
-    ctx,
-    server,
-    `DELETE FROM ${schema(shard)}.follows WHERE follower_id = $1::bigint AND followee_id = $2::bigint RETURNING 1`,
-    [idText(userId), idText(targetId)],
+  const rows = await writeToShard(ctx, shard, (server) =>
+    query(
+      ctx,
+      server,
+      `DELETE FROM ${schema(shard)}.follows WHERE follower_id = $1::bigint AND followee_id = $2::bigint RETURNING 1`,
+      [idText(userId), idText(targetId)],
+    ),
   )
   const removed = rows.length === 1
   if (removed) await ctx.redis.decr(followersKey(targetId))

@@ -31,9 +31,10 @@ export interface ItemProgress {
   done(item: string, ok: boolean, text?: string): void
   /**
    * Waits for the display to finish drawing (call once, after the work, also when it threw). An item
-   * never marked done counts as interrupted. Returns the items that failed, in item order.
+   * never marked done counts as interrupted, or as failed when `unfinished` says so (the work threw).
+   * Returns the items that failed, in item order.
    */
-  finish(): Promise<ItemError[]>
+  finish(unfinished?: 'interrupted' | 'failed'): Promise<ItemError[]>
 }
 
 export interface ItemProgressOptions {
@@ -69,10 +70,10 @@ export async function itemProgress(items: readonly string[], opts: ItemProgressO
       slot.result = {ok, text}
       draw.done(item, slot)
     },
-    async finish() {
+    async finish(unfinished = 'interrupted') {
       for (const [item, slot] of slots) {
         if (!slot.result) {
-          slot.result = {ok: false, text: 'interrupted'}
+          slot.result = {ok: false, text: unfinished === 'failed' ? undefined : 'interrupted'}
           // a plain log gets no line for an item that never started (the work failed before it)
           if (opts.mode !== 'plain' || slot.text !== WAITING) draw.done(item, slot)
         }
@@ -153,12 +154,13 @@ async function drawer(mode: ProgressMode, items: readonly string[], slots: Map<s
  */
 export async function withProgress<R>(items: readonly string[], mode: ProgressMode, work: (progress: ItemProgress) => Promise<R>): Promise<R> {
   const progress = await itemProgress(items, {mode})
+  let failed = false
   try {
     return await work(progress)
   } catch (err) {
-    for (const item of items) progress.done(item, false)
+    failed = true
     throw err
   } finally {
-    await progress.finish()
+    await progress.finish(failed ? 'failed' : 'interrupted')
   }
 }

@@ -148,12 +148,27 @@ export const deploySchema = z
   })
   .strict()
 
+/** Shard moves (`feedops shards move`, src/shards/move). */
+export const movesSchema = z
+  .object({
+    /** How long a cutover may hold a shard's writes; past it the shard unfreezes and the fence lapses by itself. */
+    freezeLeaseMs: z.number().int().min(100).max(60_000).default(2000),
+    /** The cutover starts only when a change made on the source is seen on the target within this long. */
+    maxLagMs: z.number().int().min(1).max(60_000).default(100),
+    /** Bound on waiting for in-flight writes when the shard's tables are locked (verify, fence). */
+    lockTimeoutMs: z.number().int().min(10).max(10_000).default(500),
+    /** Give up a catch-up that does not get under maxLagMs within this many seconds. */
+    catchUpTimeoutS: z.number().int().min(1).max(86_400).default(600),
+  })
+  .strict()
+
 export const environmentSchema = z
   .object({
     ssh: sshSchema.default(sshSchema.parse({})),
     inventory: inventorySchema,
     aws: awsSchema.default({}),
     shards: shardsSchema.optional(),
+    moves: movesSchema.optional(),
     redis: z.object({url: serviceUrl(/^rediss?:\/\//, 'a redis:// URL')}).strict().optional(),
     memcached: z.object({servers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1)}).strict().optional(),
     /** Filled in by the app/deploy and lb features. */
@@ -181,5 +196,6 @@ export type AwsSettings = z.infer<typeof awsSchema>
 export type InventorySettings = z.infer<typeof inventorySchema>
 export type DeploySettings = z.infer<typeof deploySchema>
 export type ShardsSettings = z.infer<typeof shardsSchema>
+export type MoveSettings = z.infer<typeof movesSchema>
 export type EnvironmentConfig = z.infer<typeof environmentSchema>
 export type ConfigFile = z.infer<typeof configFileSchema>

@@ -10,11 +10,19 @@ import {ExitCode, UserError} from '../errors.js'
 export type ShardState = 'active' | 'frozen' | 'moving'
 export const SHARD_STATES: readonly ShardState[] = ['active', 'frozen', 'moving']
 
+export interface ShardMapEntry {
+  shard: number
+  server: string
+  state: ShardState
+  /** Only while frozen: milliseconds left on the freeze's lease (it lapses by itself, see freezeShard). */
+  frozenMs?: number
+}
+
 export interface ShardMap {
   version: number
   /** Logical shard count the catalog was created for (0 before `shards init`). */
   logical: number
-  shards: {shard: number; server: string; state: ShardState}[]
+  shards: ShardMapEntry[]
 }
 
 export interface ShardChange {
@@ -39,6 +47,31 @@ export class MapVersionConflict extends UserError {
     })
   }
 }
+
+/**
+ * Shard moves (src/shards/move): one row per move, its phase and who runs it. At most one live job per
+ * shard (running, failed = resumable, flipped = waiting for complete or revert).
+ */
+export const MOVE_STATUSES = ['running', 'failed', 'flipped', 'completed', 'reverted'] as const
+export const LIVE_MOVE_STATUSES = ['running', 'failed', 'flipped'] as const
+const MOVES_DDL = `
+CREATE TABLE IF NOT EXISTS shard_moves (
+  id bigserial PRIMARY KEY,
+  shard int NOT NULL,
+  source text NOT NULL,
+  target text NOT NULL,
+  phase text NOT NULL,
+  status text NOT NULL CHECK (status IN (${MOVE_STATUSES.map((x) => `'${x}'`).join(', ')})),
+  owner text,
+  heartbeat_at timestamptz,
+  error text,
+  freeze_ms double precision,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS shard_moves_one_live ON shard_moves (shard) WHERE status IN (${LIVE_MOVE_STATUSES.map((x) => `'${x}'`).join(', ')});
+`
 
 export const CATALOG_DDL = `
 CREATE TABLE IF NOT EXISTS catalog_info (
@@ -65,6 +98,9 @@ CREATE TABLE IF NOT EXISTS shard_init (
   created_at timestamptz
 );
 CREATE SEQUENCE IF NOT EXISTS user_id_seq AS bigint START 1;
+-- A shard frozen for a cutover is frozen only until then (a lease): readers treat it as active after.
+ALTER TABLE shard_map ADD COLUMN IF NOT EXISTS frozen_until timestamptz;
+${MOVES_DDL}
 `
 
 /** Creates the catalog's tables if missing (safe to run concurrently: serialized by an advisory lock). */
@@ -92,10 +128,16 @@ export const INIT_FIX = 'Run `feedops shards init` first (it creates the catalog
 
 /** The whole map in one consistent snapshot. */
 export async function readShardMap(client: pg.ClientBase | pg.Pool): Promise<ShardMap> {
-  const r = await client.query<{version: string; logical: number | null; shards: {shard: number; server: string; state: ShardState}[] | null}>(`
+  // A freeze whose lease ran out reads as active (the cutover that set it died or overran).
+  const r = await client.query<{version: string; logical: number | null; shards: ShardMapEntry[] | null}>(`
     SELECT (SELECT version FROM map_version) AS version,
            (SELECT logical FROM catalog_info) AS logical,
-           (SELECT json_agg(json_build_object('shard', shard, 'server', server, 'state', state) ORDER BY shard) FROM shard_map) AS shards`)
+           (SELECT json_agg(CASE
+                WHEN state <> 'frozen' OR frozen_until IS NULL THEN json_build_object('shard', shard, 'server', server, 'state', state)
+                WHEN frozen_until > now() THEN json_build_object('shard', shard, 'server', server, 'state', state,
+                  'frozenMs', round(extract(epoch FROM frozen_until - now()) * 1000))
+                ELSE json_build_object('shard', shard, 'server', server, 'state', 'active') END ORDER BY shard)
+            FROM shard_map) AS shards`)
     .catch((err: unknown) => {
       if ((err as {code?: string}).code === UNDEFINED_TABLE) {
         throw new UserError('The shard catalog does not exist yet.', {fix: INIT_FIX, cause: err})
@@ -127,7 +169,8 @@ export async function updateShards(client: pg.ClientBase, expectedVersion: numbe
     }
     for (const c of changes) {
       const r = await client.query(
-        'UPDATE shard_map SET server = coalesce($2, server), state = coalesce($3, state), updated_at = now() WHERE shard = $1',
+        `UPDATE shard_map SET server = coalesce($2, server), state = coalesce($3, state), updated_at = now(),
+           frozen_until = CASE WHEN $3 IS NULL THEN frozen_until END WHERE shard = $1`,
         [c.shard, c.server ?? null, c.state ?? null],
       )
       if (r.rowCount !== 1) throw new RangeError(`Shard ${c.shard} is not in the shard map.`)
@@ -145,4 +188,87 @@ export async function updateShards(client: pg.ClientBase, expectedVersion: numbe
 export async function nextUserId(client: pg.ClientBase | pg.Pool): Promise<bigint> {
   const r = await client.query<{id: string}>("SELECT nextval('user_id_seq')::text AS id")
   return BigInt(r.rows[0]!.id)
+}
+
+/** A cutover's freeze ran past its lease before the map was flipped: the shard is active on its old server again. */
+export class FreezeLapsed extends Error {
+  override readonly name = 'FreezeLapsed'
+  constructor(readonly shard: number) {
+    super(`The freeze of shard ${shard} ran past its lease before the map was flipped; the shard stayed where it was.`)
+  }
+}
+
+/**
+ * One shard's row changed and the version bumped, by compare-and-swap, in a single statement (one round
+ * trip, all or nothing): the row is locked if it matches `where`; the version is bumped only if it is still
+ * expectedVersion and the row matched; the row is changed only if the version was bumped. $1 is the shard,
+ * $2 the expected version; `params` are $3…. Returns the new version, or null when the row did not match.
+ * Throws MapVersionConflict when the version moved.
+ */
+async function casShardRow(client: pg.ClientBase, expectedVersion: number, shard: number, where: string, set: string, params: unknown[]): Promise<number | null> {
+  const r = await client.query<{version: string | null; matched: boolean; current: string}>(
+    `WITH s AS (SELECT shard FROM shard_map WHERE shard = $1 AND (${where}) FOR UPDATE),
+          v AS (UPDATE map_version SET version = version + 1 WHERE version = $2 AND EXISTS (SELECT 1 FROM s) RETURNING version),
+          u AS (UPDATE shard_map SET ${set}, updated_at = now() FROM v WHERE shard_map.shard = $1 RETURNING 1)
+     SELECT (SELECT version FROM v)::text AS version, EXISTS (SELECT 1 FROM s) AS matched, (SELECT version FROM map_version)::text AS current`,
+    [shard, expectedVersion, ...params],
+  )
+  const row = r.rows[0]!
+  if (!row.matched) return null
+  if (row.version === null) throw new MapVersionConflict(expectedVersion, Number(row.current))
+  return Number(row.version)
+}
+
+/**
+ * Marks an active shard on `server` frozen for leaseMs (CAS on the version). The freeze lapses by
+ * itself: once frozen_until passes, readShardMap reports the shard active again and flipShard refuses.
+ * Returns the new version. Throws RangeError when the shard is not active on that server.
+ */
+export async function freezeShard(client: pg.ClientBase, expectedVersion: number, shard: number, server: string, leaseMs: number): Promise<number> {
+  const version = await casShardRow(
+    client,
+    expectedVersion,
+    shard,
+    "server = $3 AND (state = 'active' OR (state = 'frozen' AND frozen_until <= now()))",
+    "state = 'frozen', frozen_until = now() + $4 * interval '1 millisecond'",
+    [server, leaseMs],
+  )
+  if (version === null) throw new RangeError(`Shard ${shard} is not active on ${server}.`)
+  return version
+}
+
+/**
+ * The cutover's switch: points a frozen shard at `server` and unfreezes it (CAS on the version), only
+ * while the freeze's lease has at least marginMs left. Throws FreezeLapsed otherwise (nothing changed).
+ */
+export async function flipShard(client: pg.ClientBase, expectedVersion: number, shard: number, server: string, marginMs = 0): Promise<number> {
+  const version = await casShardRow(
+    client,
+    expectedVersion,
+    shard,
+    "state = 'frozen' AND frozen_until > now() + $4 * interval '1 millisecond'",
+    "server = $3, state = 'active', frozen_until = NULL",
+    [server, marginMs],
+  )
+  if (version === null) throw new FreezeLapsed(shard)
+  return version
+}
+
+/** Ends a freeze early (a cutover that gave up); no-op returning null when the shard is not frozen. */
+export async function thawShard(client: pg.ClientBase, expectedVersion: number, shard: number): Promise<number | null> {
+  return casShardRow(client, expectedVersion, shard, "state = 'frozen'", "state = 'active', frozen_until = NULL", [])
+}
+
+/**
+ * Runs a CAS step against the current version (or first against `known`, a version just read or written),
+ * re-reading it and trying again when another change won.
+ */
+export async function withCurrentVersion<T>(client: pg.ClientBase, step: (version: number) => Promise<T>, known?: number): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await step(i === 1 && known !== undefined ? known : await readMapVersion(client))
+    } catch (err) {
+      if (!(err instanceof MapVersionConflict) || i >= 20) throw err
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import type {LoadedConfig} from '../config/load.js'
-import type {ShardsSettings} from '../config/schema.js'
+import {movesSchema, type MoveSettings, type ShardsSettings} from '../config/schema.js'
 import {UserError} from '../errors.js'
 
 /** env.shards of the loaded config, or a UserError saying how to add it. */
@@ -11,4 +11,9 @@ export function requireShards(loaded: LoadedConfig): ShardsSettings {
     })
   }
   return shards
+}
+
+/** env.moves of the loaded config, with its defaults when the section is absent. */
+export function moveSettings(loaded: LoadedConfig): MoveSettings {
+  return loaded.env.moves ?? movesSchema.parse({})
 }

@@ -1,0 +1,26 @@
+import {Args} from '@oclif/core'
+
+import {FeedopsCommand} from '../../src/cli/base-command.js'
+import type {MoveJob} from '../../src/shards/move/jobs.js'
+import {openMoveEnv} from '../../src/shards/move/open.js'
+import {completeMove} from '../../src/shards/move/run.js'
+
+export default class ShardsComplete extends FeedopsCommand<MoveJob> {
+  static override description = `Finish a shard's move: stop reverse replication and drop the old copy (its schema, slots, publications, subscriptions and fence). After this the move can no longer be reverted.`
+
+  static override examples = ['<%= config.bin %> shards complete 12', '<%= config.bin %> shards complete 12 --json']
+
+  static override args = {shard: Args.integer({description: 'Logical shard number.', required: true, min: 0, max: 8191})}
+
+  async run(): Promise<MoveJob> {
+    const {args, flags} = await this.parse(ShardsComplete)
+    const env = await openMoveEnv(this.loadConfig(flags), 'feedops shards complete')
+    try {
+      const job = await completeMove(env, args.shard)
+      this.log(`Shard ${job.shard} lives on ${job.target} only; the old copy on ${job.source} is dropped (job ${job.id} completed).`)
+      return job
+    } finally {
+      await env.close()
+    }
+  }
+}

@@ -1,0 +1,130 @@
+import type pg from 'pg'
+
+import {FreezeLapsed, flipShard, freezeShard, readShardMap, thawShard, withCurrentVersion} from '../catalog.js'
+import {MOVE_SCHEMA, q} from './names.js'
+import {pauseAt} from './pause.js'
+import {waitForMarker} from './replication.js'
+import {liftFence, markerSql, setFenceSql} from './server-objects.js'
+
+/**
+ * The switch of a shard from the server serving it (`from`) to a caught-up replica (`to`):
+ *   1. freeze the shard in the map with a lease (the app holds its writes), announce;
+ *   2. fence `from` in one transaction: lock the shard's tables IN SHARE MODE (waits for in-flight writes),
+ *      write a fence row that expires with the lease, write a marker token; commit. From here no write
+ *      can land on `from`, whoever sends it;
+ *   3. wait until `to` has applied the token (so everything committed on `from` before the fence);
+ *   4. set `to`'s sequences past `from`'s, run beforeFlip (the reverse slot);
+ *   5. extend the fence, provided it has not lapsed (if it had, a write could have landed after the token);
+ *   6. flip the map to `to` and unfreeze in one CAS, provided the freeze's lease has not run out; announce.
+ * A failure before the flip lifts the fence and thaws the shard (both would lapse by themselves anyway if
+ * this process died), leaving the shard where it was. After the flip the caller makes the fence permanent.
+ */
+export interface CutoverSide {
+  name: string
+  pool: pg.Pool
+}
+
+export interface CutoverPlan {
+  catalog: pg.ClientBase
+  shard: number
+  schema: string
+  tables: readonly string[]
+  jobId: number
+  from: CutoverSide
+  to: CutoverSide
+  leaseMs: number
+  lockTimeoutMs: number
+  announce(version: number): Promise<void>
+  beforeFlip?(): Promise<void>
+}
+
+export interface CutoverResult {
+  /** Freeze to flip: how long the shard's writes were held. */
+  freezeMs: number
+  /** Of that, waiting for `to` to apply the last changes. */
+  waitMs: number
+  version: number
+}
+
+/** A fence outlives the flip by this long before the caller makes it permanent (see step 5). */
+const FENCE_AFTER_FLIP_MS = 60_000
+
+export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
+  const {catalog, shard, schema, from, to} = plan
+  const frozenVersion = await withCurrentVersion(catalog, (v) => freezeShard(catalog, v, shard, from.name, plan.leaseMs))
+  const frozenAt = performance.now()
+  // Not awaited: announcing only speeds up what the fence enforces anyway.
+  void plan.announce(frozenVersion)
+  let waitMs = 0
+  try {
+    const token = `cutover-${plan.jobId}-${Date.now()}`
+    await fence(from.pool, plan, token)
+    await pauseAt('frozen')
+    const waitStart = performance.now()
+    await waitForMarker(to.pool, schema, token, Math.max(1, plan.leaseMs - (performance.now() - frozenAt)))
+    waitMs = performance.now() - waitStart
+    // Independent of each other; all must be done before the flip.
+    const [extended] = await Promise.all([
+      from.pool.query(
+        `UPDATE ${MOVE_SCHEMA}.fence SET expires_at = clock_timestamp() + ${FENCE_AFTER_FLIP_MS} * interval '1 millisecond'
+         WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`,
+        [schema, plan.jobId],
+      ),
+      copySequences(from.pool, to.pool, schema),
+      plan.beforeFlip?.(),
+    ])
+    if (extended.rowCount !== 1) throw new FreezeLapsed(shard)
+    const version = await withCurrentVersion(catalog, (v) => flipShard(catalog, v, shard, to.name), frozenVersion)
+    const freezeMs = performance.now() - frozenAt
+    await plan.announce(version)
+    return {freezeMs, waitMs, version}
+  } catch (err) {
+    await undoFreeze(plan).catch(() => undefined)
+    throw err
+  }
+}
+
+/** After a failed cutover: unless the flip did commit, lift the fence and thaw the shard. */
+async function undoFreeze(plan: CutoverPlan): Promise<void> {
+  const map = await readShardMap(plan.catalog)
+  if (map.shards.find((s) => s.shard === plan.shard)?.server === plan.to.name) return // flipped after all
+  // If `from` cannot be reached the fence lapses by itself; the thaw must not wait for it.
+  await liftFence(plan.from.pool, plan.schema).catch(() => undefined)
+  const version = await withCurrentVersion(plan.catalog, (v) => thawShard(plan.catalog, v, plan.shard))
+  if (version !== null) await plan.announce(version)
+}
+
+async function fence(pool: pg.Pool, plan: CutoverPlan, token: string): Promise<void> {
+  const c = await pool.connect()
+  try {
+    // One round trip. The commit is flushed even where synchronous_commit is off: WAL senders send only flushed WAL.
+    await c.query(`BEGIN;
+      SET LOCAL lock_timeout = ${Math.round(plan.lockTimeoutMs)}; SET LOCAL synchronous_commit = on;
+      LOCK TABLE ${plan.tables.map((t) => `${q(plan.schema)}.${q(t)}`).join(', ')} IN SHARE MODE;
+      ${setFenceSql(plan.schema, plan.jobId, plan.leaseMs)};
+      ${markerSql(plan.schema, token)};
+      COMMIT`)
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined)
+    throw err
+  } finally {
+    c.release()
+  }
+}
+
+/** Moves each sequence of the schema on `to` up to `from`'s value (never down). */
+async function copySequences(from: pg.Pool, to: pg.Pool, schema: string): Promise<void> {
+  const r = await from.query<{sequencename: string; last_value: string}>(
+    'SELECT sequencename, last_value::text FROM pg_sequences WHERE schemaname = $1 AND last_value IS NOT NULL',
+    [schema],
+  )
+  if (r.rows.length === 0) return
+  await to.query(
+    r.rows
+      .map((x) => {
+        const seq = `${q(schema)}.${q(x.sequencename)}`
+        return `SELECT setval('${seq}', greatest(${BigInt(x.last_value)}, (SELECT last_value FROM ${seq})))`
+      })
+      .join(';\n'),
+  )
+}

@@ -1,0 +1,213 @@
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {epochMs} from '../ids.js'
+import {readShardMap, thawShard, withCurrentVersion} from '../catalog.js'
+import {announce, checkSignal, type MoveRun} from './context.js'
+import {cutover} from './cutover.js'
+import {MOVE_SCHEMA, q, streamName} from './names.js'
+import {pauseAt} from './pause.js'
+import {checkServer} from './preflight.js'
+import {
+  copyState,
+  dropPublication,
+  dropSlot,
+  dropSubscription,
+  ensurePublication,
+  ensureSlot,
+  ensureSubscription,
+  lagBytes,
+  markerRoundTrip,
+  ReplicationTimeout,
+} from './replication.js'
+import {buildSecondaryIndexes, prepareTargetSchema, schemaExists, schemaTables} from './schema.js'
+import {ensureServerObjects, liftFence, setFenceSql} from './server-objects.js'
+import {verifyCopies, type VerifyResult} from './verify.js'
+
+/**
+ * The move as a plan of phases, each safe to run again after a crash (it looks at what exists first).
+ * The job row records the phase being run; `move` again starts from it (see resumePoint in run.ts).
+ */
+export interface PhaseFacts {
+  rowsCopied?: number
+  indexesBuilt?: number
+  lagMs?: number
+  lagBytes?: number | null
+  verify?: VerifyResult
+  freezeMs?: number
+  waitMs?: number
+  version?: number
+}
+
+export interface Phase {
+  name: PhaseName
+  title: string
+  run(run: MoveRun, facts: PhaseFacts): Promise<void>
+}
+
+export const PHASE_NAMES = ['preflight', 'schema', 'copy', 'catch-up', 'verify', 'cutover', 'reverse'] as const
+export type PhaseName = (typeof PHASE_NAMES)[number]
+
+/** A phase failed in a way the user must look at (not a crash): the job stops there. */
+export class MoveStopped extends Error {
+  override readonly name = 'MoveStopped'
+}
+
+export const PHASES: readonly Phase[] = [
+  {name: 'preflight', title: 'preflight', run: preflight},
+  {name: 'schema', title: 'schema on the target', run: schema},
+  {name: 'copy', title: 'copy', run: copy},
+  {name: 'catch-up', title: 'catch-up', run: catchUp},
+  {name: 'verify', title: 'verify', run: verify},
+  {name: 'cutover', title: 'cutover', run: cut},
+  {name: 'reverse', title: 'reverse replication', run: reverse},
+]
+
+async function preflight(run: MoveRun): Promise<void> {
+  const problems = [
+    ...(await checkServer({...run.source, slots: 3, senders: 3, schema: run.schema})),
+    ...(await checkServer({...run.target, slots: 1, senders: 1})),
+  ]
+  if (problems.length === 0 && !(await schemaExists(run.source.pool, run.schema))) {
+    problems.push(`${run.source.name} has no schema ${run.schema}, though the map says the shard is there`)
+  }
+  if (problems.length > 0) throw new MoveStopped(`Preflight failed: ${problems.join('; ')}.`)
+  run.say('servers ready')
+}
+
+async function schema(run: MoveRun): Promise<void> {
+  await Promise.all([ensureServerObjects(run.source.pool), ensureServerObjects(run.target.pool)])
+  const info = await run.catalog.query<{epoch: string}>('SELECT epoch FROM catalog_info')
+  const deferred = await prepareTargetSchema(run.source.pool, run.target.pool, run.shard, run.schema, epochMs(info.rows[0]!.epoch))
+  // A marker row left by an earlier move of this shard would collide with the copied one.
+  await run.target.pool.query(`DELETE FROM ${MOVE_SCHEMA}.marker WHERE schema_name = $1`, [run.schema])
+  await ensurePublication(run.source.pool, run.job.id, 'fwd', run.schema)
+  run.say(`tables ready, ${deferred.length} index${deferred.length === 1 ? '' : 'es'} deferred`)
+}
+
+async function copy(run: MoveRun, facts: PhaseFacts): Promise<void> {
+  const name = streamName(run.job.id, 'fwd')
+  await ensureSubscription(run.target.pool, run.job.id, 'fwd', {publisherUrl: run.source.url, copyData: true})
+  await pauseAt('copy')
+  let rows = 0
+  for (;;) {
+    checkSignal(run)
+    const s = await copyState(run.target.pool, name)
+    rows = Math.max(rows, s.rowsCopying)
+    if (s.tables > 0 && s.ready === s.tables) break
+    run.say(`${s.ready}/${s.tables} tables copied${s.rowsCopying ? `, ${s.rowsCopying} rows in flight` : ''}`)
+    await sleep(50)
+  }
+  run.say('building indexes')
+  facts.indexesBuilt = await buildSecondaryIndexes(run.source.pool, run.target.pool, run.schema)
+  facts.rowsCopied = await countRows(run)
+  run.say(`${facts.rowsCopied} rows, ${facts.indexesBuilt} indexes built`)
+}
+
+async function countRows(run: MoveRun): Promise<number> {
+  const tables = await schemaTables(run.target.pool, run.schema)
+  const r = await run.target.pool.query<{n: string}>(
+    `SELECT (${tables.map((t) => `(SELECT count(*) FROM ${q(run.schema)}.${q(t)})`).join(' + ') || '0'})::text AS n`,
+  )
+  return Number(r.rows[0]!.n)
+}
+
+/** Waits until a change made on the source is applied on the target within maxLagMs. */
+async function catchUp(run: MoveRun, facts: PhaseFacts): Promise<void> {
+  await pauseAt('catch-up')
+  await waitForLag(run, facts)
+}
+
+async function waitForLag(run: MoveRun, facts: PhaseFacts): Promise<void> {
+  const {maxLagMs, catchUpTimeoutS} = run.env.moves
+  const deadline = Date.now() + catchUpTimeoutS * 1000
+  const slot = streamName(run.job.id, 'fwd')
+  for (;;) {
+    checkSignal(run)
+    let lag: number
+    try {
+      lag = await markerRoundTrip(run.source.pool, run.target.pool, run.schema, Math.min(5000, Math.max(1, deadline - Date.now())))
+    } catch (err) {
+      if (!(err instanceof ReplicationTimeout) || Date.now() > deadline) throw err
+      lag = Number.POSITIVE_INFINITY
+    }
+    facts.lagMs = lag
+    facts.lagBytes = await lagBytes(run.source.pool, slot)
+    run.say(`lag ${Number.isFinite(lag) ? `${lag.toFixed(1)} ms` : '> 5 s'}${facts.lagBytes === null ? '' : `, ${facts.lagBytes} bytes`}`)
+    if (lag <= maxLagMs) return
+    if (Date.now() > deadline) {
+      throw new MoveStopped(`The target did not catch up to within ${maxLagMs} ms in ${catchUpTimeoutS} s; run \`move\` again to keep trying.`)
+    }
+    await sleep(100)
+  }
+}
+
+async function verify(run: MoveRun, facts: PhaseFacts): Promise<void> {
+  run.say('hashing both copies')
+  const tables = await schemaTables(run.source.pool, run.schema)
+  const result = await verifyCopies({
+    primaryUrl: run.source.url,
+    replicaUrl: run.target.url,
+    schema: run.schema,
+    tables,
+    lockTimeoutMs: run.env.moves.lockTimeoutMs,
+    waitMs: Math.max(5000, run.env.moves.maxLagMs * 10),
+  })
+  facts.verify = result
+  const bad = result.tables.filter((t) => !t.ok)
+  if (bad.length > 0) {
+    throw new MoveStopped(
+      `Verify found the copies differ in ${bad.map((t) => `${t.table} (${t.primaryRows} rows on ${run.source.name}, ${t.replicaRows} on ${run.target.name})`).join(', ')}; nothing was switched.`,
+    )
+  }
+  run.say(`${tables.length} tables match (${result.tables.reduce((a, t) => a + t.primaryRows, 0)} rows)`)
+}
+
+/** Shard's map entry now. */
+export async function mapEntry(run: MoveRun) {
+  const map = await readShardMap(run.catalog)
+  const e = map.shards.find((s) => s.shard === run.shard)
+  if (!e) throw new RangeError(`shard ${run.shard} is not in the map`)
+  return e
+}
+
+async function cut(run: MoveRun, facts: PhaseFacts): Promise<void> {
+  const rev = streamName(run.job.id, 'rev')
+  if ((await mapEntry(run)).server !== run.target.name) {
+    // An earlier attempt that died mid-cutover: its freeze and fence lapse by themselves; end them now.
+    await withCurrentVersion(run.catalog, (v) => thawShard(run.catalog, v, run.shard))
+    await liftFence(run.source.pool, run.schema)
+    // A reverse slot made before the flip would also catch the forward stream's changes: start it afresh.
+    await dropSlot(run.target.pool, rev)
+    await ensurePublication(run.target.pool, run.job.id, 'rev', run.schema)
+    await waitForLag(run, facts)
+    run.say('freezing')
+    const tables = await schemaTables(run.source.pool, run.schema)
+    const r = await cutover({
+      catalog: run.catalog,
+      shard: run.shard,
+      schema: run.schema,
+      tables,
+      jobId: run.job.id,
+      from: run.source,
+      to: run.target,
+      leaseMs: run.env.moves.freezeLeaseMs,
+      lockTimeoutMs: run.env.moves.lockTimeoutMs,
+      announce: (v) => announce(run.env, v),
+      // The target takes no writes of its own until the flip, so this slot holds exactly what it gets after.
+      beforeFlip: () => ensureSlot(run.target.pool, rev),
+    })
+    Object.assign(facts, {freezeMs: r.freezeMs, waitMs: r.waitMs, version: r.version})
+  }
+  // The old copy stays fenced for good: a write from a stale map must never land there.
+  await run.source.pool.query(setFenceSql(run.schema, run.job.id, null))
+  run.say(facts.freezeMs === undefined ? 'already switched' : `switched; writes held ${facts.freezeMs.toFixed(1)} ms`)
+}
+
+async function reverse(run: MoveRun): Promise<void> {
+  // The forward stream must be gone before the reverse one starts, or changes would go round in a loop.
+  await dropSubscription(run.target.pool, streamName(run.job.id, 'fwd'), run.source.pool)
+  await dropPublication(run.source.pool, streamName(run.job.id, 'fwd'))
+  await ensurePublication(run.target.pool, run.job.id, 'rev', run.schema)
+  await ensureSubscription(run.source.pool, run.job.id, 'rev', {publisherUrl: run.target.url, copyData: false})
+  run.say(`${run.target.name} → ${run.source.name} streaming`)
+}

@@ -1,0 +1,77 @@
+import {textTable} from '../../cli/text-table.js'
+import type {ShardCheck} from './check.js'
+import type {Finding} from './doctor.js'
+import type {MoveJob} from './jobs.js'
+import type {MoveResult} from './run.js'
+
+const ms = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${x.toFixed(1)} ms`)
+
+export function moveSummary(r: MoveResult): string {
+  const {job, facts} = r
+  const lines: string[] = []
+  if (r.start !== 'new') lines.push(`Job ${job.id}: ${r.startNote ?? r.start}.`)
+  lines.push(
+    textTable(
+      ['PHASE', 'TIME', 'RESULT'],
+      r.phases.map((p) => [p.phase, `${(p.ms / 1000).toFixed(2)} s`, p.ok ? 'ok' : `FAILED: ${p.detail ?? ''}`]),
+    ).trimEnd(),
+  )
+  if (facts.verify) {
+    lines.push(
+      textTable(
+        ['TABLE', 'ROWS', 'MATCH'],
+        facts.verify.tables.map((t) => [t.table, t.ok ? String(t.primaryRows) : `${t.primaryRows} vs ${t.replicaRows}`, t.ok ? 'yes' : 'NO']),
+      ).trimEnd(),
+    )
+  }
+  if (r.ok && r.prepared) {
+    lines.push(`Shard ${job.shard} is copied to ${job.target} and streaming (lag ${ms(facts.lagMs)}); run \`feedops shards move ${job.shard} --to ${job.target}\` again to verify and switch.`)
+  } else if (r.ok) {
+    lines.push(
+      `Shard ${job.shard} moved from ${job.source} to ${job.target} (job ${job.id}): writes held ${ms(facts.freezeMs)}` +
+        `${facts.version === undefined ? '' : `, map version ${facts.version}`}. ${job.source} keeps a fenced copy in sync until ` +
+        `\`feedops shards complete ${job.shard}\` (or \`revert\` to move back).`,
+    )
+  } else {
+    lines.push(`The move of shard ${job.shard} stopped at ${job.phase}: ${r.error}. Run the same command again to resume, or \`feedops shards revert ${job.shard}\` to undo.`)
+  }
+  return lines.join('\n')
+}
+
+export function jobsTable(jobs: readonly MoveJob[]): string {
+  return textTable(
+    ['JOB', 'SHARD', 'FROM', 'TO', 'PHASE', 'STATUS', 'FREEZE', 'OWNER', 'UPDATED', 'ERROR'],
+    jobs.map((j) => [
+      String(j.id),
+      String(j.shard),
+      j.source,
+      j.target,
+      j.phase,
+      j.status,
+      ms(j.freezeMs),
+      j.status === 'running' ? (j.owner ?? '-') : '-',
+      j.updatedAt.replace(/\.\d+Z$/, 'Z'),
+      j.error ?? '',
+    ]),
+  ).trimEnd()
+}
+
+export function checksTable(checks: readonly ShardCheck[]): string {
+  return textTable(
+    ['SHARD', 'HOME', 'COPIES', 'COMPARED', 'RESULT'],
+    checks.map((c) => [
+      String(c.shard),
+      c.server,
+      c.copies.map((x) => `${x.server} (${x.role})`).join(', ') || '-',
+      c.verify ? `${c.verify.tables.length} tables, ${c.verify.tables.reduce((a, t) => a + t.primaryRows, 0)} rows` : '-',
+      c.problems.length === 0 ? 'ok' : c.problems.join('; '),
+    ]),
+  ).trimEnd()
+}
+
+export function findingsTable(findings: readonly Finding[], fix: boolean): string {
+  return textTable(
+    ['KIND', 'SERVER', 'NAME', 'WHY', ...(fix ? ['FIXED'] : [])],
+    findings.map((f) => [f.kind, f.server, f.name, f.detail, ...(fix ? [f.fixed ? 'yes' : `no: ${f.error ?? ''}`] : [])]),
+  ).trimEnd()
+}

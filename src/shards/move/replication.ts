@@ -1,0 +1,165 @@
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import type pg from 'pg'
+
+import {MOVE_SCHEMA, SYNC_SLOT, q, quoteLiteral, streamName, type Direction} from './names.js'
+import {readMarker, writeMarker} from './server-objects.js'
+
+/**
+ * Logical replication of one shard schema between two servers: a publication on the side that has the
+ * data (`FOR TABLES IN SCHEMA`, plus this schema's marker row), a subscription on the other. Forward
+ * (source → target) copies the data and then streams; reverse (target → old source, after the flip)
+ * streams only, from a slot made during the cutover. Every step checks what exists first, so it can
+ * be run again after a crash.
+ */
+
+export async function ensurePublication(pool: pg.Pool, jobId: number, dir: Direction, schema: string): Promise<void> {
+  const name = streamName(jobId, dir)
+  const r = await pool.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name])
+  if (r.rowCount) return
+  await pool.query(
+    `CREATE PUBLICATION ${q(name)} FOR TABLES IN SCHEMA ${q(schema)}, TABLE ${MOVE_SCHEMA}.marker WHERE (schema_name = ${quoteLiteral(schema)})`,
+  )
+}
+
+export async function dropPublication(pool: pg.Pool, name: string): Promise<void> {
+  await pool.query(`DROP PUBLICATION IF EXISTS ${q(name)}`)
+}
+
+export interface SubscriptionOptions {
+  /** libpq URL of the publishing server, as the subscribing server will reach it. */
+  publisherUrl: string
+  /** Copy the tables first (forward), or stream only from an existing slot (reverse). */
+  copyData: boolean
+}
+
+export async function subscriptionExists(pool: pg.Pool | pg.ClientBase, name: string): Promise<boolean> {
+  const r = await pool.query('SELECT 1 FROM pg_subscription WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())', [name])
+  return (r.rowCount ?? 0) > 0
+}
+
+export async function ensureSubscription(pool: pg.Pool, jobId: number, dir: Direction, opts: SubscriptionOptions): Promise<void> {
+  const name = streamName(jobId, dir)
+  if (await subscriptionExists(pool, name)) return
+  const slot = opts.copyData ? `create_slot = true` : `create_slot = false, copy_data = false`
+  await pool.query(
+    `CREATE SUBSCRIPTION ${q(name)} CONNECTION ${quoteLiteral(opts.publisherUrl)} PUBLICATION ${q(name)}
+     WITH (slot_name = ${quoteLiteral(name)}, ${slot})`,
+  )
+}
+
+/**
+ * Drops a subscription without relying on the publisher being reachable: disable, detach the slot, drop;
+ * then drop its slot and any table-copy slots it left on the publisher (when the publisher is given).
+ */
+export async function dropSubscription(pool: pg.Pool, name: string, publisher?: pg.Pool): Promise<void> {
+  const r = await pool.query<{oid: string}>('SELECT oid::text FROM pg_subscription WHERE subname = $1', [name])
+  const oid = r.rows[0]?.oid
+  if (oid) {
+    await pool.query(`ALTER SUBSCRIPTION ${q(name)} DISABLE`)
+    await pool.query(`ALTER SUBSCRIPTION ${q(name)} SET (slot_name = NONE)`)
+    await pool.query(`DROP SUBSCRIPTION IF EXISTS ${q(name)}`)
+  }
+  if (!publisher) return
+  await dropSlot(publisher, name)
+  if (oid) {
+    const sync = await publisher.query<{slot_name: string}>('SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1', [`pg_${oid}_sync_%`])
+    for (const s of sync.rows) if (SYNC_SLOT.test(s.slot_name)) await dropSlot(publisher, s.slot_name)
+  }
+}
+
+/** Drops a replication slot, ending the WAL sender that still uses it; no-op when it does not exist. */
+export async function dropSlot(pool: pg.Pool, name: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const r = await pool.query<{active_pid: number | null}>('SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1', [name])
+    const row = r.rows[0]
+    if (!row) return
+    if (row.active_pid !== null) {
+      await pool.query('SELECT pg_terminate_backend($1)', [row.active_pid])
+    } else {
+      try {
+        await pool.query('SELECT pg_drop_replication_slot($1)', [name])
+        return
+      } catch (err) {
+        // 55006: became active again in between (the subscriber reconnected); 42704: gone meanwhile.
+        const code = (err as {code?: string}).code
+        if (code === '42704') return
+        if (code !== '55006') throw err
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`replication slot ${name} is still in use after ${timeoutMs} ms`)
+    await sleep(50)
+  }
+}
+
+/** Makes the slot a reverse subscription will stream from (idempotent). */
+export async function ensureSlot(pool: pg.Pool | pg.ClientBase, name: string): Promise<void> {
+  await pool.query(
+    "SELECT pg_create_logical_replication_slot($1, 'pgoutput') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+    [name],
+  )
+}
+
+export async function slotExists(pool: pg.Pool, name: string): Promise<boolean> {
+  const r = await pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])
+  return (r.rowCount ?? 0) > 0
+}
+
+export interface CopyState {
+  tables: number
+  /** Tables whose initial copy is done (state s or r). */
+  ready: number
+  /** Rows copied so far by the running table copies (pg_stat_progress_copy). */
+  rowsCopying: number
+}
+
+export async function copyState(pool: pg.Pool, subName: string): Promise<CopyState> {
+  const r = await pool.query<{tables: number; ready: number; copying: string}>(
+    `SELECT count(*)::int AS tables, count(*) FILTER (WHERE sr.srsubstate IN ('s', 'r'))::int AS ready,
+            (SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy WHERE datname = current_database())::text AS copying
+     FROM pg_subscription s JOIN pg_subscription_rel sr ON sr.srsubid = s.oid WHERE s.subname = $1`,
+    [subName],
+  )
+  const row = r.rows[0]!
+  return {tables: row.tables, ready: row.ready, rowsCopying: Number(row.copying)}
+}
+
+/** Bytes of WAL the subscriber has not confirmed yet (from the publisher's slot); null without the slot. */
+export async function lagBytes(publisher: pg.Pool, slot: string): Promise<number | null> {
+  const r = await publisher.query<{lag: string | null}>(
+    'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::text AS lag FROM pg_replication_slots WHERE slot_name = $1',
+    [slot],
+  )
+  const v = r.rows[0]?.lag
+  return v === undefined || v === null ? null : Math.max(0, Number(v))
+}
+
+/**
+ * Writes a new marker token on the publisher and waits until the subscriber has applied it: the time that
+ * takes is the replication lag as a writer would see it. Throws after timeoutMs.
+ */
+export async function markerRoundTrip(publisher: pg.Pool, subscriber: pg.Pool, schema: string, timeoutMs: number): Promise<number> {
+  const token = `lag-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`
+  const started = performance.now()
+  await writeMarker(publisher, schema, token)
+  await waitForMarker(subscriber, schema, token, timeoutMs)
+  return performance.now() - started
+}
+
+/** Polls the subscriber's marker until it holds `token`. */
+export async function waitForMarker(subscriber: pg.Pool | pg.ClientBase, schema: string, token: string, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  for (;;) {
+    if ((await readMarker(subscriber, schema)) === token) return
+    if (performance.now() > deadline) throw new ReplicationTimeout(schema, timeoutMs)
+    await sleep(1)
+  }
+}
+
+export class ReplicationTimeout extends Error {
+  override readonly name = 'ReplicationTimeout'
+  constructor(schema: string, ms: number) {
+    super(`the other server did not apply the changes of ${schema} within ${ms} ms`)
+  }
+}

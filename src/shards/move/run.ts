@@ -1,0 +1,314 @@
+import {ExitCode, UserError, errorText} from '../../errors.js'
+import {readShardMap, type ShardMapEntry} from '../catalog.js'
+import {schemaName} from '../placement.js'
+import {dropCopy, undoUnswitched, unfenceHome} from './cleanup.js'
+import {announce, MoveInterrupted, side, type MoveEnv, type MoveRun} from './context.js'
+import {cutover} from './cutover.js'
+import {claimShard, createJob, listJobs, liveJob, ownerName, updateJob, type MoveJob} from './jobs.js'
+import {streamName} from './names.js'
+import {MoveStopped, PHASES, PHASE_NAMES, mapEntry, type PhaseFacts, type PhaseName} from './phases.js'
+import {dropPublication, dropSubscription, markerRoundTrip, slotExists, subscriptionExists} from './replication.js'
+import {schemaExists, schemaTables} from './schema.js'
+import {liftFence, setFenceSql} from './server-objects.js'
+
+/**
+ * `shards move`, `shards complete`, `shards revert`: input checks (bad input changes nothing), the shard's
+ * move lock, the job row, and the phases run in order with the job's phase recorded before each.
+ */
+export interface MoveHooks {
+  /** A phase starts (text = what it does) or reports progress. */
+  onPhase?(phase: string, text: string): void
+  /** A phase ended. */
+  onPhaseDone?(phase: string, ok: boolean, text?: string): void
+  signal?: AbortSignal
+}
+
+export type MoveStart = 'new' | 'resumed' | 'restarted'
+
+export interface PhaseReport {
+  phase: string
+  /** When it started (ISO time) and how long it took. */
+  startedAt: string
+  ms: number
+  ok: boolean
+  detail?: string
+}
+
+export interface MoveResult {
+  job: MoveJob
+  start: MoveStart
+  /** For resumed and restarted jobs: why. */
+  startNote?: string
+  phases: PhaseReport[]
+  facts: PhaseFacts
+  ok: boolean
+  error?: string
+  /** Stopped by --prepare before verify and the cutover. */
+  prepared?: boolean
+}
+
+function entryOf(map: {shards: ShardMapEntry[]; logical: number}, shard: number): ShardMapEntry {
+  const e = map.shards.find((s) => s.shard === shard)
+  if (!Number.isInteger(shard) || shard < 0 || !e) {
+    throw new UserError(`Shard ${shard} is not in the shard map (it has shards 0..${map.logical - 1}).`, {
+      fix: 'Pick a shard from `feedops shards map --json`.',
+    })
+  }
+  return e
+}
+
+function checkServerName(env: MoveEnv, name: string): void {
+  if (!env.settings.servers.some((s) => s.name === name)) {
+    throw new UserError(`Server "${name}" is not in env.shards.servers (${env.settings.servers.map((s) => s.name).join(', ')}).`, {
+      fix: 'Pass --to with one of the configured server names.',
+    })
+  }
+}
+
+async function withClaim<T>(env: MoveEnv, shard: number, fn: (catalog: Awaited<ReturnType<typeof claimShard>>) => Promise<T>): Promise<T> {
+  const claim = await claimShard(env.pools.catalog, shard)
+  try {
+    return await fn(claim)
+  } finally {
+    await claim.release()
+  }
+}
+
+function makeRun(env: MoveEnv, job: MoveJob, catalog: MoveRun['catalog'], hooks: MoveHooks, phase: () => string): MoveRun {
+  return {
+    env,
+    job,
+    shard: job.shard,
+    schema: schemaName(job.shard),
+    source: side(env, job.source),
+    target: side(env, job.target),
+    catalog,
+    say: (text) => hooks.onPhase?.(phase(), text),
+    signal: hooks.signal,
+  }
+}
+
+/**
+ * Moves a shard to `to`, or resumes its live job. Throws UserError for bad input (exit 2) or when another
+ * process works on the shard (exit 3); a failing phase is recorded in the job and returned (ok = false).
+ */
+export async function moveShard(env: MoveEnv, shard: number, to: string, hooks: MoveHooks = {}, opts: {prepare?: boolean} = {}): Promise<MoveResult> {
+  checkServerName(env, to)
+  const map = await readShardMap(env.pools.catalog)
+  const entry = entryOf(map, shard)
+  return withClaim(env, shard, async (claim) => {
+    let job = await liveJob(claim.client, shard)
+    let start: MoveStart = 'new'
+    let startNote: string | undefined
+    if (job) {
+      if (job.target !== to) {
+        throw new UserError(`Shard ${shard} is already moving from ${job.source} to ${job.target} (job ${job.id}, ${job.status}).`, {
+          fix: `Run \`feedops shards move ${shard} --to ${job.target}\` to resume it, or \`feedops shards revert ${shard}\` to undo it first.`,
+        })
+      }
+      if (job.status === 'flipped') {
+        throw new UserError(`Shard ${shard} already moved to ${to} (job ${job.id}); the old copy on ${job.source} is kept in sync.`, {
+          fix: `Run \`feedops shards complete ${shard}\` to drop the old copy, or \`feedops shards revert ${shard}\` to move back.`,
+        })
+      }
+    } else {
+      if (entry.server === to) {
+        throw new UserError(`Shard ${shard} is already on ${to}.`, {fix: 'Pass --to with another server.'})
+      }
+      await assertTargetClean(env, claim.client, shard, entry.server, to)
+    }
+    let phase = job?.phase ?? 'preflight'
+    if (!job) {
+      job = await createJob(claim.client, shard, entry.server, to, ownerName())
+    } else {
+      const r = makeRun(env, job, claim.client, hooks, () => phase)
+      const point = await resumePoint(r)
+      start = point.restart ? 'restarted' : 'resumed'
+      startNote = point.note
+      if (point.restart) await undoUnswitched(r)
+      phase = point.phase
+      job = await updateJob(claim.client, job.id, {phase, status: 'running', error: null, owner: ownerName()})
+    }
+    claim.setJob(job.id)
+    const run = makeRun(env, job, claim.client, hooks, () => phase)
+    const result: MoveResult = {job, start, startNote, phases: [], facts: {}, ok: true}
+    const from = PHASE_NAMES.indexOf(phase as PhaseName)
+    for (const p of PHASES.slice(from)) {
+      if (opts.prepare && p.name === 'verify') {
+        result.prepared = true
+        break
+      }
+      phase = p.name
+      job = await updateJob(claim.client, job.id, {phase})
+      hooks.onPhase?.(p.name, p.title)
+      const started = performance.now()
+      const startedAt = new Date().toISOString()
+      try {
+        await p.run(run, result.facts)
+        result.phases.push({phase: p.name, startedAt, ms: performance.now() - started, ok: true})
+        hooks.onPhaseDone?.(p.name, true)
+      } catch (err) {
+        const message = err instanceof MoveInterrupted ? 'interrupted' : errorText(err)
+        result.phases.push({phase: p.name, startedAt, ms: performance.now() - started, ok: false, detail: message})
+        hooks.onPhaseDone?.(p.name, false, message)
+        result.ok = false
+        result.error = message
+        result.job = await updateJob(claim.client, job.id, {status: 'failed', error: message}).catch(() => job!)
+        if (err instanceof MoveInterrupted || err instanceof MoveStopped) return result
+        if (err instanceof UserError) throw err
+        return result
+      }
+    }
+    result.job = await updateJob(claim.client, job.id, {
+      status: result.prepared ? 'failed' : 'flipped',
+      error: result.prepared ? 'prepared: run `move` again to verify and cut over' : null,
+      ...(result.facts.freezeMs === undefined ? {} : {freezeMs: result.facts.freezeMs}),
+    })
+    return result
+  })
+}
+
+/**
+ * Where a live job picks up: phases up to the schema simply run again; from the copy on, the streams must
+ * still exist (a target restored from scratch, or a slot dropped by hand, means starting over).
+ */
+async function resumePoint(run: MoveRun): Promise<{phase: string; restart: boolean; note: string}> {
+  const phase = run.job.phase
+  const at = PHASE_NAMES.indexOf(phase as PhaseName)
+  if ((await mapEntry(run)).server === run.target.name) {
+    return {phase: at >= PHASE_NAMES.indexOf('cutover') ? phase : 'cutover', restart: false, note: `the map already points at ${run.target.name}; finishing the switch`}
+  }
+  if (at <= PHASE_NAMES.indexOf('copy')) return {phase, restart: false, note: `resuming at ${phase}`}
+  const fwd = streamName(run.job.id, 'fwd')
+  const [sub, slot, copy] = await Promise.all([
+    subscriptionExists(run.target.pool, fwd),
+    slotExists(run.source.pool, fwd),
+    schemaExists(run.target.pool, run.schema),
+  ])
+  if (!sub || !slot || !copy) {
+    const missing = [!sub && `the subscription on ${run.target.name}`, !slot && `the slot on ${run.source.name}`, !copy && `the copy on ${run.target.name}`]
+    return {phase: 'preflight', restart: true, note: `${missing.filter(Boolean).join(' and ')} went missing; cleaning up and starting over`}
+  }
+  // The copy may have been changed while nobody watched: verify runs again before any cutover.
+  const resumeAt = at > PHASE_NAMES.indexOf('catch-up') ? 'catch-up' : phase
+  return {phase: resumeAt, restart: false, note: `streams intact; resuming at ${resumeAt}`}
+}
+
+/**
+ * The target may hold the shard's schema only as the leftover of an earlier move of this shard to it
+ * (its job reverted or failed there and was cleaned up halfway); that leftover is dropped. Anything else
+ * there is someone's data: refuse.
+ */
+async function assertTargetClean(env: MoveEnv, catalog: MoveRun['catalog'], shard: number, source: string, to: string): Promise<void> {
+  const schema = schemaName(shard)
+  const target = side(env, to)
+  if (!(await schemaExists(target.pool, schema).catch(() => false))) return
+  const earlier = (await listJobs(catalog, {shards: [shard]})).filter((j) => j.target === to && j.source === source && j.status === 'reverted')
+  if (earlier.length === 0) {
+    throw new UserError(`Server ${to} already holds a schema ${schema} that no move of shard ${shard} made.`, {
+      fix: `Check what it holds; drop it (\`DROP SCHEMA ${schema} CASCADE\` on ${to}) if it is stale, or run \`feedops shards doctor\`.`,
+    })
+  }
+  await target.pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+}
+
+/** `shards complete`: the move stays; the old copy, its streams and its fence go. */
+export async function completeMove(env: MoveEnv, shard: number): Promise<MoveJob> {
+  const map = await readShardMap(env.pools.catalog)
+  entryOf(map, shard)
+  return withClaim(env, shard, async (claim) => {
+    const job = await flippedJob(claim.client, shard, 'complete')
+    claim.setJob(job.id)
+    const run = makeRun(env, job, claim.client, {}, () => 'complete')
+    await updateJob(claim.client, job.id, {phase: 'complete'})
+    if ((await mapEntry(run)).server !== job.target) throw new Error(`shard ${shard} is not on ${job.target}; refusing to drop its copy on ${job.source}`)
+    await dropSubscription(run.source.pool, streamName(job.id, 'rev'), run.target.pool)
+    await dropPublication(run.target.pool, streamName(job.id, 'rev'))
+    await dropPublication(run.source.pool, streamName(job.id, 'fwd'))
+    await dropCopy(run, 'source')
+    await unfenceHome(run, 'target')
+    return updateJob(claim.client, job.id, {status: 'completed', error: null})
+  })
+}
+
+async function flippedJob(catalog: MoveRun['catalog'], shard: number, verb: string): Promise<MoveJob> {
+  const job = await liveJob(catalog, shard)
+  if (!job) throw new UserError(`Shard ${shard} has no move to ${verb}.`, {fix: 'See `feedops shards moves`.', exitCode: ExitCode.nothingDone})
+  if (job.status !== 'flipped' && verb === 'complete') {
+    throw new UserError(`The move of shard ${shard} (job ${job.id}) has not switched yet (${job.phase}, ${job.status}).`, {
+      fix: `Run \`feedops shards move ${shard} --to ${job.target}\` to finish it first.`,
+    })
+  }
+  return job
+}
+
+export interface RevertResult {
+  job: MoveJob
+  /** True when the shard had switched and was moved back by a cutover. */
+  movedBack: boolean
+  freezeMs?: number
+}
+
+/**
+ * `shards revert`: before the switch, drops the target's copy and streams (the shard never left); after
+ * it, moves the shard back with the same cutover (the old copy is current through reverse replication),
+ * then drops the target's copy.
+ */
+export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks = {}): Promise<RevertResult> {
+  const map = await readShardMap(env.pools.catalog)
+  entryOf(map, shard)
+  return withClaim(env, shard, async (claim) => {
+    const job = await flippedJob(claim.client, shard, 'revert')
+    claim.setJob(job.id)
+    const run = makeRun(env, job, claim.client, hooks, () => 'revert')
+    const wasFlipped = job.status === 'flipped'
+    if (!wasFlipped && (await mapEntry(run)).server === job.target) {
+      throw new UserError(`The move of shard ${shard} switched to ${job.target} but did not start its reverse replication (job ${job.id}).`, {
+        fix: `Run \`feedops shards move ${shard} --to ${job.target}\` to finish it, then revert.`,
+      })
+    }
+    await updateJob(claim.client, job.id, {phase: 'revert', status: 'running'})
+    try {
+      const freezeMs = wasFlipped ? await moveBack(run) : undefined
+      hooks.onPhase?.('revert', `dropping the copy on ${job.target}`)
+      await dropSubscription(run.source.pool, streamName(job.id, 'rev'), run.target.pool)
+      await dropPublication(run.target.pool, streamName(job.id, 'rev'))
+      await undoUnswitched(run)
+      const done = await updateJob(claim.client, job.id, {status: 'reverted', error: null})
+      return {job: done, movedBack: wasFlipped, ...(freezeMs === undefined ? {} : {freezeMs})}
+    } catch (err) {
+      await updateJob(claim.client, job.id, {status: wasFlipped ? 'flipped' : 'failed', error: `revert: ${errorText(err)}`}).catch(() => undefined)
+      throw err
+    }
+  })
+}
+
+/** The cutover from target back to source over the reverse stream; returns how long writes were held. */
+async function moveBack(run: MoveRun): Promise<number | undefined> {
+  const {job} = run
+  if ((await mapEntry(run)).server === job.target) {
+    run.say('catching up the old copy')
+    const lag = await markerRoundTrip(run.target.pool, run.source.pool, run.schema, run.env.moves.catchUpTimeoutS * 1000)
+    run.say(`lag ${lag.toFixed(1)} ms; freezing`)
+    await liftFence(run.target.pool, run.schema) // an earlier revert's lapsed fence
+    const r = await cutover({
+      catalog: run.catalog,
+      shard: run.shard,
+      schema: run.schema,
+      tables: await schemaTables(run.target.pool, run.schema),
+      jobId: job.id,
+      from: run.target,
+      to: run.source,
+      leaseMs: run.env.moves.freezeLeaseMs,
+      lockTimeoutMs: run.env.moves.lockTimeoutMs,
+      announce: (v) => announce(run.env, v),
+    })
+    await run.target.pool.query(setFenceSql(run.schema, job.id, null))
+    await liftFence(run.source.pool, run.schema)
+    return r.freezeMs
+  }
+  // Switched back by an earlier revert that died before this point.
+  await run.target.pool.query(setFenceSql(run.schema, job.id, null))
+  await liftFence(run.source.pool, run.schema)
+  return undefined
+}

@@ -21,7 +21,7 @@ import {requestId} from './http/middleware/request-id.js'
 import type {AppState} from './http/types.js'
 import type {Logger} from './logger.js'
 import {feedRoutes} from './routes/feed.js'
-import {healthRoutes} from './routes/health.js'
+import {healthRoutes, type ReleaseInfo} from './routes/health.js'
 import {photoRoutes} from './routes/photos.js'
 import {tokenRoutes} from './routes/tokens.js'
 import {userRoutes} from './routes/users.js'
@@ -39,6 +39,10 @@ export interface AppDeps {
   logger: Logger
   /** Shared with the process's signal handling; created here when not given. */
   lifecycle?: Lifecycle
+  /** What /healthz and /readyz report (default: release `dev`). */
+  release?: ReleaseInfo
+  /** Called on every ready answer of /readyz. */
+  onReady?: () => void
 }
 
 export interface FeedApp extends Koa<AppState> {
@@ -67,7 +71,14 @@ export function createApp(deps: AppDeps): FeedApp {
 
   const api = new Router<AppState>()
   for (const r of [
-    healthRoutes({pools: deps.pools, maps: deps.maps, redis: deps.redis, lifecycle}),
+    healthRoutes({
+      pools: deps.pools,
+      maps: deps.maps,
+      redis: deps.redis,
+      lifecycle,
+      release: deps.release ?? {id: 'dev'},
+      ...(deps.onReady ? {onReady: deps.onReady} : {}),
+    }),
     userRoutes(data, auth, body),
     tokenRoutes(auth),
     photoRoutes(data, auth, body),

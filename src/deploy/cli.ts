@@ -1,0 +1,73 @@
+import {Flags} from '@oclif/core'
+
+import type {LoadedConfig} from '../config/load.js'
+import {hostFlags, selectionFlags, type HostFlagValues} from '../cli/host-flags.js'
+import {withHostSession} from '../cli/host-session.js'
+import {progressMode, withProgress} from '../cli/progress.js'
+import {ExitCode} from '../errors.js'
+import {deploySettings, runDeploy, type DeployResult} from './run.js'
+
+/** What `feedops deploy` and `feedops rollback` share: their flags, and the run with progress and Ctrl-C. */
+
+export const rollingFlags = {
+  ...selectionFlags,
+  role: Flags.string({char: 'r', description: 'Hosts with this role (default: deploy.role, app).'}),
+  concurrency: hostFlags.concurrency,
+  'connect-timeout': hostFlags['connect-timeout'],
+  'accept-new': hostFlags['accept-new'],
+  batch: Flags.string({description: 'Rolling batches: host counts or percentages, canary first; the last repeats (default: deploy.batch, 1,25%,50%).'}),
+  'max-fail': Flags.string({description: 'Failed hosts tolerated before stopping and rolling back: N or N% (default: deploy.maxFail, 0).'}),
+  'lock-wait': Flags.integer({min: 0, max: 86_400, description: 'Wait up to S seconds for another run to release the lock (default: 0, exit 3 at once).'}),
+  'force-unlock': Flags.boolean({description: 'Break the lock if it is stale (its heartbeat is older than deploy.lockStaleSeconds).'}),
+  'dry-run': Flags.boolean({description: 'Print the plan (release, batches, steps) and change nothing anywhere.'}),
+  'skip-unreachable': Flags.boolean({description: 'Leave out hosts unreachable at preflight instead of refusing.'}),
+  message: Flags.string({char: 'm', description: 'Why: kept with the lock and in the audit log.'}),
+}
+
+export interface RollingFlags extends HostFlagValues {
+  batch?: string | undefined
+  'max-fail'?: string | undefined
+  'lock-wait'?: number | undefined
+  'force-unlock'?: boolean | undefined
+  'dry-run'?: boolean | undefined
+  'skip-unreachable'?: boolean | undefined
+  message?: string | undefined
+}
+
+export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, action: 'deploy' | 'rollback', out: {json: boolean; to?: string}): Promise<DeployResult> {
+  const role = deploySettings(loaded.env).role
+  const {value, interrupted} = await withHostSession(
+    loaded.env,
+    flags,
+    {quiet: out.json, defaultSelection: (all) => all.filter((h) => h.roles.includes(role))},
+    async ({hosts, pool, signal, concurrency}) => {
+      const mode = flags['dry-run'] ? 'off' : progressMode(out.json)
+      return withProgress(
+        hosts.map((h) => h.name),
+        mode,
+        (progress) =>
+          runDeploy({
+            loaded,
+            hosts,
+            pool,
+            action,
+            concurrency,
+            ...(out.to ? {to: out.to} : {}),
+            ...(flags.batch !== undefined ? {batch: flags.batch} : {}),
+            ...(flags['max-fail'] !== undefined ? {maxFail: flags['max-fail']} : {}),
+            ...(flags['lock-wait'] !== undefined ? {lockWaitS: flags['lock-wait']} : {}),
+            forceUnlock: flags['force-unlock'] ?? false,
+            dryRun: flags['dry-run'] ?? false,
+            skipUnreachable: flags['skip-unreachable'] ?? false,
+            ...(flags.message ? {message: flags.message} : {}),
+            // In-flight steps are not cut on Ctrl-C: the run finishes them or switches the host back.
+            signal,
+            onHost: (host, text, done) => (done ? progress.done(host, done.ok, text) : progress.update(host, text)),
+          }),
+      )
+    },
+  )
+  if (interrupted) process.exitCode = ExitCode.interrupted
+  else if (!value.ok) process.exitCode = ExitCode.failed
+  return value
+}

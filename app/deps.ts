@@ -12,7 +12,9 @@ import type {Logger} from './logger.js'
 /** Connects to everything the config names and loads the shard map. Throws UserError when it cannot start. */
 export async function connectDeps(config: AppConfig, logger: Logger): Promise<AppDeps> {
   const {app: settings} = config
-  const pools = new ServerPools(config.shards, {max: settings.poolMax, applicationName: 'feedops-app'})
+  // Shard servers through their pooler (pooledUrl, e.g. PgBouncer) when the config names one.
+  const servers = config.shards.servers.map((s) => ({...s, url: s.pooledUrl ?? s.url}))
+  const pools = new ServerPools({...config.shards, servers}, {max: settings.poolMax, applicationName: 'feedops-app'})
   const redis = new Redis(config.redisUrl, {maxRetriesPerRequest: 2, enableOfflineQueue: true})
   redis.on('error', (err: Error) => logger.warn({err: err.message}, 'redis error'))
   const memcached = memjs.Client.create(config.memcachedServers.join(','), {

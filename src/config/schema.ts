@@ -73,7 +73,18 @@ export const shardsSchema = z
     catalog: postgresUrl,
     /** Physical Postgres servers; each holds some logical shards (one schema each) in its database. */
     servers: z
-      .array(z.object({name: hostName, url: postgresUrl, weight: z.number().positive().default(1)}).strict())
+      .array(
+        z
+          .object({
+            name: hostName,
+            /** Direct to the server: operations (`shards init`, moves) use this. */
+            url: postgresUrl,
+            /** Through a pooler (PgBouncer, transaction pooling): the app uses this. Default: url. */
+            pooledUrl: postgresUrl.optional(),
+            weight: z.number().positive().default(1),
+          })
+          .strict(),
+      )
       .min(1),
     /** Number of logical shards (power of two not required; at most 8192 = 13 bits). */
     logical: z.number().int().min(1).max(8192).default(8192),

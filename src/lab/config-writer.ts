@@ -3,9 +3,10 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {userInfo} from 'node:os'
 import {stringify} from 'yaml'
 
-import type {ConfigFile, EnvironmentConfig} from '../config/schema.js'
+import type {ConfigFile, EnvironmentConfig, ShardsSettings} from '../config/schema.js'
 import {configFileSchema} from '../config/schema.js'
-import {labPaths, type LabLayout} from './layout.js'
+import {pgbouncerKeepsPrepared} from './components/pgbouncer.js'
+import {labPaths, sshHosts, type LabLayout} from './layout.js'
 
 export interface LabConfigInput {
   dir: string
@@ -13,15 +14,30 @@ export interface LabConfigInput {
   redis: boolean
   memcached: boolean
   cloud: boolean
+  /** PgBouncer runs in front of each Postgres server: the app gets its pooledUrl. */
+  pgbouncer?: boolean
+}
+
+/** The lab's shards section (none without Postgres): direct URLs, plus PgBouncer's as pooledUrl. */
+export function labShards(layout: LabLayout, pgbouncer = false): ShardsSettings | undefined {
+  if (layout.postgres.length === 0) return undefined
+  return {
+    catalog: layout.postgres[0]!.catalogUrl!,
+    servers: layout.postgres.map((p) => ({name: p.name, url: p.url, ...(pgbouncer ? {pooledUrl: p.pooled.url} : {}), weight: 1})),
+    logical: 64,
+    epoch: '2011-01-01T00:00:00Z',
+  }
 }
 
 /**
  * The lab's feedops.yml: environment `lab` pointing at every lab part. Inventory comes from the
  * lab's EC2 endpoint (the code path used against AWS); a lab without the endpoint lists its hosts
- * statically instead.
+ * statically instead (app hosts with role app, NGINX nodes with role nginx).
  */
 export function labConfig(input: LabConfigInput): ConfigFile {
   const {layout} = input
+  const shards = labShards(layout, input.pgbouncer)
+  const pooled = shards?.servers.some((s) => s.pooledUrl) ?? false
   const lab: EnvironmentConfig = {
     ssh: {
       user: userInfo().username,
@@ -35,31 +51,27 @@ export function labConfig(input: LabConfigInput): ConfigFile {
       concurrency: 64,
     },
     inventory:
-      input.cloud || layout.hosts.length === 0
+      input.cloud || sshHosts(layout).length === 0
         ? {source: 'ec2', filters: {Env: 'lab'}, roleTag: 'Role', nameTag: 'Name', address: 'private'}
         : {
             source: 'static',
-            hosts: layout.hosts.map((h) => ({name: h.name, address: h.address, roles: ['app'], tags: {Env: 'lab'}})),
+            hosts: sshHosts(layout).map((h) => ({name: h.name, address: h.address, roles: [h.role], tags: {Env: 'lab'}})),
           },
     aws: {
       region: 'us-east-1',
       endpoint: layout.cloud.endpoint,
       credentials: {accessKeyId: 'lab', secretAccessKey: 'lab'},
     },
-    ...(layout.postgres.length > 0
-      ? {
-          shards: {
-            catalog: layout.postgres[0]!.catalogUrl!,
-            servers: layout.postgres.map((p) => ({name: p.name, url: p.url, weight: 1})),
-            logical: 64,
-            epoch: '2011-01-01T00:00:00Z',
-          },
-        }
-      : {}),
+    ...(shards ? {shards} : {}),
     ...(input.redis ? {redis: {url: layout.redis.url}} : {}),
     ...(input.memcached ? {memcached: {servers: [layout.memcached.server]}} : {}),
     // The feed app's section (app/config.ts owns its shape): lab photos are never served, so any CDN base does.
-    app: {cdnBase: 'https://cdn.lab.invalid', secret: labAppSecret(input.dir)},
+    // PgBouncer before 1.21 cannot keep prepared statements in transaction pooling (Debian 12 ships 1.18).
+    app: {
+      cdnBase: 'https://cdn.lab.invalid',
+      secret: labAppSecret(input.dir),
+      ...(pooled && !pgbouncerKeepsPrepared() ? {preparedStatements: false} : {}),
+    },
     lab: {dir: input.dir},
   }
   return {defaultEnvironment: 'lab', environments: {lab}}
@@ -91,7 +103,11 @@ function compact(config: ConfigFile): unknown {
       ? {source: 'ec2', filters: inventory.filters}
       : {source: 'static', hosts: inventory.hosts.map((h) => ({name: h.name, address: h.address, roles: h.roles, tags: h.tags}))}
   const shards = env.shards
-    ? {catalog: env.shards.catalog, servers: env.shards.servers.map((s) => ({name: s.name, url: s.url})), logical: env.shards.logical}
+    ? {
+        catalog: env.shards.catalog,
+        servers: env.shards.servers.map((s) => ({name: s.name, url: s.url, ...(s.pooledUrl ? {pooledUrl: s.pooledUrl} : {})})),
+        logical: env.shards.logical,
+      }
     : undefined
   return {
     defaultEnvironment: config.defaultEnvironment,

@@ -11,19 +11,28 @@ export const CLOUD_PORT = 4566
 export const POSTGRES_FIRST_PORT = 5433
 export const REDIS_PORT = 6380
 export const MEMCACHED_PORT = 11212
+/** PgBouncer in front of Postgres server i listens on PGBOUNCER_FIRST_PORT + i - 1. */
+export const PGBOUNCER_FIRST_PORT = 6433
+/** The feed app on app hosts, nginx on NGINX nodes. */
+export const HTTP_PORT = 8080
 
 export const MAX_HOSTS = 254
 export const MAX_POSTGRES = 16
+export const MAX_NGINX = 254
 
 export interface LabHostLayout {
-  /** app1, app2… */
+  /** app1, app2… or nginx1, nginx2… */
   name: string
-  /** 127.N.1.K */
+  /** app: 127.N.1.K; nginx: 127.N.2.K */
   address: string
+  /** sshd's */
   port: number
   /** K */
   index: number
   instanceId: string
+  role: 'app' | 'nginx'
+  /** The host's HTTP server: the app (app hosts) or nginx (NGINX nodes). */
+  httpPort: number
 }
 
 export interface LabPostgresLayout {
@@ -35,6 +44,8 @@ export interface LabPostgresLayout {
   url: string
   /** The database holding the shard map; only on pg1. */
   catalogUrl?: string
+  /** PgBouncer in front of this server (transaction pooling), same database. */
+  pooled: LabEndpoint & {url: string}
 }
 
 export interface LabEndpoint {
@@ -44,7 +55,10 @@ export interface LabEndpoint {
 
 export interface LabLayout {
   net: number
+  /** App hosts. */
   hosts: LabHostLayout[]
+  /** NGINX nodes (hosts too: sshd + nginx). */
+  nginx: LabHostLayout[]
   postgres: LabPostgresLayout[]
   redis: LabEndpoint & {url: string}
   memcached: LabEndpoint & {server: string}
@@ -52,31 +66,45 @@ export interface LabLayout {
   cloud: LabEndpoint & {endpoint: string}
 }
 
-export function labLayout(net: number, hosts: number, postgres: number): LabLayout {
+export function labLayout(net: number, hosts: number, postgres: number, nginx = 0): LabLayout {
   const base = `127.${net}.0.1`
+  const host = (role: LabHostLayout['role'], k: number): LabHostLayout => ({
+    name: `${role}${k}`,
+    address: `127.${net}.${role === 'app' ? 1 : 2}.${k}`,
+    port: SSH_PORT,
+    index: k,
+    instanceId: instanceIdFor(net, role === 'app' ? k : NGINX_ID_OFFSET + k),
+    role,
+    httpPort: HTTP_PORT,
+  })
   return {
     net,
-    hosts: range(hosts).map((k) => ({
-      name: `app${k}`,
-      address: `127.${net}.1.${k}`,
-      port: SSH_PORT,
-      index: k,
-      instanceId: instanceIdFor(net, k),
-    })),
+    hosts: range(hosts).map((k) => host('app', k)),
+    nginx: range(nginx).map((k) => host('nginx', k)),
     postgres: range(postgres).map((i) => {
       const port = POSTGRES_FIRST_PORT + i - 1
+      const pooledPort = PGBOUNCER_FIRST_PORT + i - 1
       return {
         name: `pg${i}`,
         address: base,
         port,
         url: `postgres://postgres@${base}:${port}/feedops`,
         ...(i === 1 ? {catalogUrl: `postgres://postgres@${base}:${port}/feedops_catalog`} : {}),
+        pooled: {address: base, port: pooledPort, url: `postgres://postgres@${base}:${pooledPort}/feedops`},
       }
     }),
     redis: {address: base, port: REDIS_PORT, url: `redis://${base}:${REDIS_PORT}`},
     memcached: {address: base, port: MEMCACHED_PORT, server: `${base}:${MEMCACHED_PORT}`},
     cloud: {address: base, port: CLOUD_PORT, endpoint: `http://${base}:${CLOUD_PORT}`},
   }
+}
+
+/** Added to K in an NGINX node's instance id (its addresses are 127.N.2.K), so it never meets an app host's. */
+const NGINX_ID_OFFSET = 2_000_000
+
+/** Every host with an sshd: app hosts, then NGINX nodes. */
+export function sshHosts(layout: LabLayout): LabHostLayout[] {
+  return [...layout.hosts, ...layout.nginx]
 }
 
 /** i-0lab + 11 digits (3 for the net, 8 for the host), so ids never collide between labs. */
@@ -101,6 +129,10 @@ export const labPaths = {
   hostRoot: (dir: string, host: string) => path.join(dir, 'hosts', host, 'root'),
   postgresData: (dir: string, name: string) => path.join(dir, 'postgres', name),
   redisDir: (dir: string) => path.join(dir, 'redis'),
+  /** An NGINX node's nginx folder (config, upstreams, pid, logs), on the node's own disk. */
+  nginxDir: (dir: string, node: string) => path.join(dir, 'hosts', node, 'root', 'nginx'),
+  /** PgBouncer's config and auth file for one Postgres server. */
+  pgbouncerDir: (dir: string, server: string) => path.join(dir, 'pgbouncer', server),
 }
 
 function range(n: number): number[] {

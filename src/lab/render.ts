@@ -12,6 +12,7 @@ export function labStatusTable(status: LabStatus): string {
 export function labSummary(status: LabStatus): string {
   if (status.state === 'none') return `No lab in ${status.dir}.`
   const up = status.processes.filter((p) => p.alive).length
-  const counts = `${status.hosts} host${status.hosts === 1 ? '' : 's'}, ${status.postgres} Postgres`
+  const nginx = status.nginx > 0 ? `, ${status.nginx} NGINX node${status.nginx === 1 ? '' : 's'}` : ''
+  const counts = `${status.hosts} host${status.hosts === 1 ? '' : 's'}${nginx}, ${status.postgres} Postgres`
   return `Lab ${status.dir} (net 127.${status.net}.x.x, ${counts}): ${up}/${status.processes.length} processes up.`
 }

@@ -10,7 +10,7 @@ import {labPaths} from './layout.js'
  */
 
 export interface ProcessRecord {
-  /** Component id: sshd, postgres, redis, memcached, cloud (later nginx, app, elb). */
+  /** Component id: sshd, nginx, postgres, pgbouncer, redis, memcached, cloud (later app, elb). */
   component: string
   /** app1, pg1, redis… unique in the lab. */
   name: string
@@ -30,7 +30,13 @@ export interface LabState {
   dir: string
   net: number
   hosts: number
+  /** NGINX nodes (absent in state files written before they existed: 0). */
+  nginx?: number
   postgres: number
+  /** PgBouncer in front of each Postgres server (absent: false). */
+  pgbouncer?: boolean
+  /** Create the shard catalog and schemas when missing (absent: false). */
+  shards?: boolean
   redis: boolean
   memcached: boolean
   cloud: boolean

@@ -4,8 +4,8 @@ import path from 'node:path'
 import {ExitCode, UserError, errorText} from '../errors.js'
 import {componentById, labComponents} from './components/index.js'
 import type {DesiredProcess, LabComponent, LabContext} from './components/types.js'
-import {writeLabConfig} from './config-writer.js'
-import {labLayout, MAX_HOSTS, MAX_POSTGRES} from './layout.js'
+import {labShards, writeLabConfig} from './config-writer.js'
+import {labLayout, MAX_HOSTS, MAX_NGINX, MAX_POSTGRES} from './layout.js'
 import {acquireLabLock} from './lock.js'
 import {checkPackages, installPackages, type PackageNeed} from './packages.js'
 import {listening, spawnDetached, stopProcess, waitForPort, type StopOutcome} from './process.js'
@@ -16,8 +16,9 @@ export interface LabOptions {
   dir: string
   /** The x in 127.x.y.z; 0 for the user's lab, 20+ for tests. Default: the lab's current net, else 0. */
   net?: number
-  /** Default: the lab's current size, else 12 hosts and 2 Postgres servers. */
+  /** Default: the lab's current size, else 12 hosts, 3 NGINX nodes and 2 Postgres servers. */
   hosts?: number
+  nginx?: number
   postgres?: number
   /** Run apt-get for missing packages instead of failing. */
   install?: boolean
@@ -25,6 +26,10 @@ export interface LabOptions {
   redis?: boolean
   memcached?: boolean
   cloud?: boolean
+  /** PgBouncer in front of each Postgres server. Default: as the lab was, else true. */
+  pgbouncer?: boolean
+  /** Create the shard catalog and schemas when the catalog is missing. Default: as the lab was, else true. */
+  shards?: boolean
   /** Look for this program instead of the usual one, per Debian package (tests of the missing-package path). */
   binaries?: Record<string, string>
 }
@@ -47,15 +52,19 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
   const net = opts.net ?? prev?.net ?? 0
   const hosts = opts.hosts ?? prev?.hosts ?? 12
   const postgres = opts.postgres ?? prev?.postgres ?? 2
+  const nginx = opts.nginx ?? (prev ? (prev.nginx ?? 0) : 3)
+  const shards = opts.shards ?? (prev ? (prev.shards ?? false) : true)
   checkCount('net', net, 0, 255)
   checkCount('hosts', hosts, 0, MAX_HOSTS)
+  checkCount('nginx', nginx, 0, MAX_NGINX)
   checkCount('postgres', postgres, 0, MAX_POSTGRES)
   const ctx: LabContext = {
     dir,
-    layout: labLayout(net, hosts, postgres),
+    layout: labLayout(net, hosts, postgres, nginx),
     redis: opts.redis ?? prev?.redis ?? true,
     memcached: opts.memcached ?? prev?.memcached ?? true,
     cloud: opts.cloud ?? prev?.cloud ?? true,
+    pgbouncer: opts.pgbouncer ?? (prev ? (prev.pgbouncer ?? false) : true),
     isRoot: process.getuid?.() === 0,
     progress,
   }
@@ -76,7 +85,10 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
       dir,
       net,
       hosts,
+      nginx,
       postgres,
+      pgbouncer: ctx.pgbouncer,
+      shards,
       redis: ctx.redis,
       memcached: ctx.memcached,
       cloud: ctx.cloud,
@@ -145,10 +157,44 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
       })
     }
 
-    writeLabConfig({dir, layout: ctx.layout, redis: ctx.redis, memcached: ctx.memcached, cloud: ctx.cloud})
+    writeLabConfig({dir, layout: ctx.layout, redis: ctx.redis, memcached: ctx.memcached, cloud: ctx.cloud, pgbouncer: ctx.pgbouncer})
+    if (shards) await ensureShards(ctx, progress)
     return statusOf(dir, state)
   } finally {
     release()
+  }
+}
+
+/**
+ * A lab a deploy can serve a feed from needs the catalog and the logical shards: create them (the
+ * library's `shards init`, over the direct URLs) unless the map already holds every logical shard.
+ */
+async function ensureShards(ctx: LabContext, progress: Progress): Promise<void> {
+  const settings = labShards(ctx.layout)
+  if (!settings) return
+  const [{ServerPools}, {readShardMap}, {initShards}] = await Promise.all([
+    import('../shards/pools.js'),
+    import('../shards/catalog.js'),
+    import('../shards/init.js'),
+  ])
+  const pools = new ServerPools(settings, {applicationName: 'feedops-lab'})
+  try {
+    const map = await readShardMap(pools.catalog).catch((err: unknown) => {
+      if (err instanceof UserError) return undefined // no catalog yet
+      throw err
+    })
+    if (map && map.shards.length === settings.logical) return
+    progress(`Shards: creating the catalog and ${settings.logical} logical shards`)
+    const result = await initShards(pools, settings)
+    if (!result.complete) {
+      const failed = result.servers.filter((s) => s.error).map((s) => `${s.server}: ${s.error}`)
+      throw new UserError(`The lab's shards were not all created (${failed.join('; ') || 'incomplete'}).`, {
+        fix: 'Run `feedops shards init` to finish them.',
+        exitCode: ExitCode.failed,
+      })
+    }
+  } finally {
+    await pools.end()
   }
 }
 

@@ -37,7 +37,7 @@ describe('feedops lab up/status/down', () => {
   })
 
   it('up --json returns the LabStatus on stdout', async () => {
-    const r = await cli(['lab', 'up', '--dir', dir, '--net', String(reserved.net), '--hosts', '2', '--postgres', '0',
+    const r = await cli(['lab', 'up', '--dir', dir, '--net', String(reserved.net), '--hosts', '2', '--nginx', '0', '--postgres', '0',
       '--no-redis', '--no-memcached', '--no-cloud', '--json'])
     assert.equal(r.code, 0, r.stderr)
     const status = JSON.parse(r.stdout) as LabStatus

@@ -28,7 +28,11 @@ export interface TestLab {
 
 export interface TestLabOptions {
   hosts?: number
+  nginx?: number
   postgres?: number
+  pgbouncer?: boolean
+  /** Create the shard catalog and schemas (as `lab up` does for users). */
+  shards?: boolean
   redis?: boolean
   memcached?: boolean
   cloud?: boolean
@@ -46,6 +50,7 @@ interface SlotOwner {
 
 export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> {
   const hosts = opts.hosts ?? 0
+  const nginx = opts.nginx ?? 0
   const postgres = opts.postgres ?? 0
   const dir = mkdtempSync(path.join(tmpdir(), 'feedops-lab-'))
   chmodSync(dir, 0o755) // Postgres runs as its own user and must reach its data dir
@@ -54,7 +59,7 @@ export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> 
     dir,
     net,
     configFile: labPaths.config(dir),
-    layout: labLayout(net, hosts, postgres),
+    layout: labLayout(net, hosts, postgres, nginx),
     stop: async () => {
       active.delete(lab)
       try {
@@ -71,7 +76,10 @@ export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> 
       dir,
       net,
       hosts,
+      nginx,
       postgres,
+      pgbouncer: opts.pgbouncer ?? false,
+      shards: opts.shards ?? false,
       redis: opts.redis ?? false,
       memcached: opts.memcached ?? false,
       cloud: opts.cloud ?? false,

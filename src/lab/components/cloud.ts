@@ -3,24 +3,24 @@ import {fileURLToPath} from 'node:url'
 
 import {UserError} from '../../errors.js'
 import {writeCloudFile, type CloudFileInput} from '../cloud/cloud-file.js'
-import {instanceIdFor, labPaths, type LabLayout} from '../layout.js'
+import {instanceIdFor, labPaths, sshHosts, type LabLayout} from '../layout.js'
 import type {LabComponent} from './types.js'
 
 /**
  * The lab's cloud endpoint (EC2 now, Classic ELB later): a node process serving cloud.json on
- * 127.N.0.1:4566. The lab hosts are its EC2 instances; instances or sections others added to
+ * 127.N.0.1:4566. The lab hosts are its EC2 instances (Role=app, or Role=nginx for NGINX nodes); instances or sections others added to
  * cloud.json are kept across `lab up`s.
  */
 
 export const cloudServerScript = fileURLToPath(new URL('../cloud/server.js', import.meta.url))
 
 export function labInstances(layout: LabLayout) {
-  return layout.hosts.map((h) => ({
+  return sshHosts(layout).map((h) => ({
     instanceId: h.instanceId,
     privateIp: h.address,
     state: 'running' as const,
     launchTime: '2026-01-01T00:00:00.000Z',
-    tags: {Name: h.name, Role: 'app', Env: 'lab'},
+    tags: {Name: h.name, Role: h.role, Env: 'lab'},
   }))
 }
 

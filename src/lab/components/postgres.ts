@@ -45,7 +45,7 @@ host all all 127.0.0.0/8 trust
 host replication all 127.0.0.0/8 trust
 `
 
-interface PgUser {
+export interface PgUser {
   uid: number
   gid: number
 }
@@ -57,7 +57,7 @@ export function pgBinDir(): string {
 }
 
 /** The system `postgres` user, when root must drop to it. */
-function postgresUser(ctx: {isRoot: boolean}): PgUser | undefined {
+export function postgresUser(ctx: {isRoot: boolean}): PgUser | undefined {
   if (!ctx.isRoot) return undefined
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
@@ -71,7 +71,7 @@ function postgresUser(ctx: {isRoot: boolean}): PgUser | undefined {
   return {uid: Number(uid), gid: Number(gid)}
 }
 
-function asUser(user: PgUser | undefined): {uid?: number; gid?: number} {
+export function asUser(user: PgUser | undefined): {uid?: number; gid?: number} {
   return user ? {uid: user.uid, gid: user.gid} : {}
 }
 

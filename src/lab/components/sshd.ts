@@ -1,11 +1,11 @@
 import {mkdirSync, writeFileSync} from 'node:fs'
-import {labPaths} from '../layout.js'
+import {labPaths, sshHosts} from '../layout.js'
 import {ensureEd25519Key, knownHostsLine} from '../keys.js'
 import {findBinary} from '../packages.js'
 import type {DesiredProcess, LabComponent, LabContext} from './types.js'
 
 /**
- * App hosts: one OpenSSH sshd per host on 127.N.1.K:2222 with its own host key and its own folder
+ * Lab hosts (app hosts and NGINX nodes): one OpenSSH sshd per host on 127.N.1.K:2222 (127.N.2.K for nodes) with its own host key and its own folder
  * standing for the host's disk. One client key (id_ed25519) logs in to all of them; known_hosts
  * lists every host key, so clients verify strictly.
  */
@@ -51,10 +51,10 @@ export const sshdComponent: LabComponent = {
   id: 'sshd',
   title: 'sshd hosts',
 
-  packages: (ctx) => (ctx.layout.hosts.length > 0 ? [{package: 'openssh-server', binary: SSHD}] : []),
+  packages: (ctx) => (sshHosts(ctx.layout).length > 0 ? [{package: 'openssh-server', binary: SSHD}] : []),
 
   desired: (ctx) =>
-    ctx.layout.hosts.map((h): DesiredProcess => {
+    sshHosts(ctx.layout).map((h): DesiredProcess => {
       const config = sshdConfigPath(ctx.dir, h.name)
       const logFile = labPaths.log(ctx.dir, h.name)
       return {
@@ -73,8 +73,9 @@ export const sshdComponent: LabComponent = {
     // The client key and known_hosts exist even with no hosts, so the lab config is always valid.
     const clientPub = ensureEd25519Key(labPaths.clientKey(ctx.dir), `feedops-lab-client`)
     writeFileSync(labPaths.authorizedKeys(ctx.dir), `${clientPub}\n`)
-    if (ctx.layout.hosts.length > 0 && ctx.isRoot) mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
-    const lines = ctx.layout.hosts.map((h) => {
+    const hosts = sshHosts(ctx.layout)
+    if (hosts.length > 0 && ctx.isRoot) mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
+    const lines = hosts.map((h) => {
       mkdirSync(labPaths.hostRoot(ctx.dir, h.name), {recursive: true})
       const pub = ensureEd25519Key(hostKeyPath(ctx.dir, h.name), `${h.name}-host-key`)
       writeFileSync(sshdConfigPath(ctx.dir, h.name), sshdConfig(ctx.dir, h))

@@ -11,6 +11,8 @@ export interface LabContext {
   redis: boolean
   memcached: boolean
   cloud: boolean
+  /** PgBouncer in front of each Postgres server. */
+  pgbouncer: boolean
   /** Running as root: servers that refuse root (Postgres) run as their own user. */
   isRoot: boolean
   progress: (msg: string) => void

@@ -167,7 +167,7 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
 
 /**
  * A lab a deploy can serve a feed from needs the catalog and the logical shards: create them (the
- * library's `shards init`, over the direct URLs) unless the map already holds every logical shard.
+ * library's `shards init`, over the direct URLs) when the catalog is missing or a run was cut short.
  */
 async function ensureShards(ctx: LabContext, progress: Progress): Promise<void> {
   const settings = labShards(ctx.layout)
@@ -183,7 +183,8 @@ async function ensureShards(ctx: LabContext, progress: Progress): Promise<void> 
       if (err instanceof UserError) return undefined // no catalog yet
       throw err
     })
-    if (map && map.shards.length === settings.logical) return
+    // A complete catalog stays as it is, whatever its logical count (`shards init --logical` may have set it).
+    if (map && map.logical > 0 && map.shards.length === map.logical) return
     progress(`Shards: creating the catalog and ${settings.logical} logical shards`)
     const result = await initShards(pools, settings)
     if (!result.complete) {

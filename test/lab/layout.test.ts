@@ -8,6 +8,7 @@ import {promisify} from 'node:util'
 import pMap from 'p-map'
 
 import {loadConfig} from '../../src/config/load.js'
+import {pgbouncerKeepsPrepared} from '../../src/lab/components/pgbouncer.js'
 import {writeLabConfig} from '../../src/lab/config-writer.js'
 import {generateEd25519, knownHostsLine} from '../../src/lab/keys.js'
 import {labLayout} from '../../src/lab/layout.js'
@@ -36,6 +37,20 @@ describe('lab layout', () => {
     assert.equal(l.memcached.server, '127.23.0.1:11212')
     assert.equal(l.cloud.endpoint, 'http://127.23.0.1:4566')
     assert.equal(labLayout(0, 1, 0).hosts[0]!.instanceId, 'i-0lab00000000001')
+    assert.deepEqual(l.nginx, [])
+  })
+
+  it('puts NGINX nodes on 127.N.2.K (sshd :2222, nginx :8080) and PgBouncers on 6433…, with ids apart from the app hosts', () => {
+    const l = labLayout(23, 2, 2, 2)
+    assert.deepEqual(
+      l.nginx.map((h) => [h.name, h.address, h.port, h.httpPort, h.role, h.instanceId]),
+      [
+        ['nginx1', '127.23.2.1', 2222, 8080, 'nginx', 'i-0lab02302000001'],
+        ['nginx2', '127.23.2.2', 2222, 8080, 'nginx', 'i-0lab02302000002'],
+      ],
+    )
+    assert.deepEqual(l.hosts.map((h) => h.role), ['app', 'app'])
+    assert.deepEqual(l.postgres.map((p) => p.pooled.url), ['postgres://postgres@127.23.0.1:6433/feedops', 'postgres://postgres@127.23.0.1:6434/feedops'])
   })
 
   it('writes a lab feedops.yml that the config loader accepts, with paths next to it', () => {
@@ -74,6 +89,30 @@ describe('lab layout', () => {
     assert.equal(env.shards, undefined)
     assert.equal(env.redis, undefined)
     assert.equal(env.memcached, undefined)
+  })
+
+  it('lists NGINX nodes with role nginx, and with PgBouncer gives the app pooled URLs', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-labcfg-'))
+    const file = writeLabConfig({dir, layout: labLayout(33, 1, 2, 1), redis: false, memcached: false, cloud: false, pgbouncer: true})
+    const {env} = loadConfig({flag: file})
+    assert.deepEqual(env.inventory.source === 'static' && env.inventory.hosts.map((h) => [h.name, h.address, h.roles]), [
+      ['app1', '127.33.1.1', ['app']],
+      ['nginx1', '127.33.2.1', ['nginx']],
+    ])
+    assert.deepEqual(env.shards?.servers.map((s) => [s.url, s.pooledUrl]), [
+      ['postgres://postgres@127.33.0.1:5433/feedops', 'postgres://postgres@127.33.0.1:6433/feedops'],
+      ['postgres://postgres@127.33.0.1:5434/feedops', 'postgres://postgres@127.33.0.1:6434/feedops'],
+    ])
+    // Debian 12's PgBouncer (1.18) cannot keep prepared statements in transaction pooling.
+    assert.equal(env.app?.preparedStatements, pgbouncerKeepsPrepared() ? undefined : false)
+    assert.equal(env.shards?.catalog, 'postgres://postgres@127.33.0.1:5433/feedops_catalog', 'the catalog is always direct')
+  })
+
+  it('knows which PgBouncer versions keep prepared statements (1.21 and later)', () => {
+    assert.equal(pgbouncerKeepsPrepared([1, 18]), false)
+    assert.equal(pgbouncerKeepsPrepared([1, 21]), true)
+    assert.equal(pgbouncerKeepsPrepared([2, 0]), true)
+    assert.equal(pgbouncerKeepsPrepared(null), false)
   })
 
   it('makes OpenSSH-format ed25519 keys and [host]:port known_hosts lines', () => {

@@ -48,10 +48,31 @@ describe('lab packages', () => {
     assert.equal(existsSync(dir), false)
   })
 
+  it('names nginx-light and pgbouncer when NGINX nodes and PgBouncers are asked for and missing', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'feedops-pkg-')), 'lab')
+    await assert.rejects(
+      labUp({
+        dir,
+        net: 251,
+        hosts: 1,
+        nginx: 1,
+        postgres: 1,
+        pgbouncer: true,
+        redis: false,
+        memcached: false,
+        cloud: false,
+        binaries: {'nginx-light': '/nonexistent/nginx', pgbouncer: '/nonexistent/pgbouncer'},
+      }),
+      (err: unknown) => err instanceof UserError && /packages nginx-light, pgbouncer \(nginx, pgbouncer not found\)/.test(err.message),
+    )
+    assert.equal(existsSync(dir), false)
+  })
+
   it('rejects bad sizes before touching anything', async () => {
     const dir = path.join(mkdtempSync(path.join(tmpdir(), 'feedops-pkg-')), 'lab')
     await assert.rejects(labUp({dir, net: 251, hosts: 300}), /hosts must be a whole number from 0 to 254/)
     await assert.rejects(labUp({dir, net: 256, hosts: 1}), /net must be a whole number from 0 to 255/)
+    await assert.rejects(labUp({dir, net: 251, hosts: 1, nginx: -1}), /nginx must be a whole number from 0 to 254/)
     assert.equal(existsSync(dir), false)
   })
 })

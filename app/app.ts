@@ -19,7 +19,7 @@ import {requestId} from './http/middleware/request-id.js'
 import type {AppState} from './http/types.js'
 import type {Logger} from './logger.js'
 import {feedRoutes} from './routes/feed.js'
-import {healthRoutes} from './routes/health.js'
+import {healthRoutes, type ReleaseInfo} from './routes/health.js'
 import {photoRoutes} from './routes/photos.js'
 import {userRoutes} from './routes/users.js'
 
@@ -34,6 +34,10 @@ export interface AppDeps {
   logger: Logger
   /** Shared with the process's signal handling; created here when not given. */
   lifecycle?: Lifecycle
+  /** What /healthz and /readyz report (default: release `dev`). */
+  release?: ReleaseInfo
+  /** Called on every ready answer of /readyz. */
+  onReady?: () => void
 }
 
 export interface FeedApp extends Koa<AppState> {
@@ -58,7 +62,14 @@ export function createApp(deps: AppDeps): FeedApp {
 
   const api = new Router<AppState>()
   for (const r of [
-    healthRoutes({pools: deps.pools, maps: deps.maps, redis: deps.redis, lifecycle}),
+    healthRoutes({
+      pools: deps.pools,
+      maps: deps.maps,
+      redis: deps.redis,
+      lifecycle,
+      release: deps.release ?? {id: 'dev'},
+      ...(deps.onReady ? {onReady: deps.onReady} : {}),
+    }),
     userRoutes(data, settings.secret),
     photoRoutes(data, settings.secret),
     feedRoutes(data),

@@ -4,6 +4,7 @@
  * Reads env.shards / env.redis / env.memcached and the `app` section of feedops.yml, connects, serves, and on
  * SIGTERM drains and exits 0.
  */
+import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'
 
 import {loadConfig} from '../src/config/load.js'
@@ -12,7 +13,18 @@ import {createApp} from './app.js'
 import {appConfigFrom} from './config.js'
 import {closeDeps, connectDeps} from './deps.js'
 import {createLogger} from './logger.js'
+import type {ReleaseInfo} from './routes/health.js'
 import {drainAndClose, listen} from './server.js'
+
+/** A deployed release has manifest.json beside its bundle (src/deploy/bundle.ts); the source tree has none. */
+function releaseInfo(): ReleaseInfo {
+  try {
+    const m = JSON.parse(readFileSync(new URL('./manifest.json', import.meta.url), 'utf8')) as {id: string; fault?: string}
+    return {id: m.id, ...(m.fault ? {fault: m.fault} : {})}
+  } catch {
+    return {id: 'dev'}
+  }
+}
 
 const USAGE = 'Usage: node dist/app/main.js --config FILE [--env NAME] [--host 127.0.0.1] [--port 8080]'
 
@@ -39,11 +51,21 @@ async function main(): Promise<number | undefined> {
     config.app.port = port
   }
   const logger = createLogger({level: config.app.logLevel})
+  const release = releaseInfo()
   const deps = await connectDeps(config, logger)
-  const app = createApp(deps)
+  // Test-only fault: a release that passes readiness, then crashes half a second later.
+  let crashing = false
+  const onReady =
+    release.fault === 'crash'
+      ? () => {
+          if (!crashing) setTimeout(() => process.exit(70), 500)
+          crashing = true
+        }
+      : undefined
+  const app = createApp({...deps, release, ...(onReady ? {onReady} : {})})
   const {server, port} = await listen(app, config.app.host, config.app.port)
   logger.info(
-    {host: config.app.host, port, environment: config.environment, mapVersion: deps.maps.version, feedStrategy: config.app.feedStrategy},
+    {host: config.app.host, port, release: release.id, environment: config.environment, mapVersion: deps.maps.version, feedStrategy: config.app.feedStrategy},
     'listening',
   )
 

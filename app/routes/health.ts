@@ -25,21 +25,40 @@ async function check(what: () => Promise<unknown>): Promise<string> {
   }
 }
 
+/** The release this process runs (from the release's manifest.json; `dev` when run from the source tree). */
+export interface ReleaseInfo {
+  id: string
+  /** Test-only fault of a deliberately broken release (see src/deploy/bundle.ts). */
+  fault?: string
+}
+
 /**
+ * Both answers carry the release id and the pid, so a deploy's health gate can tell the new process from an
+ * old one still running.
+ *
  * /healthz: the process answers. /readyz: this instance can serve — not draining, the shard map loaded, and
  * the catalog, every physical server the map uses, and Redis answer (checked in parallel, 1 s each).
  */
-export function healthRoutes(deps: {pools: ServerPools; maps: ShardMapCache; redis: Redis; lifecycle: Lifecycle}): Router<AppState> {
+export function healthRoutes(deps: {
+  pools: ServerPools
+  maps: ShardMapCache
+  redis: Redis
+  lifecycle: Lifecycle
+  release: ReleaseInfo
+  onReady?: () => void
+}): Router<AppState> {
   const router = new Router<AppState>()
+  const release = deps.release.id
+  const pid = process.pid
 
   router.get('/healthz', (ctx) => {
-    ctx.body = {ok: true}
+    ctx.body = {ok: true, release, pid}
   })
 
   router.get('/readyz', async (ctx) => {
-    if (deps.lifecycle.draining) {
+    if (deps.lifecycle.draining || deps.release.fault === 'unready') {
       ctx.status = 503
-      ctx.body = {ready: false, draining: true}
+      ctx.body = {ready: false, draining: deps.lifecycle.draining, release, pid}
       return
     }
     const servers = deps.maps.loaded ? deps.maps.serversInUse() : []
@@ -56,7 +75,8 @@ export function healthRoutes(deps: {pools: ServerPools; maps: ShardMapCache; red
     }
     const ready = [checks.map, catalog, redis, ...serverChecks].every((c) => c === 'ok')
     ctx.status = ready ? 200 : 503
-    ctx.body = {ready, draining: false, mapVersion: deps.maps.version, checks}
+    ctx.body = {ready, draining: false, release, pid, mapVersion: deps.maps.version, checks}
+    if (ready) deps.onReady?.()
   })
 
   return router

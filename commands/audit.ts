@@ -1,0 +1,39 @@
+import {Flags} from '@oclif/core'
+
+import {FeedopsCommand} from '../src/cli/base-command.js'
+import {ExitCode} from '../src/errors.js'
+import type {AuditReport} from '../src/deploy/status.js'
+
+export default class Audit extends FeedopsCommand<AuditReport> {
+  static override description = `Show every deploy and rollback: one line per run from each host's audit.log and from the local log.
+
+Each line says when, where it was read (a host or local), who, what, the release, the result and the
+hosts' outcomes. Exit 1 when a host cannot be reached (its lines are missing).`
+
+  static override examples = ['<%= config.bin %> audit', '<%= config.bin %> audit --json']
+
+  static override flags = {
+    role: Flags.string({description: 'Hosts with this role (default: deploy.role, app).'}),
+  }
+
+  async run(): Promise<AuditReport> {
+    const {flags} = await this.parse(Audit)
+    const {openSession} = await import('../src/ssh/session.js')
+    const {deploySettings} = await import('../src/deploy/run.js')
+    const {readAudit} = await import('../src/deploy/status.js')
+    const {renderAudit} = await import('../src/deploy/render.js')
+    const loaded = this.loadConfig(flags)
+    const {hosts, pool} = await openSession(loaded.env, {role: flags.role ?? deploySettings(loaded.env).role})
+    try {
+      const report = await readAudit(loaded.env, hosts, pool)
+      if (!this.jsonEnabled()) {
+        process.stdout.write(renderAudit(report.entries))
+        for (const u of report.unreachable) process.stderr.write(`${u.host}: unreachable (${u.error})\n`)
+      }
+      if (report.unreachable.length > 0) this.setExitCode(ExitCode.failed)
+      return report
+    } finally {
+      pool.close()
+    }
+  }
+}

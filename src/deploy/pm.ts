@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+/**
+ * The process manager carried in every release, for hosts without systemd (the lab):
+ *
+ *   releases/<id>/node releases/<id>/pm.mjs start|stop|restart|status
+ *   releases/<id>/node releases/<id>/pm.mjs gate --url URL --release ID [--timeout S] [--stable MS]
+ *
+ * It runs the app of the release it sits in (its real path, never `current`), with shared/feedops.yml
+ * and the variables of shared/app.env (mode 0600), logging to shared/log/app.log; the pid file
+ * shared/app.pid records pid, start time and command line, so a reused pid is never signalled. stop sends
+ * SIGTERM (the app drains) and KILL after $FEEDOPS_STOP_TIMEOUT seconds (default 15). gate waits until the
+ * URL answers 200 reporting the release id, then checks the same process still does after --stable ms.
+ */
+import {spawn} from 'node:child_process'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {parseArgs} from 'node:util'
+
+import {isRunning, readProc, type ProcessIdentity} from '../lab/process.js'
+
+const release = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(release, '..', '..')
+const shared = path.join(root, 'shared')
+const pidFile = path.join(shared, 'app.pid')
+
+interface PidRecord extends ProcessIdentity {
+  release: string
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function readPid(): PidRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(pidFile, 'utf8')) as PidRecord
+  } catch {
+    return undefined
+  }
+}
+
+function running(): PidRecord | undefined {
+  const r = readPid()
+  return r && isRunning(r) ? r : undefined
+}
+
+/** KEY=VALUE lines (systemd's EnvironmentFile format, no quoting). */
+function envFile(file: string): Record<string, string> {
+  if (!existsSync(file)) return {}
+  const vars: Record<string, string> = {}
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim())
+    if (m) vars[m[1]!] = m[2]!
+  }
+  return vars
+}
+
+function manifest(): {id: string; fault?: string} {
+  return JSON.parse(readFileSync(path.join(release, 'manifest.json'), 'utf8')) as {id: string; fault?: string}
+}
+
+async function start(): Promise<void> {
+  const r = running()
+  if (r) {
+    process.stdout.write(`already running: pid ${r.pid} (${path.basename(r.release)})\n`)
+    return
+  }
+  mkdirSync(path.join(shared, 'log'), {recursive: true})
+  const log = openSync(path.join(shared, 'log', 'app.log'), 'a')
+  const app = path.join(release, 'app.mjs')
+  const child = spawn(path.join(release, 'node'), [app, '--config', path.join(shared, 'feedops.yml')], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    cwd: release,
+    env: {...process.env, ...envFile(path.join(shared, 'app.env'))},
+  })
+  closeSync(log)
+  const pid = child.pid
+  if (pid === undefined) throw new Error('the app did not start')
+  child.unref()
+  const rec: PidRecord = {pid, startTime: readProc(pid)?.startTime ?? 0, match: [app], release}
+  writeFileSync(`${pidFile}.tmp`, JSON.stringify(rec))
+  renameSync(`${pidFile}.tmp`, pidFile)
+  process.stdout.write(`started: pid ${pid} (${path.basename(release)})\n`)
+}
+
+async function stop(): Promise<void> {
+  const r = running()
+  if (!r) {
+    rmSync(pidFile, {force: true})
+    process.stdout.write('not running\n')
+    return
+  }
+  const bound = Number(process.env.FEEDOPS_STOP_TIMEOUT ?? 15) * 1000
+  process.kill(r.pid, 'SIGTERM')
+  const until = Date.now() + bound
+  while (isRunning(r) && Date.now() < until) await sleep(25)
+  if (isRunning(r)) {
+    process.kill(r.pid, 'SIGKILL')
+    while (isRunning(r)) await sleep(10)
+    process.stdout.write(`killed: pid ${r.pid} after ${bound} ms\n`)
+  } else {
+    process.stdout.write(`stopped: pid ${r.pid}\n`)
+  }
+  rmSync(pidFile, {force: true})
+}
+
+function status(): void {
+  const r = running()
+  process.stdout.write(`${JSON.stringify(r ? {running: true, pid: r.pid, release: path.basename(r.release)} : {running: false})}\n`)
+}
+
+interface Answer {
+  status: number
+  release?: string
+  pid?: number
+  error?: string
+}
+
+async function probe(url: string): Promise<Answer> {
+  try {
+    const res = await fetch(url, {signal: AbortSignal.timeout(1000)})
+    const body = (await res.json().catch(() => ({}))) as {release?: string; pid?: number}
+    return {status: res.status, ...(body.release ? {release: body.release} : {}), ...(body.pid ? {pid: body.pid} : {})}
+  } catch (err) {
+    return {status: 0, error: (err as Error).cause ? String(((err as Error).cause as Error).message) : (err as Error).message}
+  }
+}
+
+async function gate(args: string[]): Promise<number> {
+  const {values} = parseArgs({args, options: {url: {type: 'string'}, release: {type: 'string'}, timeout: {type: 'string'}, stable: {type: 'string'}}})
+  const url = values.url!
+  const want = values.release!
+  const until = Date.now() + Number(values.timeout ?? 30) * 1000
+  const started = Date.now()
+  const good = (a: Answer) => a.status === 200 && a.release === want
+  let last: Answer = {status: 0, error: 'not asked yet'}
+  while (Date.now() < until) {
+    last = await probe(url)
+    if (good(last)) {
+      await sleep(Number(values.stable ?? 1000))
+      const again = await probe(url)
+      if (good(again) && again.pid === last.pid) {
+        process.stdout.write(`${JSON.stringify({ok: true, ms: Date.now() - started, pid: again.pid})}\n`)
+        return 0
+      }
+      last = again
+      break
+    }
+    await sleep(100)
+  }
+  const seen = last.status === 0 ? `no answer (${last.error})` : `${last.status}${last.release ? ` from release ${last.release}` : ''}`
+  process.stdout.write(`${JSON.stringify({ok: false, ms: Date.now() - started, last})}\n`)
+  process.stderr.write(`${url} did not report release ${want} with 200: last answer ${seen}\n`)
+  return 1
+}
+
+async function main(): Promise<number> {
+  const [cmd, ...rest] = process.argv.slice(2)
+  switch (cmd) {
+    case 'start':
+      await start()
+      return 0
+    case 'stop':
+      await stop()
+      return 0
+    case 'restart':
+      // Test-only fault: a restart that leaves the old process running (the gate must catch it).
+      if (manifest().fault !== 'keep-old') await stop()
+      await start()
+      return 0
+    case 'status':
+      status()
+      return 0
+    case 'gate':
+      return gate(rest)
+    default:
+      process.stderr.write('Usage: pm.mjs start|stop|restart|status|gate --url URL --release ID [--timeout S] [--stable MS]\n')
+      return 2
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`pm: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  },
+)

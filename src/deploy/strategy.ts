@@ -1,0 +1,144 @@
+import {UserError} from '../errors.js'
+
+/**
+ * The rolling strategy, as plain code with no SSH in it: batch ramps (`1,25%,50%`, the last size
+ * repeating, as Ansible's `serial`), the max-fail bound, and the driver that switches batch after
+ * batch, switches a failed host back at once, and past max-fail rolls back every host it switched.
+ * What "switch" and "switch back" do on a host is passed in, so tests drive it with plain functions.
+ */
+
+export type BatchSize = {count: number} | {percent: number}
+export type MaxFail = {count: number} | {percent: number}
+
+function parseSize(text: string, flag: string, allowZero: boolean): BatchSize {
+  const t = text.trim()
+  const m = /^(\d+)(%?)$/.exec(t)
+  const n = m ? Number(m[1]) : NaN
+  const ok = m !== null && (m[2] ? n >= (allowZero ? 0 : 1) && n <= 100 : n >= (allowZero ? 0 : 1))
+  if (!ok) {
+    throw new UserError(`${flag} has "${t}", which is not a host count or a percentage${allowZero ? '' : ' above 0'}.`, {
+      fix: `Use whole numbers or percentages, e.g. ${flag} ${allowZero ? '1 or 10%' : '1,25%,50%'}.`,
+    })
+  }
+  return m![2] ? {percent: n} : {count: n}
+}
+
+/** `1,25%,50%` → sizes; bad input is a UserError naming the flag. */
+export function parseBatchSpec(spec: string, flag = '--batch'): BatchSize[] {
+  const parts = spec.split(',')
+  if (parts.every((p) => p.trim() === '')) throw new UserError(`${flag} is empty.`, {fix: `Give batch sizes, e.g. ${flag} 1,25%,50%.`})
+  return parts.map((p) => parseSize(p, flag, false))
+}
+
+export function parseMaxFail(text: string, flag = '--max-fail'): MaxFail {
+  return parseSize(text, flag, true)
+}
+
+function sizeOf(size: BatchSize, total: number): number {
+  return 'count' in size ? size.count : Math.max(1, Math.ceil((size.percent * total) / 100))
+}
+
+/** Splits hosts (in order) into batches; the last size repeats until every host has a batch. */
+export function planBatches<T>(hosts: readonly T[], sizes: readonly BatchSize[]): T[][] {
+  const batches: T[][] = []
+  let i = 0
+  let step = 0
+  while (i < hosts.length) {
+    const n = sizeOf(sizes[Math.min(step, sizes.length - 1)]!, hosts.length)
+    batches.push(hosts.slice(i, i + n))
+    i += n
+    step++
+  }
+  return batches
+}
+
+/** How many failed hosts are tolerated out of `total`. */
+export function maxFailCount(mf: MaxFail, total: number): number {
+  return 'count' in mf ? mf.count : Math.floor((mf.percent * total) / 100)
+}
+
+/** Where a host ended up. */
+export type HostOutcome =
+  | 'updated' // runs the new release, passed its gate
+  | 'failed' // failed its gate (or a step) and was switched back to what it ran before
+  | 'rolled-back' // was updated, then rolled back because the deploy stopped
+  | 'revert-failed' // failed, and switching it back failed too: needs a person
+  | 'not-started' // the deploy stopped before this host's batch
+  | 'interrupted' // Ctrl-C while it was in flight: it was switched back
+
+export interface SwitchResult {
+  ok: boolean
+  /** The host was interrupted between steps (it must be switched back). */
+  interrupted?: boolean
+  error?: string
+}
+
+export interface RollingHooks<H> {
+  /** Switches the host to the new release and gates it; must not throw. */
+  switchHost(host: H, shouldStop: () => boolean): Promise<SwitchResult>
+  /** Switches the host back to what it ran before and gates that; must not throw. */
+  switchBack(host: H, why: 'failed' | 'rollback' | 'interrupted'): Promise<SwitchResult>
+  onBatch?(index: number, hosts: readonly H[]): void
+}
+
+export interface RollingResult<H> {
+  outcomes: Map<H, {outcome: HostOutcome; error?: string}>
+  /** Why the deploy stopped early, if it did. */
+  stopped: 'max-fail' | 'interrupted' | null
+  failed: number
+}
+
+/**
+ * Runs the batches in order. Within a batch every host switches at once; a host that fails is switched
+ * back at once. After a batch with more failures than `maxFail`, every updated host is rolled back and
+ * the remaining batches never start. An aborted signal starts no new batch or host; hosts in flight
+ * finish their step and are switched back.
+ */
+export async function rollOut<H>(batches: readonly (readonly H[])[], maxFail: number, hooks: RollingHooks<H>, signal?: AbortSignal): Promise<RollingResult<H>> {
+  const outcomes = new Map<H, {outcome: HostOutcome; error?: string}>()
+  for (const h of batches.flat()) outcomes.set(h, {outcome: 'not-started'})
+  let failed = 0
+  let stopped: RollingResult<H>['stopped'] = null
+  const shouldStop = () => signal?.aborted === true
+
+  for (const [index, batch] of batches.entries()) {
+    if (shouldStop()) {
+      stopped = 'interrupted'
+      break
+    }
+    hooks.onBatch?.(index, batch)
+    await Promise.all(
+      batch.map(async (host) => {
+        const r = await hooks.switchHost(host, shouldStop)
+        if (r.ok) {
+          outcomes.set(host, {outcome: 'updated'})
+          return
+        }
+        const why = r.interrupted ? 'interrupted' : 'failed'
+        if (why === 'failed') failed++
+        const back = await hooks.switchBack(host, why)
+        const error = [r.error, back.ok ? undefined : `switching back: ${back.error ?? 'failed'}`].filter(Boolean).join('; ')
+        outcomes.set(host, {outcome: back.ok ? why : 'revert-failed', ...(error ? {error} : {})})
+      }),
+    )
+    if (failed > maxFail) {
+      stopped = 'max-fail'
+      break
+    }
+    if (shouldStop()) {
+      stopped = 'interrupted'
+      break
+    }
+  }
+
+  if (stopped === 'max-fail') {
+    const updated = [...outcomes].filter(([, o]) => o.outcome === 'updated').map(([h]) => h)
+    await Promise.all(
+      updated.map(async (host) => {
+        const back = await hooks.switchBack(host, 'rollback')
+        outcomes.set(host, back.ok ? {outcome: 'rolled-back'} : {outcome: 'revert-failed', error: `rolling back: ${back.error ?? 'failed'}`})
+      }),
+    )
+  }
+  return {outcomes, stopped, failed}
+}

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import {describeHolder, isStale, parseAcquire, parseReadLock} from '../../src/deploy/lock.js'
+import {FAULTS, releaseId} from '../../src/deploy/bundle.js'
+import {integrityToHex} from '../../src/deploy/runtime.js'
+import * as steps from '../../src/deploy/steps.js'
+import {commandLine} from '../../src/ssh/command.js'
+
+const l = steps.hostLayout('/srv/feed')
+
+describe('deploy steps as data', () => {
+  it('switches current by renaming a new link over the old one', () => {
+    const step = steps.switchStep(l, '20261201T075501Z-ab12cd3')
+    assert.deepEqual(step.argv!.slice(4), ['/srv/feed', '20261201T075501Z-ab12cd3'])
+    assert.match(step.argv![2]!, /ln -sfn "releases\/\$2" current\.new && mv -Tf current\.new current/)
+    assert.doesNotMatch(step.argv![2]!, /rm /)
+  })
+
+  it('passes values as arguments, never spliced into the script', () => {
+    const evil = "x'; rm -rf / #"
+    const step = steps.markBadStep(l, 'r1', evil)
+    assert.deepEqual(step.argv!.slice(4), ['/srv/feed/releases/r1', evil])
+    assert.ok(!step.argv![2]!.includes(evil))
+    // The runner quotes every word: the value reaches the remote shell as one argument.
+    assert.ok(commandLine(step).endsWith(` "x'; rm -rf / #"`), commandLine(step))
+  })
+
+  it('restarts with the release real path exported, in the layout root', () => {
+    const step = steps.restartStep(l, 'r2', 'sudo -n systemctl restart feed', 15)
+    assert.equal(step.script, 'sudo -n systemctl restart feed')
+    assert.equal(step.cwd, '/srv/feed')
+    assert.equal(step.env!.FEEDOPS_RELEASE, '/srv/feed/releases/r2')
+  })
+
+  it('reads a probe', () => {
+    const p = steps.parseProbe('root=/h/feed\nfree_kb=1024\nruntime=yes\ncurrent=releases/b\nreleases= a b c\nbad= c\n')
+    assert.deepEqual(p, {root: '/h/feed', freeKb: 1024, hasRuntime: true, current: 'b', releases: ['a', 'b', 'c'], bad: ['c']})
+    assert.equal(steps.parseProbe('root=/h/feed\nfree_kb=1\nruntime=no\ncurrent=\nreleases=\nbad=\n').current, null)
+  })
+
+  it('keeps the newest N releases, the running one and the one before it', () => {
+    const present = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']
+    assert.deepEqual(steps.releasesToRemove(present, 3, 'r7', 'r6'), ['r4', 'r3', 'r2', 'r1'])
+    // After a rollback the host runs an old release: it and the one before stay.
+    assert.deepEqual(steps.releasesToRemove(present, 3, 'r2', 'r1'), ['r4', 'r3'])
+    assert.deepEqual(steps.releasesToRemove(['r1'], 3, 'r1', null), [])
+  })
+})
+
+describe('deploy lock answers', () => {
+  it('acquired, held (with owner and heartbeat age) and broken', () => {
+    assert.deepEqual(parseAcquire('acquired\n'), {state: 'acquired'})
+    const held = parseAcquire('held 7 {"owner":"ann@box","pid":42,"release":"r9","action":"deploy","message":"fix","token":"secret"}\n')
+    assert.equal(held.state, 'held')
+    if (held.state !== 'held') return
+    assert.equal(held.holder.heartbeatAgeS, 7)
+    assert.equal(held.holder.owner.token, undefined)
+    assert.match(describeHolder(held.holder), /ann@box \(pid 42\), deploying r9: "fix"; last heartbeat 7 s ago/)
+    assert.equal(isStale(held.holder, 30), false)
+    const broke = parseAcquire('held 99 {"owner":"bob@x"}\nbroken\n')
+    assert.equal(broke.state, 'acquired')
+    assert.equal(broke.state === 'acquired' && broke.broke?.owner.owner, 'bob@x')
+    assert.equal(parseReadLock('free\n'), null)
+    assert.equal(parseReadLock('held 3 garbage')?.heartbeatAgeS, 3)
+  })
+})
+
+describe('release ids and the runtime integrity', () => {
+  it('UTC time to the second and the short revision', () => {
+    assert.equal(releaseId(new Date('2026-12-01T07:55:01.123Z'), 'ab12cd3ef'), '20261201T075501Z-ab12cd3')
+    assert.deepEqual([...FAULTS], ['unready', 'crash', 'keep-old'])
+  })
+  it("turns npm's sha512 integrity into the hex sha512sum checks", () => {
+    assert.equal(integrityToHex('sha512-' + Buffer.alloc(64, 1).toString('base64')), '01'.repeat(64))
+    assert.throws(() => integrityToHex('sha1-abc'))
+  })
+})

@@ -1,6 +1,5 @@
-import {Flags} from '@oclif/core'
-
 import {FeedopsCommand} from '../src/cli/base-command.js'
+import {hostSelection, selectionFlags} from '../src/cli/host-flags.js'
 import {loadInventory, selectHosts, type Host} from '../src/inventory/index.js'
 import {hostsTable} from '../src/inventory/render.js'
 
@@ -15,16 +14,13 @@ export default class Hosts extends FeedopsCommand<Host[]> {
     '<%= config.bin %> hosts --env prod --role db',
   ]
 
-  static override flags = {
-    role: Flags.string({char: 'r', description: 'Only hosts with this role.'}),
-    hosts: Flags.string({char: 'H', description: 'Only these hosts (comma-separated names or addresses).'}),
-  }
+  static override flags = selectionFlags
 
   async run(): Promise<Host[]> {
     const {flags} = await this.parse(Hosts)
+    const selection = hostSelection(flags)
     const {env} = this.loadConfig(flags)
-    const names = flags.hosts?.split(',').map((s) => s.trim()).filter((s) => s !== '')
-    const hosts = selectHosts(await loadInventory(env), {role: flags.role, hosts: names})
+    const hosts = selectHosts(await loadInventory(env), selection)
     this.log(hostsTable(hosts))
     this.log(`${hosts.length} host${hosts.length === 1 ? '' : 's'}`)
     return hosts

@@ -1,6 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../src/cli/base-command.js'
+import {hostFlags, roleFlag} from '../src/cli/host-flags.js'
+import {withHostSession} from '../src/cli/host-session.js'
+import {itemProgress, progressMode} from '../src/cli/progress.js'
 import {textTable} from '../src/cli/text-table.js'
 import {ExitCode, UserError} from '../src/errors.js'
 import type {Playbook} from '../src/playbook/define.js'
@@ -31,12 +34,8 @@ Exit code 1 when any host failed a step or could not be reached.`
 
   static override flags = {
     list: Flags.boolean({description: 'List the playbooks and exit.'}),
-    role: Flags.string({description: 'Only hosts with this role (default: the roles the playbook names).', exclusive: ['hosts']}),
-    hosts: Flags.string({description: 'Only these hosts (names or addresses, comma-separated).'}),
-    concurrency: Flags.string({description: 'Hosts worked on at once, 1..1024 (default: ssh.concurrency).'}),
-    timeout: Flags.string({description: 'Kill any one command after S seconds (default: ssh.commandTimeout; 0 = none).'}),
-    'connect-timeout': Flags.string({description: 'Give up connecting to a host after S seconds (default: ssh.connectTimeout).'}),
-    'accept-new': Flags.boolean({description: 'Record the key of a host not yet in known_hosts instead of refusing it.'}),
+    ...hostFlags,
+    role: roleFlag('Only hosts with this role (default: the roles the playbook names).'),
   }
 
   async run(): Promise<PlayResult> {
@@ -47,55 +46,44 @@ Exit code 1 when any host failed a step or could not be reached.`
       throw new UserError('Which playbook?', {fix: `Name one: ${playbooks.map((p) => p.name).join(', ')} (see \`feedops play --list\`).`})
     }
     const {findPlaybook, playbookHosts, runPlaybook} = await import('../src/playbook/run.js')
-    const {openSession, trapInterrupts, formatDuration, parseIntegerOption, splitList} = await import('../src/ssh/index.js')
+    const {formatDuration} = await import('../src/ssh/index.js')
     const playbook = findPlaybook(playbooks, args.name)
-    const concurrency = parseIntegerOption(flags.concurrency, '--concurrency', {min: 1, max: 1024})
-    const timeout = parseIntegerOption(flags.timeout, '--timeout', {min: 0})
-    const connectTimeout = parseIntegerOption(flags['connect-timeout'], '--connect-timeout', {min: 1})
     const loaded = this.loadConfig(flags)
-    const {hostProgress} = await import('../src/cli/progress.js')
-
-    const selection = {...(flags.role ? {role: flags.role} : {}), ...(flags.hosts ? {hosts: splitList(flags.hosts)} : {})}
-    const {hosts, pool} = await openSession(loaded.env, {
-      ...selection,
-      acceptNew: flags['accept-new'],
-      ...(connectTimeout !== undefined ? {connectTimeout} : {}),
-      defaultSelection: (all) => playbookHosts(playbook, all, {}),
-    })
-
-    const progress = await hostProgress(
-      hosts.map((h) => h.name),
-      {enabled: this.interactive},
-    )
+    const json = this.jsonEnabled()
     const steps = playbook.steps.length
-    const trap = trapInterrupts((sig) => {
-      if (!this.jsonEnabled()) process.stderr.write(`\n${sig === 'SIGINT' ? 'Interrupted' : 'Terminated'}: closing every connection (again to quit at once)\n`)
-      pool.close({abort: true})
-    })
-    let run: PlaybookRunResult
-    try {
-      run = await runPlaybook(playbook, hosts, {
-        pool,
-        config: loaded.env,
-        concurrency: concurrency ?? loaded.env.ssh.concurrency,
-        timeoutMs: (timeout ?? loaded.env.ssh.commandTimeout) * 1000,
-        signal: trap.signal,
-        onEvent: (e) => {
-          const name = e.host.name
-          if (e.type === 'connecting') progress.update(name, 'connecting')
-          else if (e.type === 'step') progress.update(name, `[${e.index + 1}/${steps}] ${e.title}`)
-          else if (e.type === 'progress') progress.update(name, e.text)
-          else progress.done(name, e.result.ok, e.result.ok ? `done in ${formatDuration(e.result.durationMs)}` : (e.result.error ?? e.result.status))
-        },
-      })
-    } finally {
-      trap.dispose()
-      pool.close()
-      await progress.finish()
-    }
 
-    const result = {...run, interrupted: trap.received ?? null}
-    if (!this.jsonEnabled()) {
+    const {value: run, interrupted} = await withHostSession(
+      loaded.env,
+      flags,
+      {quiet: json, defaultSelection: (all) => playbookHosts(playbook, all, {})},
+      async ({hosts, pool, signal, concurrency, timeoutMs}) => {
+        const progress = await itemProgress(
+          hosts.map((h) => h.name),
+          {mode: progressMode(json)},
+        )
+        try {
+          return await runPlaybook(playbook, hosts, {
+            pool,
+            config: loaded.env,
+            concurrency,
+            timeoutMs,
+            signal,
+            onEvent: (e) => {
+              const name = e.host.name
+              if (e.type === 'connecting') progress.update(name, 'connecting')
+              else if (e.type === 'step') progress.update(name, `[${e.index + 1}/${steps}] ${e.title}`)
+              else if (e.type === 'progress') progress.update(name, e.text)
+              else progress.done(name, e.result.ok, e.result.ok ? `done in ${formatDuration(e.result.durationMs)}` : (e.result.error ?? e.result.status))
+            },
+          })
+        } finally {
+          await progress.finish()
+        }
+      },
+    )
+
+    const result = {...run, interrupted}
+    if (!json) {
       this.render(playbook, run.results)
       const s = run.summary
       const parts = [`${s.ok} ok`, `${s.failed} failed`, ...(s.interrupted > 0 ? [`${s.interrupted} interrupted`] : [])]
@@ -103,7 +91,7 @@ Exit code 1 when any host failed a step or could not be reached.`
         `${playbook.name}: ${parts.join(', ')} (${s.hosts} host${s.hosts === 1 ? '' : 's'}) in ${formatDuration(run.durationMs)}, ${run.connections.connections} connection${run.connections.connections === 1 ? '' : 's'}\n`,
       )
     }
-    if (trap.received) process.exitCode = 130
+    if (interrupted) this.setExitCode(ExitCode.interrupted)
     else if (run.summary.failed > 0) this.setExitCode(ExitCode.failed)
     return result
   }

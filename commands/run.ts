@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../src/cli/base-command.js'
+import {hostFlags} from '../src/cli/host-flags.js'
+import {withHostSession} from '../src/cli/host-session.js'
 import {ExitCode, UserError} from '../src/errors.js'
 import type {Host} from '../src/inventory/host.js'
 import type {HostResult, PoolStats, RunSummary} from '../src/ssh/index.js'
@@ -35,12 +37,7 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
   static override usage = 'run [--role ROLE | --hosts A,B] [--concurrency N] [--timeout S] -- COMMAND...'
 
   static override flags = {
-    role: Flags.string({description: 'Only hosts with this role.', exclusive: ['hosts']}),
-    hosts: Flags.string({description: 'Only these hosts (names or addresses, comma-separated).'}),
-    concurrency: Flags.string({description: 'Hosts worked on at once, 1..1024 (default: ssh.concurrency).'}),
-    timeout: Flags.string({description: 'Kill the command on a host after S seconds (default: ssh.commandTimeout; 0 = none).'}),
-    'connect-timeout': Flags.string({description: 'Give up connecting to a host after S seconds (default: ssh.connectTimeout).'}),
-    'accept-new': Flags.boolean({description: 'Record the key of a host not yet in known_hosts instead of refusing it (a changed key is always refused).'}),
+    ...hostFlags,
     group: Flags.boolean({description: "Print each host's output in one block when it finishes, instead of line by line."}),
   }
 
@@ -50,20 +47,9 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
     if (command === '') {
       throw new UserError('No command to run.', {fix: 'Put the command after `--`, e.g. `feedops run -- uptime`.'})
     }
-    const ssh = await import('../src/ssh/index.js')
-    const {openSession, runCommand, trapInterrupts, PrefixedLines, formatRunSummary, summarize, formatDuration, parseIntegerOption, splitList} = ssh
-    const concurrency = parseIntegerOption(flags.concurrency, '--concurrency', {min: 1, max: 1024})
-    const timeout = parseIntegerOption(flags.timeout, '--timeout', {min: 0})
-    const connectTimeout = parseIntegerOption(flags['connect-timeout'], '--connect-timeout', {min: 1})
+    const {runCommand, PrefixedLines, formatRunSummary, summarize, formatDuration} = await import('../src/ssh/index.js')
     const loaded = this.loadConfig(flags)
     const started = performance.now()
-    const {hosts, pool} = await openSession(loaded.env, {
-      ...(flags.role ? {role: flags.role} : {}),
-      ...(flags.hosts ? {hosts: splitList(flags.hosts)} : {}),
-      acceptNew: flags['accept-new'],
-      ...(connectTimeout !== undefined ? {connectTimeout} : {}),
-    })
-
     const json = this.jsonEnabled()
     const streaming = !json && !flags.group
     const lines = new Map<string, {out: InstanceType<typeof PrefixedLines>; err: InstanceType<typeof PrefixedLines>}>()
@@ -77,17 +63,12 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
       return l
     }
 
-    const trap = trapInterrupts((sig) => {
-      if (!json) process.stderr.write(`\n${sig === 'SIGINT' ? 'Interrupted' : 'Terminated'}: closing every connection (again to quit at once)\n`)
-      pool.close({abort: true})
-    })
-    let results: HostResult[]
-    try {
-      results = await runCommand(hosts, command, {
+    const {value: ran, interrupted} = await withHostSession(loaded.env, flags, {quiet: json}, async ({hosts, pool, signal, concurrency, timeoutMs}) => {
+      const results = await runCommand(hosts, command, {
         pool,
-        concurrency: concurrency ?? loaded.env.ssh.concurrency,
-        timeoutMs: (timeout ?? loaded.env.ssh.commandTimeout) * 1000,
-        signal: trap.signal,
+        concurrency,
+        timeoutMs,
+        signal,
         ...(streaming ? {onOutput: (host, stream, chunk) => (stream === 'stdout' ? linesFor(host).out : linesFor(host).err).push(chunk)} : {}),
         onResult: (r) => {
           if (streaming) {
@@ -99,22 +80,20 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
           }
         },
       })
-    } finally {
-      trap.dispose()
-      pool.close()
-    }
+      return {results, connections: {...pool.stats}}
+    })
 
     const durationMs = Math.round(performance.now() - started)
     const result: RunResult = {
       command,
-      results,
-      summary: summarize(results),
-      connections: {...pool.stats},
+      results: ran.results,
+      summary: summarize(ran.results),
+      connections: ran.connections,
       durationMs,
-      interrupted: trap.received ?? null,
+      interrupted,
     }
-    if (!json) process.stderr.write(`\n${formatRunSummary(results, durationMs)}`)
-    if (trap.received) process.exitCode = 130
+    if (!json) process.stderr.write(`\n${formatRunSummary(ran.results, durationMs)}`)
+    if (interrupted) this.setExitCode(ExitCode.interrupted)
     else if (result.summary.failed > 0) this.setExitCode(ExitCode.failed)
     return result
   }

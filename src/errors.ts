@@ -2,9 +2,10 @@
  * One error class for everything the user must fix. Anything else that escapes a command is a bug
  * and is shown with its stack trace.
  *
- * Exit codes: 0 ok, 1 failure on some hosts/shards (or a bug), 2 bad input/config, 3 lock held / nothing done.
+ * Exit codes: 0 ok, 1 failure on some hosts/shards (or a bug), 2 bad input/config, 3 lock held / nothing done,
+ * 130 interrupted (Ctrl-C or SIGTERM; the shell's 128 + SIGINT).
  */
-export const ExitCode = {ok: 0, failed: 1, badInput: 2, nothingDone: 3} as const
+export const ExitCode = {ok: 0, failed: 1, badInput: 2, nothingDone: 3, interrupted: 130} as const
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
 
 export class UserError extends Error {

@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {itemProgress, progressMode} from '../../src/cli/progress.js'
 import {defaultLabDir} from '../../src/config/load.js'
 import {ExitCode} from '../../src/errors.js'
 import {labUp, type LabStatus} from '../../src/lab/index.js'
-import {stepProgress} from '../../src/lab/progress.js'
 import {labStatusTable, labSummary} from '../../src/lab/render.js'
 
 export default class LabUp extends FeedopsCommand<LabStatus> {
@@ -38,8 +38,7 @@ Idempotent: processes that run are kept, dead or missing ones are started, and a
 
   async run(): Promise<LabStatus> {
     const {flags} = await this.parse(LabUp)
-    const mode = this.jsonEnabled() ? 'off' : this.interactive ? 'tty' : 'plain'
-    const progress = await stepProgress('Bringing up the lab', mode)
+    const progress = await itemProgress(['lab'], {mode: progressMode(this.jsonEnabled())})
     let status: LabStatus
     try {
       status = await labUp(
@@ -55,13 +54,15 @@ Idempotent: processes that run are kept, dead or missing ones are started, and a
           cloud: flags.cloud,
           pgbouncer: flags.pgbouncer,
         },
-        (msg) => progress.step(msg),
+        (msg) => progress.update('lab', msg),
       )
     } catch (err) {
-      await progress.finish(false)
+      progress.done('lab', false) // the error itself is printed once, by the command
+      await progress.finish()
       throw err
     }
-    await progress.finish(true)
+    progress.done('lab', true, 'up')
+    await progress.finish()
     this.log(labStatusTable(status))
     this.log(labSummary(status))
     if (status.configFile) this.log(`Config: ${status.configFile}`)

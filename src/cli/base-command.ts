@@ -49,8 +49,9 @@ export abstract class FeedopsCommand<T> extends Command {
       return await super.parse(options, argv)
     } catch (err) {
       if (isUserError(err) || isParseError(err) || !(err instanceof Error)) throw err
+      const range = integerRangeError(err.message, options?.flags)
       // "Parsing --shard \n\tExpected an integer…\nSee more help with --help" → one sentence.
-      const sentence = err.message.replace(/\s*\n\s*See more help with --help\s*$/, '').replace(/\s*\n\s*/g, ': ').trim()
+      const sentence = range ?? err.message.replace(/\s*\n\s*See more help with --help\s*$/, '').replace(/\s*\n\s*/g, ': ').trim()
       throw new UserError(/[.!?]$/.test(sentence) ? sentence : `${sentence}.`, {
         fix: `See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`,
         cause: err,
@@ -87,6 +88,23 @@ export abstract class FeedopsCommand<T> extends Command {
 type ParsedOutput = {[name: string]: any}
 
 export type FlagsOf<C extends typeof Command> = Interfaces.InferredFlags<(typeof FeedopsCommand)['baseFlags'] & C['flags']>
+
+/**
+ * oclif's message for an integer flag out of its `Flags.integer({min, max})` range, as one sentence that
+ * states the whole range: `--concurrency must be between 1 and 1024; got "0".`
+ */
+function integerRangeError(message: string, flags: Record<string, unknown> | undefined): string | undefined {
+  const m = /^Parsing --([\w-]+)\s+Expected an integer (?:greater|less) than or equal to -?\d+ but received: (.*)$/m.exec(message)
+  const flag = m ? (flags?.[m[1]!] as {min?: number; max?: number} | undefined) : undefined
+  if (!m || !flag) return undefined
+  const want =
+    flag.min !== undefined && flag.max !== undefined
+      ? `between ${flag.min} and ${flag.max}`
+      : flag.min !== undefined
+        ? `a whole number of at least ${flag.min}`
+        : `a whole number of at most ${flag.max}`
+  return `--${m[1]} must be ${want}; got "${m[2]!.trim()}".`
+}
 
 /** oclif's parser errors (CLIParseError and subclasses) carry a `parse` property. */
 function isParseError(err: unknown): boolean {

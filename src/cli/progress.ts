@@ -1,50 +1,114 @@
 /**
- * Per-host progress on stderr with listr2, shared by commands that work on many hosts. The work itself
- * runs elsewhere (the SSH runner); this only draws it: one line per host whose title follows what the
- * host is doing, ticked or crossed when it is done. listr2 is loaded only when progress is drawn, never
- * installs signal handlers (the command owns Ctrl-C and exit codes) and never stops on a failed host.
+ * Progress on stderr for a list of items (hosts, servers, shards), each going through steps. The work
+ * runs elsewhere; this only draws it and collects what failed: one line per item whose text follows
+ * what the item is doing, ticked or crossed when it is done.
+ *
+ * - 'tty': listr2, loaded only then, with its own signal handlers off (the command owns Ctrl-C and exit
+ *   codes) and never stopping on a failed item;
+ * - 'plain': one "item: text" line per change, for logs and cron (stderr is not a terminal);
+ * - 'off': nothing (--json). stdout is never written to.
  */
-export interface HostProgress {
-  /** What a host is doing now. */
-  update(host: string, text: string): void
-  /** The host is done; a failed host's text is shown as its error. */
-  done(host: string, ok: boolean, text?: string): void
-  /** Waits for the display to finish drawing (call after every host is done). */
-  finish(): Promise<void>
+export type ProgressMode = 'tty' | 'plain' | 'off'
+
+/** 'off' with --json, listr2 when stderr is a terminal, plain lines otherwise. */
+export function progressMode(json: boolean, stream: {isTTY?: boolean} = process.stderr): ProgressMode {
+  if (json) return 'off'
+  return stream.isTTY ? 'tty' : 'plain'
 }
 
-const noop: HostProgress = {update() {}, done() {}, finish: async () => {}}
+export interface ItemError {
+  item: string
+  error: string
+}
+
+export interface ItemProgress {
+  /** What an item is doing now. */
+  update(item: string, text: string): void
+  /** The item is done; a failed item's text is its error. */
+  done(item: string, ok: boolean, text?: string): void
+  /**
+   * Waits for the display to finish drawing (call once, after the work). An item never marked done
+   * counts as interrupted. Returns the items that failed, in item order.
+   */
+  finish(): Promise<ItemError[]>
+}
+
+export interface ItemProgressOptions {
+  mode: ProgressMode
+}
 
 interface Slot {
+  text: string
+  result?: {ok: boolean; text: string | undefined}
   title?: (t: string) => void
   settle?: (err?: Error) => void
-  pending?: {text: string}
-  result?: {ok: boolean; text: string | undefined}
 }
 
-export async function hostProgress(hosts: readonly string[], opts: {enabled: boolean}): Promise<HostProgress> {
-  if (!opts.enabled || hosts.length === 0) return noop
-  const {Listr, ListrLogger, ProcessOutput} = await import('listr2')
-  const slots = new Map<string, Slot>(hosts.map((h) => [h, {}]))
-  const label = (host: string, text: string) => `${host}: ${text}`
+export async function itemProgress(items: readonly string[], opts: ItemProgressOptions): Promise<ItemProgress> {
+  const slots = new Map<string, Slot>(items.map((item) => [item, {text: 'waiting'}]))
+  const label = (item: string, text: string) => `${item}: ${text}`
+  const draw = await drawer(opts.mode, items, slots, label)
 
-  const settle = (host: string, slot: Slot) => {
-    if (!slot.result || !slot.settle) return
-    const {ok, text} = slot.result
-    if (text) slot.title?.(label(host, ok ? text : 'failed'))
-    slot.settle(ok ? undefined : new Error(text ?? 'failed'))
+  return {
+    update(item, text) {
+      const slot = slots.get(item)
+      if (!slot || slot.result || slot.text === text) return
+      slot.text = text
+      draw.update(item, slot)
+    },
+    done(item, ok, text) {
+      const slot = slots.get(item)
+      if (!slot || slot.result) return
+      slot.result = {ok, text}
+      draw.done(item, slot)
+    },
+    async finish() {
+      for (const [item, slot] of slots) {
+        if (!slot.result) {
+          slot.result = {ok: false, text: 'interrupted'}
+          draw.done(item, slot)
+        }
+      }
+      await draw.finished
+      return [...slots].filter(([, s]) => !s.result!.ok).map(([item, s]) => ({item, error: s.result!.text ?? 'failed'}))
+    },
+  }
+}
+
+interface Drawer {
+  update(item: string, slot: Slot): void
+  done(item: string, slot: Slot): void
+  finished: Promise<void>
+}
+
+async function drawer(mode: ProgressMode, items: readonly string[], slots: Map<string, Slot>, label: (item: string, text: string) => string): Promise<Drawer> {
+  if (mode === 'off' || items.length === 0) return {update() {}, done() {}, finished: Promise.resolve()}
+  if (mode === 'plain') {
+    const line = (item: string, text: string) => process.stderr.write(`${label(item, text)}\n`)
+    return {
+      update: (item, slot) => line(item, slot.text),
+      done: (item, slot) => line(item, slot.result!.ok ? (slot.result!.text ?? 'done') : slot.result!.text ? `failed: ${slot.result!.text}` : 'failed'),
+      finished: Promise.resolve(),
+    }
   }
 
+  const {Listr, ListrLogger, ProcessOutput} = await import('listr2')
+  const settle = (item: string, slot: Slot) => {
+    if (!slot.result || !slot.settle) return
+    const {ok, text} = slot.result
+    if (text) slot.title?.(label(item, ok ? text : 'failed'))
+    slot.settle(ok ? undefined : new Error(text ?? 'failed'))
+  }
   const list = new Listr(
-    hosts.map((host) => ({
-      title: label(host, 'waiting'),
+    items.map((item) => ({
+      title: label(item, 'waiting'),
       task: (_ctx: unknown, task: {title: string}) =>
         new Promise<void>((resolve, reject) => {
-          const slot = slots.get(host)!
+          const slot = slots.get(item)!
           slot.title = (t) => (task.title = t)
           slot.settle = (err) => (err ? reject(err) : resolve())
-          if (slot.pending) slot.title(label(host, slot.pending.text))
-          settle(host, slot)
+          slot.title(label(item, slot.text))
+          settle(item, slot)
         }),
     })),
     {
@@ -57,29 +121,13 @@ export async function hostProgress(hosts: readonly string[], opts: {enabled: boo
       },
     },
   )
-  const running = list.run().catch(() => {})
-
+  const finished = list.run().then(
+    () => undefined,
+    () => undefined,
+  )
   return {
-    update(host, text) {
-      const slot = slots.get(host)
-      if (!slot || slot.result) return
-      if (slot.title) slot.title(label(host, text))
-      else slot.pending = {text}
-    },
-    done(host, ok, text) {
-      const slot = slots.get(host)
-      if (!slot || slot.result) return
-      slot.result = {ok, text}
-      settle(host, slot)
-    },
-    async finish() {
-      for (const [host, slot] of slots) {
-        if (!slot.result) {
-          slot.result = {ok: false, text: 'interrupted'}
-          settle(host, slot)
-        }
-      }
-      await running
-    },
+    update: (item, slot) => slot.title?.(label(item, slot.text)),
+    done: (item, slot) => settle(item, slot),
+    finished,
   }
 }

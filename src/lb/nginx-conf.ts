@@ -3,22 +3,22 @@ import path from 'node:path'
 /**
  * An NGINX node's configuration, rendered in one place for the lab's first start and for the
  * `nginx-upstreams` playbook. A node keeps everything in one folder (the lab: `<host root>/nginx`;
- * the playbook: `$HOME/nginx` on the node): nginx.conf (written once per node), upstreams.conf (the app
- * hosts, re-rendered from the inventory), nginx.pid and logs/.
+ * the playbook: `$HOME/nginx` on the node): nginx.conf, upstreams.conf (the app hosts, re-rendered from
+ * the inventory by the playbook), nginx.pid, logs/ and tmp/.
  *
  * Retries. `proxy_next_upstream error timeout http_502 http_503` sends a failed request to the next app
  * host. For GET/HEAD that is always safe. For POST/PATCH (likes, new photos) nginx retries only while
  * no byte of the request has reached an app host: a refused or timed-out connect (app stopped,
  * restarting, host down) moves to the next host, but an error, a timeout or a 502/503 after the request
  * was sent does not, because the app may already have applied the write and a second try would apply
- * it twice. That is why `non_idempotent` is deliberately not set. The one gap, a request written into an
- * idle kept-alive connection that the app closes at the same moment, is kept small by letting nginx
- * close idle connections first (its keepalive_timeout is below the app's 65 s).
+ * it twice. That is why `non_idempotent` is deliberately not set. What remains: a POST written into an
+ * idle kept-alive connection at the very moment the app closes it is answered 502, not retried. nginx
+ * closes idle connections before the app's idle timeout does (60 s < 65 s), so that leaves only an app
+ * that closes them as it stops; it should do so after the load balancer has stopped sending to it.
  */
 
 /** Where nginx is on Debian and Ubuntu (nginx-light, nginx-core). */
 export const NGINX_BIN = '/usr/sbin/nginx'
-export const NGINX_PORT = 8080
 /** The port the feed app listens on when env.app.port does not say. */
 export const APP_PORT = 8080
 /** 200 only when an app host answered its /readyz through this node (502/503 otherwise). */

@@ -5,7 +5,7 @@ import type {Connection} from './pool.js'
 export interface ExecOptions {
   /** Kill the command after this many ms (0 or undefined: no limit). */
   timeoutMs?: number
-  /** Closes the channel when aborted (Ctrl-C). */
+  /** Stops the command on the host when aborted (Ctrl-C), as a timeout does. */
   signal?: AbortSignal
   stdin?: string
   onStdout?: (chunk: Buffer) => void
@@ -68,15 +68,22 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
     channel.close()
     forceDone?.()
   }
+  // sshd refuses signal requests in root sessions (no post-auth privilege separation), so on a
+  // timeout or an interrupt the command's session is also killed from a second channel before the
+  // result is reported; closing the channel alone would leave it running, reparented to init.
+  let stopping = false
+  const reapThenStop = () => {
+    if (stopping) return
+    stopping = true
+    reapOthers(conn).finally(stop)
+  }
   const onTimeout = () => {
     timedOut = true
-    // sshd refuses signal requests in root sessions (no post-auth privilege separation), so the
-    // command's session is also killed from a second channel before the result is reported.
-    reapOthers(conn).finally(stop)
+    reapThenStop()
   }
   const onAbort = () => {
     interrupted = true
-    stop()
+    reapThenStop()
   }
   if (opts.signal?.aborted) {
     return {exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, interrupted: true, durationMs: 0}
@@ -107,7 +114,8 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
     const res = await Promise.race([running, forced])
     return {
       exitCode: timedOut || interrupted ? null : (res?.code ?? null),
-      signal: res?.signal ?? null,
+      // an interrupted command was killed by us: its exit signal says nothing about the command
+      signal: interrupted && !timedOut ? null : (res?.signal ?? null),
       stdout: out.text(),
       stderr: err.text(),
       timedOut,
@@ -127,13 +135,25 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
  */
 export const REAP_OTHER_SESSIONS = 'for p in $(pgrep -P "$PPID"); do [ "$p" = "$$" ] || pkill -KILL -s "$p"; done; true'
 
+/** Longest wait for the reap (a host that stopped answering must not hold up the report). */
+const REAP_TIMEOUT_MS = 3000
+
 async function reapOthers(conn: Connection): Promise<void> {
   let ch: ClientChannel | undefined
-  const timer = setTimeout(() => ch?.close(), 3000)
+  let timer: NodeJS.Timeout | undefined
+  const gaveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      ch?.close()
+      resolve()
+    }, REAP_TIMEOUT_MS)
+  })
+  const reaped = conn.ssh.execCommand(REAP_OTHER_SESSIONS, {onChannel: (c) => (ch = c)}).then(
+    () => undefined,
+    // best effort: the channel close after it still ends the command for us
+    () => undefined,
+  )
   try {
-    await conn.ssh.execCommand(REAP_OTHER_SESSIONS, {onChannel: (c) => (ch = c)})
-  } catch {
-    // best effort: the channel close below still ends the command for us
+    await Promise.race([reaped, gaveUp])
   } finally {
     clearTimeout(timer)
   }

@@ -19,7 +19,7 @@ export {PrefixedLines, prefixLines} from './output.js'
 export {ConnectError, ConnectionPool, type Connection, type PoolStats} from './pool.js'
 export {formatDuration, formatRunSummary, summarize, type HostResult, type HostStatus, type RunSummary} from './results.js'
 export {connectStatus, eachHost, runCommand, seconds, type RunCommandOptions} from './runner.js'
-export {openSession, parseIntegerOption, splitList, trapInterrupts, type InterruptTrap, type Session, type SessionOptions} from './session.js'
+export {openSession, type Session, type SessionOptions} from './session.js'
 export {
   loadSshConfigFile,
   parseJumpSpec,

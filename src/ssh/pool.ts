@@ -72,6 +72,8 @@ export class ConnectionPool {
   private readonly bastions = new Map<string, Promise<NodeSSH>>()
   private readonly keys = new Map<string, Promise<string>>()
   private readonly open = new Set<Client>()
+  /** Clients still in their handshake (a subset of `open`). */
+  private readonly handshaking = new Set<Client>()
   private closed = false
   private readonly timeoutMs: number
 
@@ -119,6 +121,17 @@ export class ConnectionPool {
       else client.end()
     }
     this.open.clear()
+    this.handshaking.clear()
+  }
+
+  /**
+   * Opens no more connections and tears down those still in their handshake; established ones stay
+   * open, so what runs on them can still be stopped (Ctrl-C). `close()` still has to be called.
+   */
+  stopConnecting(): void {
+    this.closed = true
+    for (const client of this.handshaking) client.destroy()
+    this.handshaking.clear()
   }
 
   private async openTarget(host: Host): Promise<Connection> {
@@ -216,15 +229,20 @@ export class ConnectionPool {
     const client = ssh.connection
     if (client) {
       this.open.add(client)
+      this.handshaking.add(client)
       // After `ready` node-ssh drops its error listener; a later reset must not crash the process.
       client.on('error', () => {})
-      client.on('close', () => this.open.delete(client))
+      client.on('close', () => {
+        this.open.delete(client)
+        this.handshaking.delete(client)
+      })
     }
     try {
       await withTimeout(connecting, this.timeoutMs + 1000, () => {
         client?.destroy()
         return new ConnectError(`connect timed out after ${this.opts.ssh.connectTimeout} s (${where})`, 'timeout')
       })
+      if (client) this.handshaking.delete(client)
       if (this.closed) {
         client?.destroy()
         throw new ConnectError('interrupted', 'interrupted')

@@ -1,43 +1,13 @@
 import assert from 'node:assert/strict'
-import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {execFileSync, type ChildProcess} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {after, before, describe, it} from 'node:test'
 import {parse, stringify} from 'yaml'
 
+import {bin, cli} from '../support/cli.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
-const bin = path.join(repo, 'bin/run.js')
-
-interface Ran {
-  code: number | null
-  stdout: string
-  stderr: string
-  ms: number
-}
-
-function cli(args: string[], opts: {onStderr?: (text: string, child: ChildProcess) => void} = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now()
-    const child = spawn(process.execPath, [bin, ...args], {cwd: repo, env: {...process.env, FORCE_COLOR: '0'}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString()
-      opts.onStderr?.(stderr, child)
-    })
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({code, stdout, stderr, ms: Date.now() - start})
-    })
-  })
-}
 
 let lab: TestLab
 
@@ -68,10 +38,20 @@ describe('feedops play', {timeout: 240_000}, () => {
   it('rejects an unknown or missing playbook name with exit 2, listing the names', async () => {
     const r = await cli(['play', 'deploy-everything', '--config', lab.configFile])
     assert.equal(r.code, 2)
-    assert.equal(r.stderr, 'Error: No playbook named "deploy-everything".\nFix: Use one of: check, facts (see `feedops play --list`).\n')
+    assert.equal(r.stderr, 'Error: No playbook named "deploy-everything".\nFix: Use one of: check, facts, nginx-upstreams (see `feedops play --list`).\n')
     const none = await cli(['play', '--config', lab.configFile])
     assert.equal(none.code, 2)
     assert.match(none.stderr, /Error: Which playbook\?\nFix: Name one: check, facts/)
+  })
+
+  it('refuses a blank --hosts or --role (exit 2) before touching any host', async () => {
+    for (const flags of [['--hosts', ''], ['--hosts', ' , '], ['--role', '']]) {
+      const r = await cli(['play', 'facts', '--config', lab.configFile, ...flags])
+      assert.equal(r.code, 2, flags.join(' '))
+      assert.equal(r.stdout, '')
+      assert.match(r.stderr, /^Error: --(hosts names no host|role is empty)/)
+      assert.doesNotMatch(r.stderr, /app\d: /, 'no host was worked on')
+    }
   })
 
   it('shows facts as plain per-host lines when stdout is not a terminal', async () => {
@@ -137,16 +117,7 @@ describe('feedops play', {timeout: 240_000}, () => {
     let child: ChildProcess | undefined
     try {
       const config = configWithExtraHosts('hang.yml', [{name: 'hang', address}])
-      const started = Date.now()
-      const run = new Promise<Ran>((resolve) => {
-        child = spawn(process.execPath, [bin, 'play', 'check', '--config', config, '--connect-timeout', '60', '--json'], {cwd: repo, stdio: ['ignore', 'pipe', 'pipe']})
-        let stdout = ''
-        let stderr = ''
-        child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()))
-        child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
-        child.on('close', (code) => resolve({code, stdout, stderr, ms: Date.now() - started}))
-      })
-      const r = await run
+      const r = await cli(['play', 'check', '--config', config, '--connect-timeout', '60', '--json'], {onSpawn: (c) => (child = c)})
       assert.equal(r.code, 130)
       assert.ok(r.ms < 30_000, `exited promptly (${r.ms} ms)`)
       assert.doesNotMatch(r.stderr, /Bug:|\n\s+at /)

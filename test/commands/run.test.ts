@@ -1,43 +1,13 @@
 import assert from 'node:assert/strict'
-import {spawn, type ChildProcess} from 'node:child_process'
+import {execFileSync} from 'node:child_process'
 import {readFileSync, writeFileSync} from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {after, before, describe, it} from 'node:test'
 import {parse, stringify} from 'yaml'
 
+import {bin, cli} from '../support/cli.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
-const bin = path.join(repo, 'bin/run.js')
-
-interface Ran {
-  code: number | null
-  stdout: string
-  stderr: string
-  ms: number
-}
-
-function cli(args: string[], opts: {onStdout?: (text: string, child: ChildProcess) => void} = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now()
-    const child = spawn(process.execPath, [bin, ...args], {cwd: repo, env: {...process.env, FORCE_COLOR: '0'}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString()
-      opts.onStdout?.(stdout, child)
-    })
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({code, stdout, stderr, ms: Date.now() - start})
-    })
-  })
-}
 
 let lab: TestLab
 const acceptedLogins = () =>
@@ -125,6 +95,12 @@ describe('feedops run', {timeout: 300_000}, () => {
       [['run', '--config', lab.configFile, '--timeout', '-1', '--', 'true'], /Error: --timeout must be/],
       [['run', '--config', configCopy('badkey.yml', (env) => (env.ssh.identityFile = 'no-such-key')), '--', 'true'], /Error: The identity file .*no-such-key does not exist\./],
       [['run', '--config', configCopy('badjump.yml', (env) => (env.ssh.jumpHost = 'a@b,c@d')), '--', 'true'], /chains several bastions/],
+      // what `--hosts "$UNSET"` becomes: never the whole fleet
+      [['run', '--config', lab.configFile, '--hosts', '', '--', 'true'], /Error: --hosts names no host \(got ""\)\./],
+      [['run', '--config', lab.configFile, '--hosts', ',', '--', 'true'], /Error: --hosts names no host/],
+      [['run', '--config', lab.configFile, '--role', '', '--', 'true'], /Error: --role is empty\./],
+      [['run', '--config', lab.configFile, '--concurrency', '1025', '--', 'true'], /Error: --concurrency must be between 1 and 1024; got "1025"\./],
+      [['run', '--config', lab.configFile, '--connect-timeout', 'soon', '--', 'true'], /Error: Parsing --connect-timeout: Expected an integer but received: soon\./],
     ]
     for (const [args, pattern] of cases) {
       const r = await cli(args)
@@ -185,6 +161,36 @@ describe('feedops run', {timeout: 300_000}, () => {
     assert.equal(a.stdout.split('\n').filter((l) => / \| a$/.test(l)).length, 12)
     assert.equal(b.stdout.split('\n').filter((l) => / \| b$/.test(l)).length, 12)
   })
+
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    it(`on ${sig} stops the command on every host before it reports, and exits 130`, async () => {
+      // The hosts are sshd processes on this machine, so what they left running shows up here.
+      const marker = `feedops-interrupt-${sig}-${process.pid}`
+      const left = () => {
+        try {
+          return execFileSync('pgrep', ['-f', marker], {encoding: 'utf8'}).trim()
+        } catch {
+          return '' // pgrep exits 1 when nothing matches
+        }
+      }
+      let sent = false
+      const r = await cli(['run', '--config', lab.configFile, '--hosts', 'app1,app2,app3', '--', `echo started; sleep 30; echo ${marker}`], {
+        onStdout: (text, child) => {
+          if (!sent && text.split('\n').filter((l) => l.endsWith('| started')).length === 3) {
+            sent = true
+            setTimeout(() => child.kill(sig), 300)
+          }
+        },
+      })
+      assert.ok(sent, 'every host started the command')
+      assert.equal(r.code, 130, r.stderr)
+      assert.equal(left(), '', 'no remote command is left running')
+      assert.doesNotMatch(r.stdout, new RegExp(marker))
+      assert.match(r.stderr, new RegExp(`^${sig === 'SIGINT' ? 'Interrupted' : 'Terminated'}: closing every connection`, 'm'))
+      assert.match(r.stderr, /0 ok, 0 failed, 3 interrupted \(3 hosts\)/)
+      assert.doesNotMatch(r.stderr, /Bug:|\n\s+at /)
+    })
+  }
 
   it('on Ctrl-C closes every connection, says what finished and exits 130 without a stack trace', async () => {
     let sent = false

@@ -8,8 +8,8 @@ import type {LabComponent} from './types.js'
 
 /**
  * The lab's cloud endpoint (EC2 now, Classic ELB later): a node process serving cloud.json on
- * 127.N.0.1:4566. The lab hosts are its EC2 instances (Role=app, or Role=nginx for NGINX nodes); instances or sections others added to
- * cloud.json are kept across `lab up`s.
+ * 127.N.0.1:4566. The lab hosts are its EC2 instances (Role=app, or Role=nginx for NGINX nodes);
+ * instances or sections others added to cloud.json are kept across `lab up`s.
  */
 
 export const cloudServerScript = fileURLToPath(new URL('../cloud/server.js', import.meta.url))

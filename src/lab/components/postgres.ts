@@ -45,7 +45,7 @@ host all all 127.0.0.0/8 trust
 host replication all 127.0.0.0/8 trust
 `
 
-export interface PgUser {
+interface PgUser {
   uid: number
   gid: number
 }

@@ -5,8 +5,8 @@ import {findBinary} from '../packages.js'
 import type {DesiredProcess, LabComponent, LabContext} from './types.js'
 
 /**
- * Lab hosts (app hosts and NGINX nodes): one OpenSSH sshd per host on 127.N.1.K:2222 (127.N.2.K for nodes) with its own host key and its own folder
- * standing for the host's disk. One client key (id_ed25519) logs in to all of them; known_hosts
+ * Lab hosts (app hosts, and NGINX nodes on 127.N.2.K): one OpenSSH sshd per host on 127.N.1.K:2222
+ * with its own host key and its own folder standing for the host's disk. One client key (id_ed25519) logs in to all of them; known_hosts
  * lists every host key, so clients verify strictly.
  */
 

@@ -1,33 +1,12 @@
 import assert from 'node:assert/strict'
-import {execFile} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {fileURLToPath} from 'node:url'
-import {promisify} from 'node:util'
 
 import type {Host} from '../../src/inventory/host.js'
+import {appInstances, startFixtureCloud, type FixtureCloud} from '../inventory/cloud-fixture.js'
+import {cli} from '../support/cli.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
-import {appInstances, startFixtureCloud, type FixtureCloud} from './cloud-fixture.js'
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
-
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-async function feedops(args: string[]): Promise<Run> {
-  try {
-    const {stdout, stderr} = await promisify(execFile)(process.execPath, [path.join(repo, 'bin/run.js'), ...args], {cwd: repo, timeout: 60_000})
-    return {code: 0, stdout, stderr}
-  } catch (err) {
-    const e = err as {code?: number; stdout?: string; stderr?: string}
-    if (typeof e.code !== 'number') throw err
-    return {code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? ''}
-  }
-}
 
 describe('feedops hosts (the real CLI against an in-process cloud endpoint)', () => {
   let cloud: FixtureCloud
@@ -54,7 +33,7 @@ describe('feedops hosts (the real CLI against an in-process cloud endpoint)', ()
   })
 
   it('--json prints every host, naturally sorted, and exits 0', async () => {
-    const run = await feedops(['hosts', '--config', config, '--json'])
+    const run = await cli(['hosts', '--config', config, '--json'])
     assert.equal(run.code, 0, run.stderr)
     const hosts = JSON.parse(run.stdout) as Host[]
     assert.deepEqual(
@@ -72,7 +51,7 @@ describe('feedops hosts (the real CLI against an in-process cloud endpoint)', ()
   })
 
   it('narrows with --role and --hosts and renders a table for people', async () => {
-    const run = await feedops(['hosts', '--config', config, '--role', 'app', '--hosts', 'app10,app2'])
+    const run = await cli(['hosts', '--config', config, '--role', 'app', '--hosts', 'app10,app2'])
     assert.equal(run.code, 0, run.stderr)
     const lines = run.stdout.trimEnd().split('\n')
     assert.match(lines[0]!, /^NAME\s+ADDRESS\s+ROLES\s+INSTANCE\s+TAGS$/)
@@ -82,7 +61,7 @@ describe('feedops hosts (the real CLI against an in-process cloud endpoint)', ()
   })
 
   it('exits 2 with a JSON error for an unknown role', async () => {
-    const run = await feedops(['hosts', '--config', config, '--role', 'cache', '--json'])
+    const run = await cli(['hosts', '--config', config, '--role', 'cache', '--json'])
     assert.equal(run.code, 2)
     const out = JSON.parse(run.stdout) as {error: {message: string; fix: string; exitCode: number}}
     assert.equal(out.error.message, 'No host has role "cache".')
@@ -91,10 +70,19 @@ describe('feedops hosts (the real CLI against an in-process cloud endpoint)', ()
   })
 
   it('exits 2 with Error/Fix lines for an unknown host', async () => {
-    const run = await feedops(['hosts', '--config', config, '--hosts', 'app12'])
+    const run = await cli(['hosts', '--config', config, '--hosts', 'app12'])
     assert.equal(run.code, 2)
     assert.equal(run.stdout, '')
     assert.match(run.stderr, /^Error: Unknown host: app12\.\nFix: Run `feedops hosts` to see the names\.\n$/)
+  })
+
+  it('refuses a blank --hosts or --role (exit 2) instead of listing every host', async () => {
+    for (const flags of [['--hosts', ''], ['--hosts', ','], ['--role', ' ']]) {
+      const run = await cli(['hosts', '--config', config, ...flags])
+      assert.equal(run.code, 2, flags.join(' '))
+      assert.equal(run.stdout, '')
+      assert.match(run.stderr, /^Error: --(hosts names no host|role is empty)/)
+    }
   })
 })
 
@@ -108,7 +96,7 @@ describe('feedops hosts on a real lab', () => {
   })
 
   it('lists the lab hosts from its EC2 endpoint with only --config', async () => {
-    const run = await feedops(['hosts', '--config', lab.configFile, '--json'])
+    const run = await cli(['hosts', '--config', lab.configFile, '--json'])
     assert.equal(run.code, 0, run.stderr)
     const hosts = JSON.parse(run.stdout) as Host[]
     assert.deepEqual(

@@ -1,0 +1,110 @@
+import type {EnvironmentConfig} from '../config/schema.js'
+import type {Host} from '../inventory/host.js'
+import type {ConnectionPool} from '../ssh/pool.js'
+import {openSession} from '../ssh/session.js'
+import {hostSelection, type HostFlagValues} from './host-flags.js'
+
+/** What the work over the selected hosts gets: the hosts, the open pool and the settings from the flags. */
+export interface HostSession {
+  hosts: Host[]
+  pool: ConnectionPool
+  /** Aborts on Ctrl-C/SIGTERM: stop what was started on each host (execOn does), start nothing new. */
+  signal: AbortSignal
+  concurrency: number
+  /** Per command, in ms (0: none). */
+  timeoutMs: number
+}
+
+export interface HostSessionOptions {
+  /** No interrupt notice on stderr (--json). */
+  quiet: boolean
+  /** Picks hosts when neither --role nor --hosts is given (default: every host). */
+  defaultSelection?: (all: Host[]) => Host[]
+}
+
+export interface HostSessionOutcome<T> {
+  value: T
+  /** The signal that interrupted the work, if any; the command then exits with ExitCode.interrupted. */
+  interrupted: NodeJS.Signals | null
+}
+
+/**
+ * The one way a command works over hosts: checks the selection and the ssh settings, opens the pool
+ * (nothing is touched when either is bad), traps Ctrl-C/SIGTERM around `work`, and closes every
+ * connection afterwards. On the first signal the session's signal aborts: each running command is
+ * stopped on its host (bounded in time), hosts not yet connected are given up, and `work` returns what
+ * finished so the command can report it. A second signal ends the process at once.
+ */
+export async function withHostSession<T>(
+  env: EnvironmentConfig,
+  flags: HostFlagValues,
+  opts: HostSessionOptions,
+  work: (session: HostSession) => Promise<T>,
+): Promise<HostSessionOutcome<T>> {
+  const connectTimeout = flags['connect-timeout']
+  const {hosts, pool} = await openSession(env, {
+    ...hostSelection(flags),
+    acceptNew: flags['accept-new'] ?? false,
+    ...(connectTimeout !== undefined ? {connectTimeout} : {}),
+    ...(opts.defaultSelection ? {defaultSelection: opts.defaultSelection} : {}),
+  })
+  const trap = trapInterrupts((sig) => {
+    if (!opts.quiet) {
+      process.stderr.write(`\n${sig === 'SIGINT' ? 'Interrupted' : 'Terminated'}: closing every connection once the command is stopped on every host (again to quit at once)\n`)
+    }
+    pool.stopConnecting()
+  })
+  try {
+    const value = await work({
+      hosts,
+      pool,
+      signal: trap.signal,
+      concurrency: flags.concurrency ?? env.ssh.concurrency,
+      timeoutMs: (flags.timeout ?? env.ssh.commandTimeout) * 1000,
+    })
+    return {value, interrupted: trap.received ?? null}
+  } finally {
+    trap.dispose()
+    pool.close()
+  }
+}
+
+export interface InterruptTrap {
+  signal: AbortSignal
+  /** The signal that interrupted the run, if any. */
+  readonly received: NodeJS.Signals | undefined
+  dispose(): void
+}
+
+/**
+ * First SIGINT/SIGTERM: the returned signal aborts and `onInterrupt` runs, so the work winds down and
+ * reports what finished. A second one removes the handlers and raises the signal again, which ends the
+ * process the default way (the shell sees 130 for SIGINT) without anyone calling process.exit.
+ */
+export function trapInterrupts(onInterrupt: (sig: NodeJS.Signals) => void): InterruptTrap {
+  const controller = new AbortController()
+  let received: NodeJS.Signals | undefined
+  const dispose = () => {
+    process.off('SIGINT', handler)
+    process.off('SIGTERM', handler)
+  }
+  function handler(sig: NodeJS.Signals) {
+    if (received) {
+      dispose()
+      process.kill(process.pid, sig)
+      return
+    }
+    received = sig
+    controller.abort()
+    onInterrupt(sig)
+  }
+  process.on('SIGINT', handler)
+  process.on('SIGTERM', handler)
+  return {
+    signal: controller.signal,
+    get received() {
+      return received
+    },
+    dispose,
+  }
+}

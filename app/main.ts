@@ -53,12 +53,12 @@ async function main(): Promise<number | undefined> {
   const logger = createLogger({level: config.app.logLevel})
   const release = releaseInfo()
   const deps = await connectDeps(config, logger)
-  // Test-only fault: a release that passes readiness, then crashes half a second later.
+  // Test-only fault: a release that passes readiness, then crashes a quarter of a second later.
   let crashing = false
   const onReady =
     release.fault === 'crash'
       ? () => {
-          if (!crashing) setTimeout(() => process.exit(70), 500)
+          if (!crashing) setTimeout(() => process.exit(70), 250)
           crashing = true
         }
       : undefined

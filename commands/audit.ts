@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../src/cli/base-command.js'
+import {selectionFlags} from '../src/cli/host-flags.js'
 import {ExitCode} from '../src/errors.js'
 import type {AuditReport} from '../src/deploy/status.js'
 
@@ -13,27 +14,26 @@ hosts' outcomes. Exit 1 when a host cannot be reached (its lines are missing).`
   static override examples = ['<%= config.bin %> audit', '<%= config.bin %> audit --json']
 
   static override flags = {
-    role: Flags.string({description: 'Hosts with this role (default: deploy.role, app).'}),
+    ...selectionFlags,
+    role: Flags.string({char: 'r', description: 'Hosts with this role (default: deploy.role, app).'}),
   }
 
   async run(): Promise<AuditReport> {
     const {flags} = await this.parse(Audit)
-    const {openSession} = await import('../src/ssh/session.js')
+    const {withHostSession} = await import('../src/cli/host-session.js')
     const {deploySettings} = await import('../src/deploy/run.js')
     const {readAudit} = await import('../src/deploy/status.js')
     const {renderAudit} = await import('../src/deploy/render.js')
     const loaded = this.loadConfig(flags)
-    const {hosts, pool} = await openSession(loaded.env, {role: flags.role ?? deploySettings(loaded.env).role})
-    try {
-      const report = await readAudit(loaded.env, hosts, pool)
-      if (!this.jsonEnabled()) {
-        process.stdout.write(renderAudit(report.entries))
-        for (const u of report.unreachable) process.stderr.write(`${u.host}: unreachable (${u.error})\n`)
-      }
-      if (report.unreachable.length > 0) this.setExitCode(ExitCode.failed)
-      return report
-    } finally {
-      pool.close()
+    const role = deploySettings(loaded.env).role
+    const {value: report} = await withHostSession(loaded.env, flags, {quiet: this.jsonEnabled(), defaultSelection: (all) => all.filter((h) => h.roles.includes(role))}, (s) =>
+      readAudit(loaded.env, s.hosts, s.pool),
+    )
+    if (!this.jsonEnabled()) {
+      process.stdout.write(renderAudit(report.entries))
+      for (const u of report.unreachable) process.stderr.write(`${u.host}: unreachable (${u.error})\n`)
     }
+    if (report.unreachable.length > 0) this.setExitCode(ExitCode.failed)
+    return report
   }
 }

@@ -27,7 +27,7 @@ stopped, hosts: [{host, outcome, previous, current, phases: [{phase, startMs, ms
     const {flags} = await this.parse(Deploy)
     const {runRolling} = await import('../src/deploy/cli.js')
     const {renderDeploy} = await import('../src/deploy/render.js')
-    const result = await runRolling(this.loadConfig(flags), flags, 'deploy', {interactive: this.interactive, json: this.jsonEnabled()})
+    const result = await runRolling(this.loadConfig(flags), flags, 'deploy', {json: this.jsonEnabled()})
     if (!this.jsonEnabled()) process.stdout.write(renderDeploy(result))
     return result
   }

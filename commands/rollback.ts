@@ -23,7 +23,6 @@ Same batches, gate, max-fail, lock, audit and exit codes as deploy.`
     const {runRolling} = await import('../src/deploy/cli.js')
     const {renderDeploy} = await import('../src/deploy/render.js')
     const result = await runRolling(this.loadConfig(flags), flags, 'rollback', {
-      interactive: this.interactive,
       json: this.jsonEnabled(),
       ...(flags.to ? {to: flags.to} : {}),
     })

@@ -95,11 +95,11 @@ export interface DeployOptions {
   skipUnreachable?: boolean
   message?: string
   signal?: AbortSignal
+  /** Hosts worked on at once (default: ssh.concurrency). */
+  concurrency?: number
   cacheDir?: string
   /** Progress: what a host is doing now, and when it is done. */
   onHost?: (host: string, text: string, done?: {ok: boolean}) => void
-  /** Progress lines about the whole run (batches). */
-  onLine?: (line: string) => void
 }
 
 export function deploySettings(env: EnvironmentConfig): DeploySettings {
@@ -128,8 +128,20 @@ class Remote {
     throw err
   }
 
+  /** SFTP upload; fails as soon as the connection drops (an SFTP write on a dead connection never settles). */
   async put(local: string, remote: string): Promise<void> {
-    await this.conn.ssh.putFile(local, remote)
+    const client = this.conn.ssh.connection
+    if (!client) throw new StepFailed('not connected')
+    let onClose: (() => void) | undefined
+    const lost = new Promise<never>((_, reject) => {
+      onClose = () => reject(new StepFailed('connection lost during the upload'))
+      client.once('close', onClose)
+    })
+    try {
+      await Promise.race([this.conn.ssh.putFile(local, remote), lost])
+    } finally {
+      client.off('close', onClose!)
+    }
   }
 }
 
@@ -197,7 +209,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   const sizes = parseBatchSpec(opts.batch ?? settings.batch)
   const maxFailSpec = parseMaxFail(opts.maxFail ?? settings.maxFail)
   const secret = action === 'deploy' ? appSecret(loaded) : ''
-  const concurrency = env.ssh.concurrency
+  const concurrency = opts.concurrency ?? env.ssh.concurrency
   const say = (host: string, text: string, done?: {ok: boolean}) => opts.onHost?.(host, text, done)
 
   const states: HostState[] = opts.hosts.map((host) => ({
@@ -402,6 +414,7 @@ interface RollContext {
 async function rollFleet(result: DeployResult, active: HostState[], sizes: ReturnType<typeof parseBatchSpec>, ctx: RollContext): Promise<void> {
   const {opts, settings, bundle, timed, say} = ctx
   const env = opts.loaded.env
+  const concurrency = opts.concurrency ?? env.ssh.concurrency
   const release = result.release
   const maxFail = maxFailCount(ctx.maxFailSpec, active.length)
   const fail = (s: HostState, err: unknown) => (s.result.error = errorText(err))
@@ -425,7 +438,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
       (s) => {
         s.result.outcome = 'not-started'
       },
-      {concurrency: env.ssh.concurrency, ...(opts.signal ? {signal: opts.signal} : {})},
+      {concurrency: concurrency, ...(opts.signal ? {signal: opts.signal} : {})},
     )
     shipped = active.filter((s) => s.result.outcome === 'not-started' && s.result.phases.some((p) => p.phase === 'unpack' && p.ok))
     const shipFailed = active.filter((s) => s.result.outcome === 'ship-failed').length
@@ -450,7 +463,9 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
       batches,
       Math.max(0, maxFail - shipFailed),
       {
-        onBatch: (i, hosts) => opts.onLine?.(`batch ${i + 1}/${batches.length}: ${hosts.map((s) => s.host.name).join(', ')}`),
+        onBatch: (i, hosts) => {
+          for (const s of hosts) say(s.host.name, `batch ${i + 1}/${batches.length}`)
+        },
         switchHost: async (s, shouldStop) => {
           try {
             await timed(s, 'switch', () => s.remote!.run(steps.switchStep(s.layout!, release)))
@@ -511,7 +526,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
         }
       },
       () => undefined,
-      {concurrency: env.ssh.concurrency},
+      {concurrency: concurrency},
     )
     result.markedBad.sort()
   }
@@ -527,7 +542,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
           .catch(() => {})
       },
       () => undefined,
-      {concurrency: env.ssh.concurrency},
+      {concurrency: concurrency},
     )
   }
   result.ok = result.stopped === null && active.every((s) => s.result.outcome === 'updated') && result.hosts.every((h) => h.outcome !== 'skipped' || opts.skipUnreachable)
@@ -542,7 +557,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     ...(opts.message ? {message: opts.message} : {}),
   }
   await eachState(active, (s) => s.remote!.run(steps.appendAuditStep(s.layout!, auditLine(entry))).then(() => undefined, () => undefined), () => undefined, {
-    concurrency: env.ssh.concurrency,
+    concurrency: concurrency,
   })
   appendLocalAudit(entry)
   for (const s of active) if (s.result.outcome !== 'updated') say(s.host.name, s.result.outcome, {ok: false})

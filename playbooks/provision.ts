@@ -1,0 +1,60 @@
+import {deploySettings} from '../src/deploy/run.js'
+import {SERVICE, SERVICE_USER, sudoersRule, systemdUnit} from '../src/deploy/systemd.js'
+import {definePlaybook} from '../src/playbook/define.js'
+
+/**
+ * `feedops play provision`: makes a fresh Ubuntu host ready for `feedops deploy` under systemd. It needs
+ * no Node (each release brings its runtime): the service user, the release layout at deploy.path owned by
+ * the account that deploys (the SSH user), the feed.service unit, and a sudoers rule that lets that
+ * account restart the unit. Set `deploy.restart: sudo -n systemctl restart feed` for such hosts.
+ * Safe to run again.
+ */
+export default definePlaybook({
+  name: 'provision',
+  description: 'Prepare a fresh Ubuntu host for deploys under systemd (service user, release folders, feed.service, sudo rule).',
+  roles: ['app'],
+  steps: [
+    {
+      title: 'systemd',
+      run: async (h) => {
+        const path = deploySettings(h.config).path
+        if (!path.startsWith('/')) throw new Error(`deploy.path is ${path}; systemd hosts need an absolute path such as /srv/feed`)
+        const r = await h.run('[ -d /run/systemd/system ] && command -v systemctl', {allowFailure: true})
+        if (!r.ok) throw new Error('this host does not run systemd; use the process manager carried in each release (the default deploy.restart)')
+        return path
+      },
+    },
+    {
+      title: 'service user',
+      run: async (h) => {
+        await h.sudo(`id -u ${SERVICE_USER} >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin ${SERVICE_USER}`)
+        return SERVICE_USER
+      },
+    },
+    {
+      title: 'folders',
+      run: async (h) => {
+        const root = deploySettings(h.config).path
+        const me = (await h.run(['id', '-un'])).stdout.trim()
+        const dirs = ['', '/releases', '/runtimes', '/shared', '/shared/log', '/tmp'].map((d) => root + d)
+        await h.sudo(['install', '-d', '-o', me, '-g', me, '-m', '0755', ...dirs])
+        return me
+      },
+    },
+    {
+      title: 'unit',
+      run: async (h) => {
+        const s = deploySettings(h.config)
+        await h.sudo(['tee', `/etc/systemd/system/${SERVICE}.service`], {stdin: systemdUnit({root: s.path, stopTimeoutS: s.stopTimeout})})
+        const me = (await h.run(['id', '-un'])).stdout.trim()
+        await h.sudo(['sh', '-c', 'umask 337 && cat > /etc/sudoers.d/feed-deploy.tmp && visudo -cf /etc/sudoers.d/feed-deploy.tmp && mv /etc/sudoers.d/feed-deploy.tmp /etc/sudoers.d/feed-deploy'], {
+          stdin: sudoersRule(me),
+        })
+        await h.sudo(['systemctl', 'daemon-reload'])
+        await h.sudo(['systemctl', 'enable', SERVICE])
+        return `${SERVICE}.service`
+      },
+    },
+  ],
+  report: (v) => ({path: String(v.systemd), user: String(v['service user']), deployer: String(v.folders), unit: String(v.unit)}),
+})

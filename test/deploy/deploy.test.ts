@@ -1,0 +1,352 @@
+/**
+ * feedops deploy / rollback / releases / audit on one 12-host lab (real sshd hosts, Postgres, Redis,
+ * Memcached), run through the built CLI as a user would. The tests run in order and build on each other:
+ * a dry run on fresh hosts, the first deploy (the runtime goes up once), a second one with a concurrent
+ * third that must exit 3, a rollback, three broken releases, a stale lock, a host killed mid-upload and
+ * then unreachable at preflight, Ctrl-C, and keep-N cleanup.
+ */
+import assert from 'node:assert/strict'
+import {spawn, type ChildProcess} from 'node:child_process'
+import {existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, mkdirSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {fileURLToPath} from 'node:url'
+import {after, before, describe, it} from 'node:test'
+
+import {parse, stringify} from 'yaml'
+
+import type {DeployResult} from '../../src/deploy/run.js'
+import {labUp} from '../../src/lab/index.js'
+import {labPaths} from '../../src/lab/layout.js'
+import {readState} from '../../src/lab/state.js'
+import {initShards} from '../../src/shards/init.js'
+import {ServerPools} from '../../src/shards/pools.js'
+import {loadConfig} from '../../src/config/load.js'
+import {startTestLab, type TestLab} from '../support/lab.js'
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+const bin = path.join(repo, 'bin/run.js')
+const HOSTS = 12
+// The registry's runtime tarball is fetched once per machine, not per test run.
+const cacheHome = path.join(tmpdir(), 'feedops-test-cache')
+
+let lab: TestLab
+let config: string
+let stateHome: string
+
+interface Ran {
+  code: number | null
+  stdout: string
+  stderr: string
+  json: any
+}
+
+function feedops(args: string[], opts: {env?: Record<string, string>; onStart?: (child: ChildProcess) => void} = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args, '--config', config], {
+      cwd: repo,
+      env: {...process.env, FORCE_COLOR: '0', XDG_CACHE_HOME: cacheHome, XDG_STATE_HOME: stateHome, ...opts.env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      let json: any
+      try {
+        json = JSON.parse(stdout)
+      } catch {
+        json = undefined
+      }
+      resolve({code, stdout, stderr, json})
+    })
+    opts.onStart?.(child)
+  })
+}
+
+/** What went wrong, for an assertion message: stderr and each host's outcome and error. */
+const why = (r: Ran) =>
+  `${r.stderr}\n${r.json?.hosts ? r.json.hosts.map((h: {host: string; outcome: string; error: string | null}) => `${h.host} ${h.outcome} ${h.error ?? ''}`).join('\n') : r.stdout.slice(0, 2000)}`
+
+const hostNames = () => lab.layout.hosts.map((h) => h.name)
+const feedDir = (host: string) => path.join(labPaths.hostRoot(lab.dir, host), 'feed')
+const currentOf = (host: string) => {
+  try {
+    return path.basename(readlinkSync(path.join(feedDir(host), 'current')))
+  } catch {
+    return null
+  }
+}
+const releasesOn = (host: string) => (existsSync(path.join(feedDir(host), 'releases')) ? readdirSync(path.join(feedDir(host), 'releases')).sort() : [])
+
+async function servedRelease(host: string): Promise<string | null> {
+  const h = lab.layout.hosts.find((x) => x.name === host)!
+  try {
+    const res = await fetch(`http://${h.address}:8080/readyz`, {signal: AbortSignal.timeout(2000)})
+    return res.status === 200 ? ((await res.json()) as {release: string}).release : `status ${res.status}`
+  } catch {
+    return null
+  }
+}
+
+async function servedReleases(): Promise<(string | null)[]> {
+  return Promise.all(hostNames().map(servedRelease))
+}
+
+/** Every path under a host's root with its type, size, mode, mtime and link target. */
+function snapshot(dir: string): string[] {
+  const out: string[] = []
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = path.join(d, name)
+      const st = lstatSync(p)
+      out.push(`${path.relative(dir, p)} ${st.mode.toString(8)} ${st.size} ${st.mtimeMs} ${st.isSymbolicLink() ? readlinkSync(p) : ''}`)
+      if (st.isDirectory()) walk(p)
+    }
+  }
+  walk(dir)
+  return out
+}
+
+const outcomes = (r: DeployResult) => Object.fromEntries(r.hosts.map((h) => [h.host, h.outcome]))
+
+/** Stops a host's sshd and every session it has open: the host is gone. */
+function killHost(name: string): void {
+  const rec = readState(lab.dir)!.processes.find((r) => r.component === 'sshd' && r.name === name)!
+  const pid = rec.pid!
+  // Its per-connection sshd processes first, then the listener.
+  for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean)) {
+    try {
+      process.kill(Number(child), 'SIGKILL')
+    } catch {}
+  }
+  process.kill(pid, 'SIGKILL')
+}
+
+async function reviveHosts(): Promise<void> {
+  await labUp({dir: lab.dir, net: lab.net, hosts: HOSTS, postgres: 1, redis: true, memcached: true, cloud: false, nginx: 0, pgbouncer: false})
+}
+
+describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
+  let first: string
+  let second: string
+  let third: string
+
+  before(async () => {
+    lab = await startTestLab({hosts: HOSTS, postgres: 1, redis: true, memcached: true})
+    stateHome = path.join(lab.dir, 'state')
+    // The lab's config, with keep 3 so cleanup shows within a few deploys.
+    const doc = parse(readFileSync(lab.configFile, 'utf8')) as {environments: {lab: Record<string, any>}}
+    const env = doc.environments.lab
+    env.shards.logical = 8
+    env.deploy = {...env.deploy, keep: 3, health: {timeout: 20, stableMs: 600}, stopTimeout: 5}
+    config = path.join(lab.dir, 'deploy.yml')
+    writeFileSync(config, stringify(doc))
+    const pools = new ServerPools(loadConfig({flag: config}).env.shards!)
+    try {
+      await initShards(pools, loadConfig({flag: config}).env.shards!)
+    } finally {
+      await pools.end()
+    }
+  })
+  after(() => lab?.stop())
+
+  it('--dry-run prints the plan and changes nothing on any host', async () => {
+    const before = hostNames().map((h) => snapshot(labPaths.hostRoot(lab.dir, h)))
+    const r = await feedops(['deploy', '--dry-run', '--json'])
+    assert.equal(r.code, 0, why(r))
+    const plan = (r.json as DeployResult).plan
+    assert.deepEqual(plan.batches.map((b) => b.length), [1, 3, 6, 2])
+    assert.deepEqual(plan.batches[0], ['app1'])
+    assert.equal(plan.runtimeUploads.length, HOSTS)
+    assert.match(plan.release, /^\d{8}T\d{6}Z-[0-9a-f]{7}$/)
+    assert.ok(plan.steps.some((s) => s.includes('switch current')))
+    assert.deepEqual(hostNames().map((h) => snapshot(labPaths.hostRoot(lab.dir, h))), before)
+  })
+
+  it('deploys to 12 hosts: runtime uploaded once, every host serving the new release', async () => {
+    const r = await feedops(['deploy', '--json', '-m', 'first'])
+    assert.equal(r.code, 0, why(r))
+    const res = r.json as DeployResult
+    first = res.release
+    assert.ok(res.ok)
+    assert.ok(res.hosts.every((h) => h.outcome === 'updated' && h.runtimeUploaded && h.previous === null && h.current === first))
+    assert.deepEqual(await servedReleases(), hostNames().map(() => first))
+    for (const h of hostNames()) assert.equal(currentOf(h), first)
+    // The secret is in shared/app.env, mode 0600, and nowhere in the output.
+    const st = statSync(path.join(feedDir('app3'), 'shared', 'app.env'))
+    assert.equal(st.mode & 0o777, 0o600)
+    const secret = (parse(readFileSync(config, 'utf8')) as any).environments.lab.app.secret as string
+    assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret))
+    assert.ok(!readFileSync(path.join(feedDir('app3'), 'shared', 'feedops.yml'), 'utf8').includes(secret))
+    // Phases are timed per host, in order.
+    const phases = res.hosts[0]!.phases.map((p) => p.phase)
+    assert.deepEqual(phases, ['upload runtime', 'upload', 'unpack', 'switch', 'restart', 'health'])
+  })
+
+  it('a second deploy switches every host; a concurrent one exits 3 naming the holder', async () => {
+    let concurrent: Promise<Ran> | undefined
+    const r = await feedops(['deploy', '--json', '-m', 'second'], {
+      onStart: () => {
+        concurrent = (async () => {
+          const lock = path.join(feedDir('app1'), 'lock')
+          for (let i = 0; i < 400 && !existsSync(path.join(lock, 'owner.json')); i++) await sleep(25)
+          return feedops(['deploy', '--json'])
+        })()
+      },
+    })
+    assert.equal(r.code, 0, why(r))
+    const res = r.json as DeployResult
+    second = res.release
+    assert.ok(res.hosts.every((h) => h.outcome === 'updated' && !h.runtimeUploaded && h.previous === first))
+    assert.deepEqual(await servedReleases(), hostNames().map(() => second))
+    const other = await concurrent!
+    assert.equal(other.code, 3, other.stderr + other.stdout)
+    assert.match(other.json.error.message, /deploy lock on app1 is held by root@.* \(pid \d+\).*deploying .*: "second"; last heartbeat \d+ s ago/)
+    assert.ok(!existsSync(path.join(feedDir('app1'), 'lock')), 'the lock is released')
+  })
+
+  it('rollback goes back to the release before, health-gated; releases shows it', async () => {
+    const r = await feedops(['rollback', '--json', '--batch', '50%'])
+    assert.equal(r.code, 0, why(r))
+    assert.equal((r.json as DeployResult).release, first)
+    assert.deepEqual(await servedReleases(), hostNames().map(() => first))
+    const rel = await feedops(['releases', '--json'])
+    assert.equal(rel.code, 0, why(rel))
+    for (const h of rel.json.hosts) {
+      assert.equal(h.current, first)
+      assert.equal(h.running, first)
+      assert.equal(h.differs, false)
+      assert.deepEqual(h.releases, [first, second])
+    }
+    const missing = await feedops(['rollback', '--to', '20200101T000000Z-0000000', '--json'])
+    assert.equal(missing.code, 2)
+    assert.match(missing.json.error.message, /app1, app2, .*app12 lack release 20200101T000000Z-0000000; nothing was changed/)
+    // Forward again, for the tests below.
+    const fwd = await feedops(['rollback', '--to', second, '--batch', '100%', '--json'])
+    assert.equal(fwd.code, 0, why(fwd))
+    assert.deepEqual(await servedReleases(), hostNames().map(() => second))
+  })
+
+  for (const [fault, what] of [
+    ['unready', 'never ready'],
+    ['crash', 'ready, then crashes'],
+    ['keep-old', 'restart leaves the old process running'],
+  ] as const) {
+    it(`a release whose app is ${what} fails its canary, is switched back and marked bad; exit 1`, async () => {
+      const r = await feedops(['deploy', '--json'], {env: {FEEDOPS_DEPLOY_FAULT: fault}})
+      assert.equal(r.code, 1, why(r))
+      const res = r.json as DeployResult
+      assert.equal(res.stopped, 'max-fail')
+      assert.equal(outcomes(res).app1, 'failed')
+      assert.match(res.hosts[0]!.error!, /did not report release/)
+      assert.ok(res.hosts.slice(1).every((h) => h.outcome === 'not-started'))
+      assert.equal(res.markedBad.length, HOSTS)
+      assert.ok(existsSync(path.join(feedDir('app5'), 'releases', res.release, 'BAD')))
+      // Nothing is left serving it: every host runs the release before, current points at it.
+      assert.deepEqual(await servedReleases(), hostNames().map(() => second))
+      for (const h of hostNames()) assert.equal(currentOf(h), second)
+    })
+  }
+
+  it('a stale lock is reported (exit 3) and broken with --force-unlock', async () => {
+    const lock = path.join(feedDir('app1'), 'lock')
+    mkdirSync(lock)
+    writeFileSync(path.join(lock, 'owner.json'), JSON.stringify({owner: 'gone@elsewhere', pid: 999999, release: 'r0', action: 'deploy', message: 'crashed', token: 't'}))
+    writeFileSync(path.join(lock, 'heartbeat'), '')
+    const old = new Date(Date.now() - 600_000)
+    utimesSync(path.join(lock, 'heartbeat'), old, old)
+    const refused = await feedops(['deploy', '--json'])
+    assert.equal(refused.code, 3)
+    assert.match(refused.json.error.message, /is stale: held by a run that stopped gone@elsewhere \(pid 999999\).*last heartbeat \d+ s ago/)
+    assert.match(refused.json.error.fix, /--force-unlock/)
+    const r = await feedops(['deploy', '--json', '--force-unlock', '--batch', '50%'])
+    assert.equal(r.code, 0, why(r))
+    third = (r.json as DeployResult).release
+    assert.equal((r.json as DeployResult).brokeLock?.owner.owner, 'gone@elsewhere')
+    assert.deepEqual(await servedReleases(), hostNames().map(() => third))
+  })
+
+  it('a host killed mid-upload stops the deploy before any switch; unreachable at preflight it is refused or skipped', async () => {
+    // app12 loses its runtime, so its upload is long enough to be cut.
+    rmSync(path.join(feedDir('app12'), 'runtimes'), {recursive: true, force: true})
+    const tmp = path.join(feedDir('app12'), 'tmp')
+    const r = await feedops(['deploy', '--json'], {
+      onStart: () => {
+        void (async () => {
+          for (let i = 0; i < 2000; i++) {
+            const up = existsSync(tmp) ? readdirSync(tmp).find((f) => f.startsWith('node-linux-x64')) : undefined
+            if (up && statSync(path.join(tmp, up)).size > 1 << 20) return killHost('app12')
+            await sleep(10)
+          }
+        })()
+      },
+    })
+    assert.equal(r.code, 1, why(r))
+    const res = r.json as DeployResult
+    assert.equal(res.stopped, 'ship')
+    assert.equal(outcomes(res).app12, 'ship-failed')
+    assert.ok(res.hosts.every((h) => h.phases.every((p) => p.phase !== 'switch')))
+    assert.deepEqual((await servedReleases()).slice(0, 11), hostNames().slice(0, 11).map(() => third))
+    assert.ok(!existsSync(path.join(feedDir('app12'), 'runtimes', '24.22.3')), 'no half runtime')
+
+    const refused = await feedops(['deploy', '--json'])
+    assert.equal(refused.code, 1)
+    assert.match(refused.json.error.message, /^Preflight: app12 is unreachable .*nothing was changed\.$/)
+    assert.match(refused.json.error.fix, /--skip-unreachable/)
+
+    const skipped = await feedops(['deploy', '--json', '--skip-unreachable', '--batch', '100%'])
+    assert.equal(skipped.code, 0, why(skipped))
+    const sres = skipped.json as DeployResult
+    assert.equal(outcomes(sres).app12, 'skipped')
+    assert.deepEqual((await servedReleases()).slice(0, 11), hostNames().slice(0, 11).map(() => sres.release))
+    await reviveHosts()
+  })
+
+  it('Ctrl-C mid-deploy starts no new host, switches back the one in flight, unlocks and prints the summary (exit 130)', async () => {
+    const was = hostNames().map(currentOf)
+    const r = await feedops(['deploy', '--json', '--batch', '1'], {
+      onStart: (child) => {
+        void (async () => {
+          // Interrupt while app3 is being switched (two hosts done).
+          for (let i = 0; i < 4000 && currentOf('app3') === was[2]; i++) await sleep(10)
+          child.kill('SIGINT')
+        })()
+      },
+    })
+    assert.equal(r.code, 130, why(r))
+    const res = r.json as DeployResult
+    assert.equal(res.stopped, 'interrupted')
+    const o = outcomes(res)
+    assert.equal(o.app1, 'updated')
+    assert.equal(o.app2, 'updated')
+    assert.ok(o.app3 === 'interrupted' || o.app3 === 'updated', o.app3)
+    assert.ok(hostNames().slice(4).every((h) => o[h] === 'not-started'))
+    assert.ok(!existsSync(path.join(feedDir('app1'), 'lock')))
+    // Every host serves what its current link says.
+    const served = await servedReleases()
+    hostNames().forEach((h, i) => assert.equal(served[i], currentOf(h), h))
+  })
+
+  it('keeps the last 3 releases, never the running one nor the one before it', async () => {
+    const r = await feedops(['deploy', '--json', '--batch', '100%'])
+    assert.equal(r.code, 0, why(r))
+    const res = r.json as DeployResult
+    const present = releasesOn('app1')
+    assert.ok(present.includes(res.release))
+    assert.ok(present.includes(res.hosts[0]!.previous!))
+    assert.ok(present.length <= 4, present.join(' '))
+    assert.ok(Object.keys(res.removed).length > 0)
+    const audit = await feedops(['audit', '--json'])
+    assert.equal(audit.code, 0, why(audit))
+    const mine = audit.json.entries.filter((e: {source: string; release: string}) => e.source === 'local')
+    assert.ok(mine.some((e: {result: string}) => e.result === 'interrupted'))
+    assert.ok(mine.some((e: {result: string}) => e.result === 'failed'))
+    assert.ok(audit.json.entries.some((e: {source: string; release: string}) => e.source === 'app7' && e.release === res.release))
+  })
+})

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict'
+import {describe, it} from 'node:test'
+
+import {renderDeploy, renderReleases, timeline} from '../../src/deploy/render.js'
+import type {DeployResult} from '../../src/deploy/run.js'
+import {systemdUnit, sudoersRule} from '../../src/deploy/systemd.js'
+
+const plan = {
+  release: 'R2',
+  runtime: '24.22.3',
+  lockHost: 'app1',
+  lock: null,
+  batches: [['app1'], ['app2']],
+  runtimeUploads: [],
+  skipped: [],
+  steps: ['lock', 'switch'],
+}
+
+function result(over: Partial<DeployResult>): DeployResult {
+  return {action: 'deploy', environment: 'lab', release: 'R2', dryRun: false, plan, ok: true, stopped: null, hosts: [], markedBad: [], removed: {}, brokeLock: null, buildMs: 0, durationMs: 4000, ...over}
+}
+
+describe('deploy output', () => {
+  it('draws each host phases on one time axis', () => {
+    const line = timeline(
+      [
+        {phase: 'upload', startMs: 0, ms: 1000, ok: true},
+        {phase: 'switch', startMs: 1000, ms: 100, ok: true},
+        {phase: 'restart', startMs: 1100, ms: 900, ok: true},
+        {phase: 'health', startMs: 2000, ms: 2000, ok: false},
+      ],
+      4000,
+    )
+    assert.equal(line.length, 42)
+    assert.equal(line, `|${'u'.repeat(10)}s${'R'.repeat(9)}${'!'.repeat(20)}|`)
+  })
+
+  it('the dry run prints the plan', () => {
+    const text = renderDeploy(result({dryRun: true}))
+    assert.match(text, /^Deploy R2 \(node 24\.22\.3\) — dry run, nothing was changed\nlock: app1 \(free\)\nbatch 1: app1\nbatch 2: app2\nsteps:\n {2}1\. lock\n/)
+  })
+
+  it('a stopped deploy says what happened on each host', () => {
+    const text = renderDeploy(
+      result({
+        ok: false,
+        stopped: 'max-fail',
+        markedBad: ['app1', 'app2'],
+        hosts: [
+          {host: 'app1', address: 'a', outcome: 'failed', previous: 'R1', current: 'R1', runtimeUploaded: false, error: 'gate', phases: []},
+          {host: 'app2', address: 'b', outcome: 'not-started', previous: 'R1', current: 'R1', runtimeUploaded: false, error: null, phases: []},
+        ],
+      }),
+    )
+    assert.match(text, /^HOST {2}OUTCOME {6}CURRENT/)
+    assert.match(text, /app1 {2}failed {7}R1/)
+    assert.match(text, /R2 is marked bad on app1, app2\n/)
+    assert.match(text, /Deploy of R2 stopped past --max-fail and rolled back: 1 failed, 1 not-started in 4\.00 s\n$/)
+  })
+
+  it('releases flags a host whose process does not run what current points at', () => {
+    const text = renderReleases([
+      {host: 'app1', current: 'R2', running: 'R1', differs: true, releases: ['R1', 'R2'], bad: ['R2'], runtime: true, error: null},
+      {host: 'app2', current: 'R1', running: 'R1', differs: false, releases: ['R1'], bad: [], runtime: true, error: null},
+    ])
+    assert.match(text, /app1 {2}R2 {7}R1 {7}DIFFERS {2}R1 R2\(bad\)/)
+    assert.match(text, /On app1 the running process does not report the release current points at\.\n$/)
+  })
+
+  it('the systemd unit runs the current release on its own runtime and reads the secret file', () => {
+    const unit = systemdUnit({root: '/srv/feed'})
+    assert.match(unit, /^ExecStart=\/srv\/feed\/current\/node \/srv\/feed\/current\/app\.mjs --config \/srv\/feed\/shared\/feedops\.yml$/m)
+    assert.match(unit, /^EnvironmentFile=\/srv\/feed\/shared\/app\.env$/m)
+    assert.match(unit, /^User=feed$/m)
+    assert.equal(sudoersRule('deploy'), '# Written by `feedops play provision`.\ndeploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart feed, /usr/bin/systemctl stop feed\n')
+  })
+})

@@ -124,7 +124,8 @@ function response(status: number, body: string, context: Context): void {
   context.op = undefined
   if (!op) return
   const ok = status >= 200 && status < 300
-  if (!ok) failure(`${status} on ${op.kind}: ${body.slice(0, 200)}`)
+  // nginx's error pages are HTML: keep their text only.
+  if (!ok) failure(`${status} on ${op.kind}: ${body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 160)}`)
   if (op.kind === 'read') result.reads++
   else if (!ok) result.unackedWrites++
   else if (op.kind === 'like') result.ackedLikes.push({photoId: op.photoId, userId: op.userId})

@@ -13,12 +13,12 @@
  * runtime as well is timed on its own row. Each size gets a lab of its own (app hosts, 3 NGINX nodes, 2 Postgres
  * servers behind PgBouncer, Redis, Memcached, the cloud endpoint), stopped at the end.
  */
-import {execFile, spawn} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg, userInfo} from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
-import {parseArgs, promisify} from 'node:util'
+import {parseArgs} from 'node:util'
 
 import {parse, stringify} from 'yaml'
 
@@ -36,7 +36,6 @@ import {ansibleCommand, fabricCommand, type Command, type PeerJob} from './deplo
 import {countWrites, preparePlan, type WriteCount} from './deploy/writes.js'
 import {median, repoRoot, table} from './util.js'
 
-const execFileP = promisify(execFile)
 const {values: flags} = parseArgs({
   options: {
     sizes: {type: 'string', default: '12,48'},
@@ -44,6 +43,7 @@ const {values: flags} = parseArgs({
     connections: {type: 'string', default: '32'},
     'new-runtime': {type: 'string', default: '24.22.1'},
     'no-ansible': {type: 'boolean', default: false},
+    'ansible-timeout': {type: 'string', default: '600'},
   },
 })
 const sizes = flags.sizes.split(',').map(Number)
@@ -62,24 +62,34 @@ interface Timed {
   stdout: string
 }
 
-/** Runs a command to its end; wall time around it, CPU (user + sys) from /usr/bin/time. Throws on failure. */
-async function timed([cmd, args, env]: Command, cwd?: string): Promise<Timed> {
+/**
+ * Runs a command to its end; wall time around it, CPU (user + sys) from /usr/bin/time. Throws on failure, and
+ * past `timeoutMs` kills the command's whole process group (Ansible's workers and their ssh too).
+ */
+async function timed([cmd, args, env]: Command, opts: {cwd?: string; timeoutMs?: number} = {}): Promise<Timed> {
   const cpuFile = path.join(workDir, 'cpu.txt')
   const started = process.hrtime.bigint()
-  try {
-    const {stdout} = await execFileP('/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, cmd, ...args], {
-      env: {...process.env, ...env},
-      cwd,
-      maxBuffer: 64 << 20,
-      timeout: COMMAND_TIMEOUT_MS,
-    })
-    const ms = Number(process.hrtime.bigint() - started) / 1e6
-    const [user, sys] = readFileSync(cpuFile, 'utf8').trim().split(/\s+/).slice(-2).map(Number)
-    return {ms, cpuSeconds: user! + sys!, stdout}
-  } catch (err) {
-    const e = err as {stderr?: string; stdout?: string; message: string}
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`.slice(0, 6000))
+  const child = spawn('/usr/bin/time', ['-f', '%U %S', '-o', cpuFile, cmd, ...args], {
+    env: {...process.env, ...env},
+    cwd: opts.cwd,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)))
+  const limit = opts.timeoutMs ?? COMMAND_TIMEOUT_MS
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), limit)
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
+  clearTimeout(timer)
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  if (code !== 0) {
+    const why = code === null ? `killed after ${(limit / 1000).toFixed(0)} s` : `exit ${code}`
+    throw new Error(`${path.basename(cmd)} failed (${why}): ${stderr.slice(-1500)} ${stdout.slice(-1500)}`)
   }
+  const [user, sys] = readFileSync(cpuFile, 'utf8').trim().split(/\s+/).slice(-2).map(Number)
+  return {ms, cpuSeconds: user! + sys!, stdout}
 }
 
 let workDir = ''
@@ -152,6 +162,8 @@ interface Row {
   cpuSeconds: number
   release: string
   feedops?: FeedopsTimes
+  /** A peer that failed or ran out of time: ms is then how long it ran. */
+  error?: string
 }
 
 interface DeployJson {
@@ -174,7 +186,7 @@ function feedopsTimes(r: DeployJson): FeedopsTimes {
 }
 
 async function feedopsRun(ctx: LabContext, tool: string, extra: string[] = []): Promise<Row> {
-  const t = await timed(feedopsDeploy(ctx, extra), ctx.lab.dir)
+  const t = await timed(feedopsDeploy(ctx, extra), {cwd: ctx.lab.dir})
   const result = JSON.parse(t.stdout) as DeployJson
   if (!result.ok) throw new Error(`${tool}: the deploy did not succeed: ${t.stdout.slice(0, 2000)}`)
   await assertAllOn(ctx, result.release, tool)
@@ -199,9 +211,18 @@ async function peerRun(ctx: LabContext, tool: 'ansible' | 'fabric', links: {src:
     batches: planBatches(ctx.hosts, parseBatchSpec(ctx.deploy.batch)).map((b) => b.length),
     timeoutSeconds: Math.ceil(ctx.deploy.health.timeout),
   }
-  const t = await timed(tool === 'ansible' ? ansibleCommand(job) : fabricCommand(job))
-  await assertAllOn(ctx, bundle.manifest.id, tool)
-  return {hosts: ctx.hosts.length, tool, ms: t.ms, cpuSeconds: t.cpuSeconds, release: bundle.manifest.id}
+  const started = performance.now()
+  try {
+    const t = await timed(tool === 'ansible' ? ansibleCommand(job) : fabricCommand(job), {
+      timeoutMs: tool === 'ansible' ? Number(flags['ansible-timeout']) * 1000 : COMMAND_TIMEOUT_MS,
+    })
+    await assertAllOn(ctx, bundle.manifest.id, tool)
+    return {hosts: ctx.hosts.length, tool, ms: t.ms, cpuSeconds: t.cpuSeconds, release: bundle.manifest.id}
+  } catch (err) {
+    // Reported as a lower bound; the next deploy starts from whatever state the hosts are in.
+    log(`${tool} at ${ctx.hosts.length} hosts: ${(err as Error).message.slice(0, 500)}`)
+    return {hosts: ctx.hosts.length, tool, ms: performance.now() - started, cpuSeconds: NaN, release: bundle.manifest.id, error: (err as Error).message.slice(0, 300)}
+  }
 }
 
 /** The lab config with deploy.runtime changed, for the new-runtime deploy. */
@@ -291,12 +312,15 @@ async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadRepor
         rows.push(await go())
       }
     }
-    log(`${n} hosts: a deploy that brings runtime ${flags['new-runtime']} too`)
-    await ensureRuntime(flags['new-runtime'], feedopsCacheDir()) // fetched from the registry once, not timed
-    const runtimeCtx = {...ctx, configFile: withRuntime(ctx, flags['new-runtime'])}
-    rows.push(await feedopsRun(runtimeCtx, `feedops, another runtime (${flags["new-runtime"]}, not on the hosts yet)`))
-    // Back to the configured runtime, so the load deploy below is an ordinary app release.
-    rows.push(await feedopsRun(ctx, `feedops, back to runtime ${ctx.deploy.runtime} (default ramp)`))
+    // The runtime change is timed once, on the first size.
+    if (n === sizes[0]) {
+      log(`${n} hosts: a deploy that brings runtime ${flags['new-runtime']} too`)
+      await ensureRuntime(flags['new-runtime'], feedopsCacheDir()) // fetched from the registry once, not timed
+      const runtimeCtx = {...ctx, configFile: withRuntime(ctx, flags['new-runtime'])}
+      rows.push(await feedopsRun(runtimeCtx, `feedops, another runtime (${flags["new-runtime"]}, not on the hosts yet)`))
+      // Back to the configured runtime, so the load deploy below is an ordinary app release.
+      rows.push(await feedopsRun(ctx, `feedops, back to runtime ${ctx.deploy.runtime} (default ramp)`))
+    }
     let underLoad: LoadReport | undefined
     if (n === 12) {
       log(`${n} hosts: rolling deploy under load`)
@@ -335,7 +359,8 @@ for (const n of sizes) {
   ratios[`feedopsRampVsFabricWithoutBuild@${n}`] = medianOf(n, 'feedops (default ramp)', sansBuild) / fabric
   for (const r of all.filter((x) => x.hosts === n)) {
     const vs = r.tool === 'ansible' ? ramp / r.ms : r.tool === 'fabric' ? full / r.ms : NaN
-    tableRows.push([String(n), r.tool, (r.ms / 1000).toFixed(2), r.cpuSeconds.toFixed(2), Number.isNaN(vs) ? '' : vs.toFixed(2)])
+    const ratio = Number.isNaN(vs) ? '' : `${r.error ? '< ' : ''}${vs.toFixed(2)}`
+    tableRows.push([String(n), r.error ? `${r.tool} (did not finish)` : r.tool, `${r.error ? '> ' : ''}${(r.ms / 1000).toFixed(2)}`, Number.isNaN(r.cpuSeconds) ? '' : r.cpuSeconds.toFixed(2), ratio])
   }
 }
 const s1 = (ms: number | undefined) => (ms === undefined ? '' : (ms / 1000).toFixed(2))

@@ -185,12 +185,18 @@ function feedopsTimes(r: DeployJson): FeedopsTimes {
   }
 }
 
+/** A feedops deploy; one that fails (exit 1: a gate failed, every host rolled back) is a row with its error. */
 async function feedopsRun(ctx: LabContext, tool: string, extra: string[] = []): Promise<Row> {
-  const t = await timed(feedopsDeploy(ctx, extra), {cwd: ctx.lab.dir})
-  const result = JSON.parse(t.stdout) as DeployJson
-  if (!result.ok) throw new Error(`${tool}: the deploy did not succeed: ${t.stdout.slice(0, 2000)}`)
-  await assertAllOn(ctx, result.release, tool)
-  return {hosts: ctx.hosts.length, tool, ms: t.ms, cpuSeconds: t.cpuSeconds, release: result.release, feedops: feedopsTimes(result)}
+  const started = performance.now()
+  try {
+    const t = await timed(feedopsDeploy(ctx, extra), {cwd: ctx.lab.dir})
+    const result = JSON.parse(t.stdout) as DeployJson
+    await assertAllOn(ctx, result.release, tool)
+    return {hosts: ctx.hosts.length, tool, ms: t.ms, cpuSeconds: t.cpuSeconds, release: result.release, feedops: feedopsTimes(result)}
+  } catch (err) {
+    log(`${tool} at ${ctx.hosts.length} hosts: ${(err as Error).message.slice(0, 800)}`)
+    return {hosts: ctx.hosts.length, tool, ms: performance.now() - started, cpuSeconds: NaN, release: '', error: (err as Error).message.slice(0, 300)}
+  }
 }
 
 /** A fresh release (built the way feedops builds it, not timed) deployed by a peer. */
@@ -383,7 +389,7 @@ console.log(
     table(
       ['hosts', 'run', 'wall', 'start-up, inventory, exit', 'to first host step', 'of it build', 'upload', 'unpack', 'restart', 'health gate'],
       all
-        .filter((r) => r.feedops)
+        .filter((r) => r.feedops && !r.error)
         .map((r) => {
           const f = r.feedops!
           return [String(r.hosts), r.tool, s1(r.ms), s1(r.ms - f.durationMs), s1(f.firstHostMs), s1(f.buildMs), s1(f.phases.upload), s1(f.phases.unpack), s1(f.phases.restart), s1(f.phases.health)]

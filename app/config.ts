@@ -1,57 +1,9 @@
-import {z} from 'zod'
-
-import {formatIssues, type LoadedConfig} from '../src/config/load.js'
+import {validateAppSection, type AppSection} from '../src/config/app.js'
+import type {LoadedConfig} from '../src/config/load.js'
 import type {ShardsSettings} from '../src/config/schema.js'
 import {UserError} from '../src/errors.js'
 
-/**
- * The `app` section of an environment in feedops.yml (src/config/schema.ts keeps it an untyped record so the
- * app owns its shape). The secret may come from $FEEDOPS_APP_SECRET instead of the file.
- */
-
-const byteSize = z.union([
-  z.number().int().positive(),
-  z.string().regex(/^\d+\s*(b|kb|mb)$/i, 'a size such as 16kb, 1mb or a number of bytes'),
-])
-
-export const appSectionSchema = z
-  .object({
-    port: z.number().int().min(0).max(65535).default(8080),
-    host: z.string().min(1).default('127.0.0.1'),
-    /** Photo URLs are `${cdnBase}/${s3Key}`. */
-    cdnBase: z.url({protocol: /^https?$/}),
-    /** HMAC key of the user tokens; $FEEDOPS_APP_SECRET wins over this. */
-    secret: z.string().min(16, 'at least 16 characters').optional(),
-    /** How long a write to a frozen logical shard is held before it fails with 503. */
-    freezeWaitMs: z.number().int().min(0).max(60_000).default(2000),
-    /** Largest request body accepted (413 above). */
-    bodyLimit: byteSize.default('16kb'),
-    /** Fallback check of the catalog's map version when a pub/sub message is missed. */
-    mapPollMs: z.number().int().min(50).max(10_000).default(500),
-    /** After SIGTERM: keep serving (readyz 503) this long so the load balancer stops sending, then stop accepting. */
-    drainDelayMs: z.number().int().min(0).max(60_000).default(0),
-    /** In-flight requests get this long to finish after SIGTERM before the process gives up. */
-    shutdownTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
-    /** Seconds a user object lives in Memcached (it is also deleted on every change). */
-    userCacheTtl: z.number().int().min(1).max(86_400).default(300),
-    /** Largest pg pool per physical server. */
-    poolMax: z.number().int().min(1).max(1000).default(10),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /**
-     * Feed read strategy. `per-server` (one SQL per physical server) is the real one; `per-shard` (one SQL per
-     * logical shard) exists only so the benchmark can measure the naive baseline.
-     */
-    feedStrategy: z.enum(['per-server', 'per-shard']).default('per-server'),
-    /**
-     * Plan the feed's per-server queries once per connection (named prepared statements). Turn off when the
-     * shard server URLs go through PgBouncer older than 1.21 in transaction pooling mode, which cannot keep
-     * prepared statements.
-     */
-    preparedStatements: z.boolean().default(true),
-  })
-  .strict()
-
-export type AppSection = z.infer<typeof appSectionSchema>
+export type {AppSection}
 
 export interface AppSettings extends Omit<AppSection, 'secret' | 'bodyLimit'> {
   secret: string
@@ -88,13 +40,7 @@ export function appConfigFrom(loaded: LoadedConfig, envVars: NodeJS.ProcessEnv =
 }
 
 export function parseAppSection(raw: unknown, where = 'app', envVars: NodeJS.ProcessEnv = process.env): AppSettings {
-  const parsed = appSectionSchema.safeParse(raw)
-  if (!parsed.success) {
-    throw new UserError(`${where}.app is invalid: ${formatIssues(parsed.error.issues)}`, {
-      fix: 'Fix the keys named above; the app did not start.',
-    })
-  }
-  const {secret: fileSecret, bodyLimit, ...rest} = parsed.data
+  const {secret: fileSecret, bodyLimit, ...rest} = validateAppSection(raw, where)
   const secret = envVars.FEEDOPS_APP_SECRET || fileSecret
   if (!secret) {
     throw new UserError(`${where}.app has no secret and $FEEDOPS_APP_SECRET is not set.`, {
@@ -102,8 +48,8 @@ export function parseAppSection(raw: unknown, where = 'app', envVars: NodeJS.Pro
     })
   }
   if (secret.length < 16) {
-    // Never echo the value.
-    throw new UserError('The app secret is shorter than 16 characters.', {fix: 'Use a longer random secret.'})
+    // Never echo the value. The file's secret was checked by the schema, so this one is the environment's.
+    throw new UserError('$FEEDOPS_APP_SECRET is shorter than 16 characters.', {fix: 'Use a longer random secret.'})
   }
   return {...rest, secret, bodyLimitBytes: parseBytes(bodyLimit)}
 }

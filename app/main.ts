@@ -8,7 +8,7 @@ import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'
 
 import {loadConfig} from '../src/config/load.js'
-import {isUserError} from '../src/errors.js'
+import {formatError, UserError} from '../src/errors.js'
 import {createApp} from './app.js'
 import {appConfigFrom} from './config.js'
 import {closeDeps, connectDeps} from './deps.js'
@@ -26,30 +26,21 @@ function releaseInfo(): ReleaseInfo {
   }
 }
 
-const USAGE = 'Usage: node dist/app/main.js --config FILE [--env NAME] [--host 127.0.0.1] [--port 8080]'
+const USAGE = 'Usage: node dist/app/main.js --config FILE [--env NAME] [--host 127.0.0.1] [--port 8080] [--debug]'
 
 async function main(): Promise<number | undefined> {
-  const {values} = parseArgs({
-    options: {
-      config: {type: 'string'},
-      env: {type: 'string'},
-      host: {type: 'string'},
-      port: {type: 'string'},
-      help: {type: 'boolean', short: 'h'},
-    },
-    strict: true,
-  })
+  const {values} = parseCommandLine()
   if (values.help) {
     process.stdout.write(`${USAGE}\n`)
     return 0
   }
+  const portFlag = values.port === undefined ? undefined : Number(values.port)
+  if (portFlag !== undefined && (!Number.isInteger(portFlag) || portFlag < 0 || portFlag > 65535)) {
+    throw new UserError(`--port ${values.port} is not a port number.`, {fix: USAGE})
+  }
   const config = appConfigFrom(loadConfig({flag: values.config, environment: values.env}))
   if (values.host) config.app.host = values.host
-  if (values.port !== undefined) {
-    const port = Number(values.port)
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`--port ${values.port} is not a port number`)
-    config.app.port = port
-  }
+  if (portFlag !== undefined) config.app.port = portFlag
   const logger = createLogger({level: config.app.logLevel})
   const release = releaseInfo()
   const deps = await connectDeps(config, logger)
@@ -88,20 +79,32 @@ async function main(): Promise<number | undefined> {
   return undefined
 }
 
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        config: {type: 'string'},
+        env: {type: 'string'},
+        host: {type: 'string'},
+        port: {type: 'string'},
+        debug: {type: 'boolean'},
+        help: {type: 'boolean', short: 'h'},
+      },
+      strict: true,
+    })
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.replace(/\.$/, '')}.`, {fix: USAGE, cause: err})
+  }
+}
+
+// Start-up errors are printed as the CLI prints its own (src/errors.ts formatError).
 main().then(
   (code) => {
     if (code !== undefined) process.exit(code)
   },
   (err: unknown) => {
-    if (isUserError(err)) {
-      process.stderr.write(`Error: ${err.message}\n${err.fix ? `Fix: ${err.fix}\n` : ''}`)
-      process.exit(err.exitCode)
-    }
-    if (err instanceof TypeError && /--|argument|option/i.test(err.message)) {
-      process.stderr.write(`Error: ${err.message}\n${USAGE}\n`)
-      process.exit(2)
-    }
-    process.stderr.write(`Bug: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-    process.exit(1)
+    const report = formatError(err, {debug: process.argv.includes('--debug')})
+    process.stderr.write(report.text)
+    process.exit(report.exitCode)
   },
 )

@@ -1,9 +1,10 @@
 import {Args, Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../src/cli/base-command.js'
+import {printable} from '../src/cli/escape.js'
 import {hostFlags, roleFlag} from '../src/cli/host-flags.js'
 import {withHostSession} from '../src/cli/host-session.js'
-import {itemProgress, progressMode} from '../src/cli/progress.js'
+import {progressMode, withProgress} from '../src/cli/progress.js'
 import {textTable} from '../src/cli/text-table.js'
 import {ExitCode, UserError} from '../src/errors.js'
 import type {Playbook} from '../src/playbook/define.js'
@@ -56,30 +57,26 @@ Exit code 1 when any host failed a step or could not be reached.`
       loaded.env,
       flags,
       {quiet: json, defaultSelection: (all) => playbookHosts(playbook, all, {})},
-      async ({hosts, pool, signal, concurrency, timeoutMs}) => {
-        const progress = await itemProgress(
+      ({hosts, pool, signal, concurrency, timeoutMs}) =>
+        withProgress(
           hosts.map((h) => h.name),
-          {mode: progressMode(json)},
-        )
-        try {
-          return await runPlaybook(playbook, hosts, {
-            pool,
-            config: loaded.env,
-            concurrency,
-            timeoutMs,
-            signal,
-            onEvent: (e) => {
-              const name = e.host.name
-              if (e.type === 'connecting') progress.update(name, 'connecting')
-              else if (e.type === 'step') progress.update(name, `[${e.index + 1}/${steps}] ${e.title}`)
-              else if (e.type === 'progress') progress.update(name, e.text)
-              else progress.done(name, e.result.ok, e.result.ok ? `done in ${formatDuration(e.result.durationMs)}` : (e.result.error ?? e.result.status))
-            },
-          })
-        } finally {
-          await progress.finish()
-        }
-      },
+          progressMode(json),
+          (progress) =>
+            runPlaybook(playbook, hosts, {
+              pool,
+              config: loaded.env,
+              concurrency,
+              timeoutMs,
+              signal,
+              onEvent: (e) => {
+                const name = e.host.name
+                if (e.type === 'connecting') progress.update(name, 'connecting')
+                else if (e.type === 'step') progress.update(name, `[${e.index + 1}/${steps}] ${e.title}`)
+                else if (e.type === 'progress') progress.update(name, e.text)
+                else progress.done(name, e.result.ok, e.result.ok ? `done in ${formatDuration(e.result.durationMs)}` : (e.result.error ?? e.result.status))
+              },
+            }),
+        ),
     )
 
     const result = {...run, interrupted}
@@ -119,7 +116,7 @@ Exit code 1 when any host failed a step or could not be reached.`
       } else {
         for (const r of results) {
           const body = r.report ? Object.entries(r.report).map(([k, v]) => `${k}=${v}`).join(' | ') : failure(r)
-          this.log(`${r.host} | ${body}`)
+          this.log(`${r.host} | ${printable(body)}`)
         }
       }
       return
@@ -127,6 +124,6 @@ Exit code 1 when any host failed a step or could not be reached.`
     const line = (r: PlaybookHostResult) =>
       r.ok ? `ok (${r.steps.length} step${r.steps.length === 1 ? '' : 's'}, ${(r.durationMs / 1000).toFixed(2)} s)` : failure(r)
     if (tty) process.stdout.write(textTable(['HOST', 'RESULT'], results.map((r) => [r.host, line(r)])))
-    else for (const r of results) this.log(`${r.host} | ${line(r)}`)
+    else for (const r of results) this.log(`${r.host} | ${printable(line(r))}`)
   }
 }

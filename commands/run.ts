@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../src/cli/base-command.js'
+import {printable} from '../src/cli/escape.js'
 import {hostFlags} from '../src/cli/host-flags.js'
 import {withHostSession} from '../src/cli/host-session.js'
 import {ExitCode, UserError} from '../src/errors.js'
@@ -101,7 +102,9 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
 
 function printGroup(r: HostResult, formatDuration: (ms: number) => string): void {
   const what = r.exitCode !== null ? `exit ${r.exitCode}` : r.error ?? r.status
-  process.stdout.write(`── ${r.host} (${what}, ${formatDuration(r.durationMs)}) ──\n`)
-  if (r.stdout) process.stdout.write(r.stdout.endsWith('\n') ? r.stdout : `${r.stdout}\n`)
-  if (r.stderr) process.stderr.write(r.stderr.endsWith('\n') ? r.stderr : `${r.stderr}\n`)
+  process.stdout.write(`── ${r.host} (${printable(what)}, ${formatDuration(r.durationMs)}) ──\n`)
+  const block = (text: string, cut: number | undefined) =>
+    `${printable(text, '\t\n')}${text === '' || text.endsWith('\n') ? '' : '\n'}${cut ? `[${cut} more bytes of output not kept]\n` : ''}`
+  if (r.stdout || r.truncated?.stdout) process.stdout.write(block(r.stdout, r.truncated?.stdout))
+  if (r.stderr || r.truncated?.stderr) process.stderr.write(block(r.stderr, r.truncated?.stderr))
 }

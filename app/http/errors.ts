@@ -15,5 +15,3 @@ export const unauthorized = (message: string) => new ApiError(401, message, {'WW
 export const forbidden = (message: string) => new ApiError(403, message)
 export const notFound = (message: string) => new ApiError(404, message)
 export const conflict = (message: string) => new ApiError(409, message)
-export const unavailable = (message: string, retryAfterSeconds: number) =>
-  new ApiError(503, message, {'Retry-After': String(retryAfterSeconds)})

@@ -1,5 +1,4 @@
 import type {ParameterizedContext} from 'koa'
-import type {RouterContext} from '@koa/router'
 
 import type {Logger} from '../logger.js'
 
@@ -12,5 +11,4 @@ export interface AppState {
 }
 
 export type Ctx = ParameterizedContext<AppState>
-export type RouteCtx = RouterContext<AppState>
 export type Next = () => Promise<unknown>

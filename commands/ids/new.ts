@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {FeedopsCommand} from '../../src/cli/base-command.js'
 import {resolveEpoch} from '../../src/shards/epoch-config.js'
 import {UserError} from '../../src/errors.js'
-import {MAX_SHARD, newId} from '../../src/shards/ids.js'
+import {epochProblem, MAX_SHARD, newId} from '../../src/shards/ids.js'
 
 const MAX_COUNT = 100_000
 
@@ -20,20 +20,20 @@ export default class IdsNew extends FeedopsCommand<IdsNewResult> {
   static override examples = ['<%= config.bin %> ids new --shard 12', '<%= config.bin %> ids new --shard 12 --count 5 --json']
 
   static override flags = {
-    shard: Flags.integer({description: `Logical shard (0..${MAX_SHARD}).`, required: true}),
-    count: Flags.integer({description: `How many ids (1..${MAX_COUNT}).`, default: 1}),
+    shard: Flags.integer({description: `Logical shard (0..${MAX_SHARD}).`, required: true, min: 0, max: MAX_SHARD}),
+    count: Flags.integer({description: `How many ids (1..${MAX_COUNT}).`, default: 1, min: 1, max: MAX_COUNT}),
     epoch: Flags.string({description: 'Id epoch (ISO time). Default: env.shards.epoch of the config if one is found, else 2011-01-01T00:00:00Z.'}),
   }
 
   async run(): Promise<IdsNewResult> {
     const {flags} = await this.parse(IdsNew)
-    if (flags.shard < 0 || flags.shard > MAX_SHARD) {
-      throw new UserError(`--shard ${flags.shard} is out of range.`, {fix: `Pass a logical shard between 0 and ${MAX_SHARD}.`})
-    }
-    if (flags.count < 1 || flags.count > MAX_COUNT) {
-      throw new UserError(`--count ${flags.count} is out of range.`, {fix: `Pass a count between 1 and ${MAX_COUNT}.`})
-    }
     const epoch = resolveEpoch({epochFlag: flags.epoch, config: flags.config, env: flags.env})
+    const problem = epochProblem(epoch.ms)
+    if (problem) {
+      throw new UserError(problem, {
+        fix: epoch.source === 'config' ? 'Fix env.shards.epoch in the config, or pass --epoch.' : 'Pass an --epoch in the past 69 years.',
+      })
+    }
     const ids: string[] = []
     for (let i = 0; i < flags.count; i++) ids.push(newId(flags.shard, epoch.ms).toString())
     this.log(ids.join('\n'))

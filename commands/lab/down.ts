@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
-import {defaultLabDir} from '../../src/config/load.js'
+import {resolveLabDir} from '../../src/config/load.js'
 import {ExitCode} from '../../src/errors.js'
 import {labDown, type LabStatus} from '../../src/lab/index.js'
 import {labStatusTable, labSummary} from '../../src/lab/render.js'
@@ -11,15 +11,15 @@ export default class LabDown extends FeedopsCommand<LabStatus> {
 
 Postgres stops with \`pg_ctl stop -m fast\`; the rest get TERM, then KILL after a timeout. No file is removed: data dirs, host folders and keys stay for the next \`lab up\`.`
 
-  static override examples = ['<%= config.bin %> lab down', '<%= config.bin %> lab down --dir /tmp/lab2 --json']
+  static override examples = ['<%= config.bin %> lab down', '<%= config.bin %> lab down --dir /tmp/lab2 --json', '<%= config.bin %> lab down --config /tmp/lab2/feedops.yml']
 
   static override flags = {
-    dir: Flags.string({description: 'Lab dir (default: $FEEDOPS_LAB_DIR or ./.lab).'}),
+    dir: Flags.string({description: 'Lab dir (default: the lab.dir of --config or $FEEDOPS_CONFIG if given, else $FEEDOPS_LAB_DIR or ./.lab).'}),
   }
 
   async run(): Promise<LabStatus> {
     const {flags} = await this.parse(LabDown)
-    const status = await labDown(flags.dir ?? defaultLabDir())
+    const status = await labDown(resolveLabDir({dir: flags.dir, config: {flag: flags.config, environment: flags.env}}))
     if (status.state === 'none') {
       this.log(`${labSummary(status)} Nothing to stop.`)
       this.setExitCode(ExitCode.nothingDone)

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
-import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
 import {connectRedis} from '../../src/shards/photo-map-redis.js'
 import {ServerPools} from '../../src/shards/pools.js'
@@ -43,9 +43,15 @@ Users get ids from the catalog's user id sequence and live in their hashed shard
     const redis = await connectRedis(loaded.env, loaded.environment)
     const pools = new ServerPools(settings, {max: flags.connections + 1, applicationName: 'feedops lab seed'})
     try {
-      const result = this.interactive
-        ? await this.withProgress((onProgress) => seedLab(pools, settings, redis, options, onProgress))
-        : await seedLab(pools, settings, redis, options)
+      const result = await withProgress(
+        settings.servers.map((s) => s.name),
+        progressMode(this.jsonEnabled()),
+        async (progress) => {
+          const seeded = await seedLab(pools, settings, redis, options, (p) => progress.update(p.server, seedProgressText(p)))
+          for (const s of seeded.servers) progress.done(s.server, !s.error, s.error)
+          return seeded
+        },
+      )
       this.render(result)
       if (result.servers.some((s) => s.error)) this.setExitCode(ExitCode.failed)
       return result
@@ -69,52 +75,12 @@ Users get ids from the catalog's user id sequence and live in their hashed shard
     if (r.skippedPhotos > 0) this.log(`${n(r.skippedPhotos)} generated photo id(s) already existed (an earlier seed) and were skipped.`)
     for (const w of r.warnings) this.warn(w)
   }
+}
 
-  /** listr2 on stderr: one line per server, from the first progress report to the end. */
-  private async withProgress(work: (onProgress: (p: SeedProgress) => void) => Promise<SeedResult>): Promise<SeedResult> {
-    const latest = new Map<string, SeedProgress>()
-    const titles = new Map<string, {title: string}>()
-    let started: () => void = () => {}
-    const firstReport = new Promise<void>((r) => (started = r))
-    const n = (x: number) => x.toLocaleString('en-US')
-    const titleOf = (p: SeedProgress) =>
-      `${p.server}: ${p.shardsDone}/${p.shards} shards, ${n(p.users)} users, ${n(p.photos)} photos, ${n(p.follows)} follows` +
-      (p.shardsDone === p.shards ? `, ${p.shardsVacuumed}/${p.shards} vacuumed` : '')
-    const running = work((p) => {
-      latest.set(p.server, p)
-      const t = titles.get(p.server)
-      if (t) t.title = titleOf(p)
-      started()
-    })
-    const tasks = new Listr(
-      [
-        {
-          title: 'Planning users, follows and photos',
-          task: async (_ctx: unknown, task) => {
-            // every server reports in the same tick, so all are known once the first one is
-            await Promise.race([firstReport, running.catch(() => undefined)])
-            task.title = 'Seeding'
-            return task.newListr(
-              [...latest.keys()].map((server) => ({
-                title: titleOf(latest.get(server)!),
-                task: async (_c: unknown, sub: {title: string}) => {
-                  titles.set(server, sub)
-                  await running.catch(() => undefined)
-                  sub.title = titleOf(latest.get(server)!)
-                },
-              })),
-              {concurrent: true},
-            )
-          },
-        },
-      ],
-      {
-        exitOnError: false,
-        registerSignalListeners: false,
-        rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})},
-      },
-    )
-    await tasks.run().catch(() => undefined)
-    return running
-  }
+function seedProgressText(p: SeedProgress): string {
+  const n = (x: number) => x.toLocaleString('en-US')
+  return (
+    `${p.shardsDone}/${p.shards} shards, ${n(p.users)} users, ${n(p.photos)} photos, ${n(p.follows)} follows` +
+    (p.shardsDone === p.shards ? `, ${p.shardsVacuumed}/${p.shards} vacuumed` : '')
+  )
 }

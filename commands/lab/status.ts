@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
-import {defaultLabDir} from '../../src/config/load.js'
+import {resolveLabDir} from '../../src/config/load.js'
 import {ExitCode} from '../../src/errors.js'
 import {labStatus, type LabStatus} from '../../src/lab/index.js'
 import {labStatusTable, labSummary} from '../../src/lab/render.js'
@@ -11,15 +11,15 @@ export default class LabStatusCommand extends FeedopsCommand<LabStatus> {
 
 Exit code 0 when everything is up, 1 when some process is down, 3 when nothing runs (or there is no lab).`
 
-  static override examples = ['<%= config.bin %> lab status', '<%= config.bin %> lab status --dir /tmp/lab2 --json']
+  static override examples = ['<%= config.bin %> lab status', '<%= config.bin %> lab status --dir /tmp/lab2 --json', 'FEEDOPS_CONFIG=/tmp/lab2/feedops.yml <%= config.bin %> lab status']
 
   static override flags = {
-    dir: Flags.string({description: 'Lab dir (default: $FEEDOPS_LAB_DIR or ./.lab).'}),
+    dir: Flags.string({description: 'Lab dir (default: the lab.dir of --config or $FEEDOPS_CONFIG if given, else $FEEDOPS_LAB_DIR or ./.lab).'}),
   }
 
   async run(): Promise<LabStatus> {
     const {flags} = await this.parse(LabStatusCommand)
-    const status = await labStatus(flags.dir ?? defaultLabDir())
+    const status = await labStatus(resolveLabDir({dir: flags.dir, config: {flag: flags.config, environment: flags.env}}))
     if (status.processes.length > 0) this.log(labStatusTable(status))
     this.log(labSummary(status))
     if (status.state === 'partial') this.setExitCode(ExitCode.failed)

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
-import {itemProgress, progressMode} from '../../src/cli/progress.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {defaultLabDir} from '../../src/config/load.js'
 import {ExitCode} from '../../src/errors.js'
 import {labUp, type LabStatus} from '../../src/lab/index.js'
@@ -38,10 +38,8 @@ Idempotent: processes that run are kept, dead or missing ones are started, and a
 
   async run(): Promise<LabStatus> {
     const {flags} = await this.parse(LabUp)
-    const progress = await itemProgress(['lab'], {mode: progressMode(this.jsonEnabled())})
-    let status: LabStatus
-    try {
-      status = await labUp(
+    const status = await withProgress(['lab'], progressMode(this.jsonEnabled()), async (progress) => {
+      const up = await labUp(
         {
           dir: flags.dir ?? defaultLabDir(),
           net: flags.net,
@@ -56,13 +54,9 @@ Idempotent: processes that run are kept, dead or missing ones are started, and a
         },
         (msg) => progress.update('lab', msg),
       )
-    } catch (err) {
-      progress.done('lab', false) // the error itself is printed once, by the command
-      await progress.finish()
-      throw err
-    }
-    progress.done('lab', true, 'up')
-    await progress.finish()
+      progress.done('lab', true, 'up')
+      return up
+    })
     this.log(labStatusTable(status))
     this.log(labSummary(status))
     if (status.configFile) this.log(`Config: ${status.configFile}`)

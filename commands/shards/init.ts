@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
-import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {interruptedWord, trapInterrupts} from '../../src/cli/interrupts.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
-import {DEFAULT_BATCH, MAX_BATCH, planInit, type InitResult, type ServerInitResult} from '../../src/shards/init.js'
+import {DEFAULT_BATCH, initShards, MAX_BATCH, type InitResult} from '../../src/shards/init.js'
 import {ServerPools} from '../../src/shards/pools.js'
 import {initTable} from '../../src/shards/render.js'
 import {requireShards} from '../../src/shards/settings.js'
@@ -26,53 +27,32 @@ export default class ShardsInit extends FeedopsCommand<InitResult> {
   async run(): Promise<InitResult> {
     const {flags} = await this.parse(ShardsInit)
     const settings = requireShards(this.loadConfig(flags))
+    const json = this.jsonEnabled()
     const pools = new ServerPools(settings, {max: 4, applicationName: 'feedops shards init'})
-    const started = performance.now()
+    const trap = trapInterrupts((sig) => {
+      if (!json) process.stderr.write(`\n${interruptedWord(sig)}: stopping after the batch each server is on (again to quit at once)\n`)
+    })
+    let done: InitResult
     try {
-      const plan = await planInit(pools, settings, {logical: flags.logical, batch: flags.batch})
-      let results: ServerInitResult[]
-      try {
-        results = this.interactive
-          ? await this.runWithProgress(plan)
-          : await Promise.all(plan.servers.map((s) => plan.runServer(s.name)))
-      } catch (err) {
-        await plan.abort()
-        throw err
-      }
-      const result = {...(await plan.finish(results)), seconds: Number(((performance.now() - started) / 1000).toFixed(3))}
-      this.log(initTable(result))
-      this.log(
-        `${result.created} schema${result.created === 1 ? '' : 's'} created, ${result.existing} already there; ` +
-          `${result.complete ? 'all' : 'NOT all'} ${result.logical} logical shards exist; map version ${result.version}; ${result.seconds} s`,
-      )
-      if (!result.complete || result.servers.some((s) => s.error)) this.setExitCode(ExitCode.failed)
-      return result
+      done = await withProgress(settings.servers.map((s) => s.name), progressMode(json), async (progress) => {
+        const r = await initShards(pools, settings, {logical: flags.logical, batch: flags.batch, signal: trap.signal}, (p) =>
+          progress.update(p.server, `${p.done}/${p.total} schemas`),
+        )
+        for (const s of r.servers) progress.done(s.server, !s.error, s.error ?? `${s.shards} schemas`)
+        return r
+      })
     } finally {
+      trap.dispose()
       await pools.end()
     }
-  }
-
-  private async runWithProgress(plan: Awaited<ReturnType<typeof planInit>>): Promise<ServerInitResult[]> {
-    const results: ServerInitResult[] = []
-    const tasks = new Listr(
-      plan.servers.map((s) => ({
-        title: `${s.name}: ${s.total - s.pending.length}/${s.total} schemas`,
-        task: async (_: unknown, task: {title: string}) => {
-          const r = await plan.runServer(s.name, (p) => {
-            task.title = `${p.server}: ${p.done}/${p.total} schemas`
-          })
-          results.push(r)
-          if (r.error) throw new Error(`${s.name}: ${r.error}`)
-        },
-      })),
-      {
-        concurrent: true,
-        exitOnError: false,
-        registerSignalListeners: false,
-        rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})},
-      },
+    const result = {...done, seconds: Number(done.seconds.toFixed(3))}
+    this.log(initTable(result))
+    this.log(
+      `${result.created} schema${result.created === 1 ? '' : 's'} created, ${result.existing} already there; ` +
+        `${result.complete ? 'all' : 'NOT all'} ${result.logical} logical shards exist; map version ${result.version}; ${result.seconds} s`,
     )
-    await tasks.run().catch(() => undefined)
-    return plan.servers.map((s) => results.find((r) => r.server === s.name)!)
+    if (trap.received) this.setExitCode(ExitCode.interrupted)
+    else if (!result.complete || result.servers.some((s) => s.error)) this.setExitCode(ExitCode.failed)
+    return result
   }
 }

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
-import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
 import {connectRedis} from '../../src/shards/photo-map-redis.js'
 import {ServerPools} from '../../src/shards/pools.js'
@@ -10,7 +10,6 @@ import {
   reindexPhotos,
   validateReindexOptions,
   type ReindexOptions,
-  type ReindexProgress,
   type ReindexResult,
 } from '../../src/shards/reindex.js'
 import {requireShards} from '../../src/shards/settings.js'
@@ -41,9 +40,18 @@ Streams every logical shard's photos in id order (keyset pages of --batch), phys
     const redis = await connectRedis(loaded.env, loaded.environment)
     const pools = new ServerPools(settings, {max: flags.concurrency + 1, applicationName: 'feedops shards reindex-photos'})
     try {
-      const result = this.interactive
-        ? await this.withProgress((onProgress) => reindexPhotos(pools, settings, redis, options, onProgress))
-        : await reindexPhotos(pools, settings, redis, options)
+      const result = await withProgress(
+        settings.servers.map((s) => s.name),
+        progressMode(this.jsonEnabled()),
+        async (progress) => {
+          const n = (x: number) => x.toLocaleString('en-US')
+          const reindexed = await reindexPhotos(pools, settings, redis, options, (p) =>
+            progress.update(p.server, `${p.shardsDone}/${p.shards} shards, ${n(p.photos)} photos`),
+          )
+          for (const s of reindexed.servers) progress.done(s.server, !s.error, s.error)
+          return reindexed
+        },
+      )
       this.render(result)
       if (!result.complete) this.setExitCode(ExitCode.failed)
       return result
@@ -73,47 +81,5 @@ Streams every logical shard's photos in id order (keyset pages of --batch), phys
       this.log(`The rebuild did not finish; ${r.previous ? `the map stays at generation ${r.previous.generation}` : 'the map is partial'}. ${r.seconds} s.`)
     }
     for (const w of r.warnings) this.warn(w)
-  }
-
-  private async withProgress(work: (onProgress: (p: ReindexProgress) => void) => Promise<ReindexResult>): Promise<ReindexResult> {
-    const latest = new Map<string, ReindexProgress>()
-    const titles = new Map<string, {title: string}>()
-    let started: () => void = () => {}
-    const firstReport = new Promise<void>((r) => (started = r))
-    const titleOf = (p: ReindexProgress) => `${p.server}: ${p.shardsDone}/${p.shards} shards, ${p.photos.toLocaleString('en-US')} photos`
-    const running = work((p) => {
-      latest.set(p.server, p)
-      const t = titles.get(p.server)
-      if (t) t.title = titleOf(p)
-      started()
-    })
-    const tasks = new Listr(
-      [
-        {
-          title: 'Reading the shard map',
-          task: async (_ctx: unknown, task) => {
-            await Promise.race([firstReport, running.catch(() => undefined)])
-            task.title = 'Streaming photos into the new map'
-            return task.newListr(
-              [...latest.keys()].map((server) => ({
-                title: titleOf(latest.get(server)!),
-                task: async (_c: unknown, sub: {title: string}) => {
-                  titles.set(server, sub)
-                  await running.catch(() => undefined)
-                },
-              })),
-              {concurrent: true},
-            )
-          },
-        },
-      ],
-      {
-        exitOnError: false,
-        registerSignalListeners: false,
-        rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)})},
-      },
-    )
-    await tasks.run().catch(() => undefined)
-    return running
   }
 }

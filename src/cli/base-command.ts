@@ -1,7 +1,7 @@
 import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 
 import {loadConfig, type LoadedConfig} from '../config/load.js'
-import {ExitCode, isUserError, UserError, type ExitCodeValue} from '../errors.js'
+import {formatError, isUserError, UserError, type ExitCodeValue} from '../errors.js'
 
 /**
  * Every feedops command extends this. `run()` returns a typed result: with --json oclif prints it
@@ -29,12 +29,18 @@ export abstract class FeedopsCommand<T> extends Command {
     process.exitCode = code
   }
 
-  /** True when progress may be drawn: stderr is a terminal and --json is off. */
-  protected get interactive(): boolean {
-    return Boolean(process.stderr.isTTY) && !this.jsonEnabled()
-  }
-
   abstract override run(): Promise<T>
+
+  /**
+   * --json output. oclif colourizes it with a tokenizer that overflows the stack on one huge string
+   * (a host that printed 10 MB) and is quadratic before that; colours only help a person at a terminal,
+   * so anything else, or anything large, is written as plain JSON.
+   */
+  override logJson(json: unknown): void {
+    const text = JSON.stringify(json, null, 2)
+    if (process.stdout.isTTY && text.length <= COLOUR_JSON_MAX_CHARS) super.logJson(json)
+    else process.stdout.write(`${text}\n`)
+  }
 
   /**
    * Every error from parsing the command line is bad input (exit 2), including a flag's own parse
@@ -60,34 +66,25 @@ export abstract class FeedopsCommand<T> extends Command {
   }
 
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
-    const debug = this.argv.includes('--debug')
-    if (isUserError(err)) {
-      process.exitCode = err.exitCode
-      if (this.jsonEnabled()) this.logJson({error: err.toJSON()})
-      else {
-        process.stderr.write(`Error: ${err.message}\n${err.fix ? `Fix: ${err.fix}\n` : ''}`)
-        if (debug && err.stack) process.stderr.write(`${err.stack}\n`)
-      }
-      return
-    }
-    // oclif's own parse errors (unknown flag, missing argument…) are bad input too.
-    if (isParseError(err)) {
-      process.exitCode = ExitCode.badInput
-      if (this.jsonEnabled()) this.logJson({error: {message: err.message, exitCode: ExitCode.badInput}})
-      else process.stderr.write(`Error: ${err.message.split('\n').join(' ')}\nFix: See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.\n`)
-      return
-    }
     if (err instanceof Errors.ExitError) throw err
-    process.exitCode = ExitCode.failed
-    if (this.jsonEnabled()) this.logJson({error: {message: err.message, stack: err.stack, exitCode: ExitCode.failed}})
-    else process.stderr.write(`Bug: ${err.stack ?? err.message}\nPlease report this with the command you ran.\n`)
+    // oclif's own parse errors (unknown flag, missing argument…) are bad input too.
+    const error = isParseError(err) ? new UserError(err.message.split('\n').join(' '), {fix: this.helpHint(), cause: err}) : err
+    const report = formatError(error, {debug: this.argv.includes('--debug')})
+    process.exitCode = report.exitCode
+    if (this.jsonEnabled()) this.logJson({error: report.json})
+    else process.stderr.write(report.text)
+    return undefined
+  }
+
+  private helpHint(): string {
+    return `See \`feedops ${this.id?.replaceAll(':', ' ') ?? ''} --help\`.`
   }
 }
 
+const COLOUR_JSON_MAX_CHARS = 256 << 10
+
 // oclif's FlagOutput/ArgOutput, which it does not export.
 type ParsedOutput = {[name: string]: any}
-
-export type FlagsOf<C extends typeof Command> = Interfaces.InferredFlags<(typeof FeedopsCommand)['baseFlags'] & C['flags']>
 
 /**
  * oclif's message for an integer flag out of its `Flags.integer({min, max})` range, as one sentence that

@@ -3,6 +3,7 @@ import type {Host} from '../inventory/host.js'
 import type {ConnectionPool} from '../ssh/pool.js'
 import {openSession} from '../ssh/session.js'
 import {hostSelection, type HostFlagValues} from './host-flags.js'
+import {interruptedWord, trapInterrupts} from './interrupts.js'
 
 /** What the work over the selected hosts gets: the hosts, the open pool and the settings from the flags. */
 export interface HostSession {
@@ -50,7 +51,7 @@ export async function withHostSession<T>(
   })
   const trap = trapInterrupts((sig) => {
     if (!opts.quiet) {
-      process.stderr.write(`\n${sig === 'SIGINT' ? 'Interrupted' : 'Terminated'}: closing every connection once the command is stopped on every host (again to quit at once)\n`)
+      process.stderr.write(`\n${interruptedWord(sig)}: closing every connection once the command is stopped on every host (again to quit at once)\n`)
     }
     pool.stopConnecting()
   })
@@ -66,45 +67,5 @@ export async function withHostSession<T>(
   } finally {
     trap.dispose()
     pool.close()
-  }
-}
-
-export interface InterruptTrap {
-  signal: AbortSignal
-  /** The signal that interrupted the run, if any. */
-  readonly received: NodeJS.Signals | undefined
-  dispose(): void
-}
-
-/**
- * First SIGINT/SIGTERM: the returned signal aborts and `onInterrupt` runs, so the work winds down and
- * reports what finished. A second one removes the handlers and raises the signal again, which ends the
- * process the default way (the shell sees 130 for SIGINT) without anyone calling process.exit.
- */
-export function trapInterrupts(onInterrupt: (sig: NodeJS.Signals) => void): InterruptTrap {
-  const controller = new AbortController()
-  let received: NodeJS.Signals | undefined
-  const dispose = () => {
-    process.off('SIGINT', handler)
-    process.off('SIGTERM', handler)
-  }
-  function handler(sig: NodeJS.Signals) {
-    if (received) {
-      dispose()
-      process.kill(process.pid, sig)
-      return
-    }
-    received = sig
-    controller.abort()
-    onInterrupt(sig)
-  }
-  process.on('SIGINT', handler)
-  process.on('SIGTERM', handler)
-  return {
-    signal: controller.signal,
-    get received() {
-      return received
-    },
-    dispose,
   }
 }

@@ -1,3 +1,5 @@
+import {printable} from './escape.js'
+
 /**
  * Progress on stderr for a list of items (hosts, servers, shards), each going through steps. The work
  * runs elsewhere; this only draws it and collects what failed: one line per item whose text follows
@@ -5,7 +7,8 @@
  *
  * - 'tty': listr2, loaded only then, with its own signal handlers off (the command owns Ctrl-C and exit
  *   codes) and never stopping on a failed item;
- * - 'plain': one "item: text" line per change, for logs and cron (stderr is not a terminal);
+ * - 'plain': "item: text" lines for logs and cron (stderr is not a terminal): an item's first step,
+ *   then at most one line a second per item, then how it ended;
  * - 'off': nothing (--json). stdout is never written to.
  */
 export type ProgressMode = 'tty' | 'plain' | 'off'
@@ -27,8 +30,8 @@ export interface ItemProgress {
   /** The item is done; a failed item's text is its error. */
   done(item: string, ok: boolean, text?: string): void
   /**
-   * Waits for the display to finish drawing (call once, after the work). An item never marked done
-   * counts as interrupted. Returns the items that failed, in item order.
+   * Waits for the display to finish drawing (call once, after the work, also when it threw). An item
+   * never marked done counts as interrupted. Returns the items that failed, in item order.
    */
   finish(): Promise<ItemError[]>
 }
@@ -36,6 +39,9 @@ export interface ItemProgress {
 export interface ItemProgressOptions {
   mode: ProgressMode
 }
+
+const WAITING = 'waiting'
+const PLAIN_INTERVAL_MS = 1000
 
 interface Slot {
   text: string
@@ -45,8 +51,9 @@ interface Slot {
 }
 
 export async function itemProgress(items: readonly string[], opts: ItemProgressOptions): Promise<ItemProgress> {
-  const slots = new Map<string, Slot>(items.map((item) => [item, {text: 'waiting'}]))
-  const label = (item: string, text: string) => `${item}: ${text}`
+  const slots = new Map<string, Slot>(items.map((item) => [item, {text: WAITING}]))
+  // step text often comes from hosts (errors, command output)
+  const label = (item: string, text: string) => printable(`${item}: ${text}`)
   const draw = await drawer(opts.mode, items, slots, label)
 
   return {
@@ -66,7 +73,8 @@ export async function itemProgress(items: readonly string[], opts: ItemProgressO
       for (const [item, slot] of slots) {
         if (!slot.result) {
           slot.result = {ok: false, text: 'interrupted'}
-          draw.done(item, slot)
+          // a plain log gets no line for an item that never started (the work failed before it)
+          if (opts.mode !== 'plain' || slot.text !== WAITING) draw.done(item, slot)
         }
       }
       await draw.finished
@@ -85,8 +93,15 @@ async function drawer(mode: ProgressMode, items: readonly string[], slots: Map<s
   if (mode === 'off' || items.length === 0) return {update() {}, done() {}, finished: Promise.resolve()}
   if (mode === 'plain') {
     const line = (item: string, text: string) => process.stderr.write(`${label(item, text)}\n`)
+    const printed = new Map<string, number>()
     return {
-      update: (item, slot) => line(item, slot.text),
+      // A log gets an item's first step, then at most a line a second per item, then how it ended.
+      update: (item, slot) => {
+        const now = performance.now()
+        if (now - (printed.get(item) ?? -Infinity) < PLAIN_INTERVAL_MS) return
+        printed.set(item, now)
+        line(item, slot.text)
+      },
       done: (item, slot) => line(item, slot.result!.ok ? (slot.result!.text ?? 'done') : slot.result!.text ? `failed: ${slot.result!.text}` : 'failed'),
       finished: Promise.resolve(),
     }
@@ -101,7 +116,7 @@ async function drawer(mode: ProgressMode, items: readonly string[], slots: Map<s
   }
   const list = new Listr(
     items.map((item) => ({
-      title: label(item, 'waiting'),
+      title: label(item, WAITING),
       task: (_ctx: unknown, task: {title: string}) =>
         new Promise<void>((resolve, reject) => {
           const slot = slots.get(item)!
@@ -129,5 +144,21 @@ async function drawer(mode: ProgressMode, items: readonly string[], slots: Map<s
     update: (item, slot) => slot.title?.(label(item, slot.text)),
     done: (item, slot) => settle(item, slot),
     finished,
+  }
+}
+
+/**
+ * Runs `work` with progress for `items`, and finishes the drawing however `work` ends: when it throws,
+ * items not yet done are marked failed (the error itself is the command's to print, once).
+ */
+export async function withProgress<R>(items: readonly string[], mode: ProgressMode, work: (progress: ItemProgress) => Promise<R>): Promise<R> {
+  const progress = await itemProgress(items, {mode})
+  try {
+    return await work(progress)
+  } catch (err) {
+    for (const item of items) progress.done(item, false)
+    throw err
+  } finally {
+    await progress.finish()
   }
 }

@@ -1,10 +1,10 @@
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync, statSync} from 'node:fs'
 import {homedir} from 'node:os'
 import path from 'node:path'
-import {parseDocument} from 'yaml'
+import {LineCounter, parseDocument} from 'yaml'
 import type {z} from 'zod'
 
-import {UserError} from '../errors.js'
+import {errorText, UserError} from '../errors.js'
 import {configFileSchema, type ConfigFile, type EnvironmentConfig} from './schema.js'
 
 export interface LoadedConfig {
@@ -30,6 +30,25 @@ export function defaultLabDir(cwd = process.cwd(), envVars: NodeJS.ProcessEnv = 
   return path.resolve(cwd, envVars.FEEDOPS_LAB_DIR ?? '.lab')
 }
 
+/**
+ * The lab dir for `lab status` and `lab down`: --dir, else the lab.dir that `lab up` wrote into the config named
+ * by --config or $FEEDOPS_CONFIG, else the default lab dir.
+ */
+export function resolveLabDir(opts: {dir?: string; config?: ConfigLocation}): string {
+  const loc = opts.config ?? {}
+  const envVars = loc.envVars ?? process.env
+  if (opts.dir !== undefined) return path.resolve(loc.cwd ?? process.cwd(), opts.dir)
+  if (loc.flag === undefined && !envVars.FEEDOPS_CONFIG) return defaultLabDir(loc.cwd, envVars)
+  const loaded = loadConfig(loc)
+  const dir = loaded.env.lab?.dir
+  if (!dir) {
+    throw new UserError(`${loaded.file}: environments.${loaded.environment}.lab is missing, so the config names no lab dir.`, {
+      fix: 'Pass --dir, or point --config at the feedops.yml that `feedops lab up` wrote.',
+    })
+  }
+  return path.resolve(path.dirname(loaded.file), dir)
+}
+
 /** --config, then $FEEDOPS_CONFIG, then ./feedops.yml, then the running lab's config. */
 export function resolveConfigPath(loc: ConfigLocation = {}): string {
   const cwd = loc.cwd ?? process.cwd()
@@ -37,13 +56,13 @@ export function resolveConfigPath(loc: ConfigLocation = {}): string {
   const explicit = loc.flag ?? envVars.FEEDOPS_CONFIG
   if (explicit) {
     const file = path.resolve(cwd, expandHome(explicit))
-    if (!existsSync(file)) {
-      throw new UserError(`Config file ${file} does not exist.`, {fix: 'Check the --config flag or $FEEDOPS_CONFIG.'})
-    }
+    const fix = 'Point --config or $FEEDOPS_CONFIG at a feedops.yml file.'
+    if (!existsSync(file)) throw new UserError(`Config file ${file} does not exist.`, {fix})
+    if (!isFile(file)) throw new UserError(`Config file ${file} is a directory, not a file.`, {fix})
     return file
   }
   const candidates = [path.join(cwd, 'feedops.yml'), path.join(defaultLabDir(cwd, envVars), 'feedops.yml')]
-  const found = candidates.find((f) => existsSync(f))
+  const found = candidates.find(isFile)
   if (!found) {
     throw new UserError(`No feedops.yml in ${cwd} and no running lab.`, {
       fix: 'Pass --config FILE, set $FEEDOPS_CONFIG, or start the lab with `feedops lab up`.',
@@ -52,25 +71,56 @@ export function resolveConfigPath(loc: ConfigLocation = {}): string {
   return found
 }
 
+function isFile(file: string): boolean {
+  try {
+    return statSync(file).isFile()
+  } catch {
+    return false
+  }
+}
+
 export function loadConfig(loc: ConfigLocation = {}): LoadedConfig {
   const file = resolveConfigPath(loc)
-  const all = parseConfigText(readFileSync(file, 'utf8'), file)
+  const all = parseConfigText(readConfigFile(file), file)
   const environment = selectEnvironment(all, loc.environment ?? (loc.envVars ?? process.env).FEEDOPS_ENV, file)
   const env = resolvePaths(all.environments[environment]!, path.dirname(file))
   return {file, environment, env, all}
 }
 
-/** Parses and validates feedops.yml text; every problem names the file and the key path. */
-export function parseConfigText(text: string, file: string): ConfigFile {
-  const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true})
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!
-    const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ''
-    throw new UserError(`${file}:${where} is not valid YAML: ${e.message.split('\n')[0]}`, {
-      fix: 'Fix the YAML syntax; nothing was run.',
+function readConfigFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UserError(`Config file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorText(err)}).`, {
+      fix: 'Check the file and its permissions.',
+      cause: err,
     })
   }
-  const result = configFileSchema.safeParse(doc.toJS() ?? {})
+}
+
+/**
+ * Parses and validates feedops.yml text; every problem names the file and the key path (or the line and
+ * column for YAML syntax). Parser warnings (an unknown tag such as `!include`) are errors too: the value
+ * would otherwise be taken as a plain string.
+ */
+export function parseConfigText(text: string, file: string): ConfigFile {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter})
+  const problem = doc.errors[0] ?? doc.warnings[0]
+  if (problem) {
+    const {line, col} = lineCounter.linePos(problem.pos[0])
+    throw new UserError(`${file} is not valid YAML at line ${line}, column ${col}: ${problem.message.split('\n')[0]!.replace(/\.$/, '')}.`, {
+      fix: problem.code === 'TAG_RESOLVE_FAILED' ? 'Remove the tag: feedops.yml takes plain YAML values; nothing was run.' : 'Fix the YAML there; nothing was run.',
+    })
+  }
+  let raw: unknown
+  try {
+    raw = doc.toJS()
+  } catch (err) {
+    // toJS refuses an alias bomb ("Excessive alias count…") rather than expand it.
+    throw new UserError(`${file} is not valid YAML: ${errorText(err)}.`, {fix: 'Use fewer aliases (*name); nothing was run.', cause: err})
+  }
+  const result = configFileSchema.safeParse(raw ?? {})
   if (!result.success) {
     throw new UserError(`${file} is invalid: ${formatIssues(result.error.issues)}`, {
       fix: 'Fix the keys named above; nothing was run.',
@@ -103,14 +153,18 @@ function selectEnvironment(all: ConfigFile, wanted: string | undefined, file: st
     })
   }
   if (!all.environments[name]) {
-    throw new UserError(`Environment "${name}" is not in ${file} (it has ${names.join(', ')}).`, {
+    const message =
+      wanted === undefined
+        ? `${file}: defaultEnvironment is "${name}", which is not under environments (it has ${names.join(', ')}).`
+        : `Environment "${name}" is not in ${file} (it has ${names.join(', ')}).`
+    throw new UserError(message, {
       fix: 'Pick one of the environments the file defines.',
     })
   }
   return name
 }
 
-export function expandHome(p: string): string {
+function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? path.join(homedir(), p.slice(1)) : p
 }
 

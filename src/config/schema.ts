@@ -1,12 +1,25 @@
 import {z} from 'zod'
 
+import {HOST_NAME_PATTERN, HOST_NAME_RULE} from '../inventory/host.js'
+import {urlProblem} from './urls.js'
+
 /**
  * feedops.yml. Top level: `environments` (one block per environment, e.g. lab, prod) and an optional
  * `defaultEnvironment`. Later sections (app, lb, shards) are declared here so one schema validates
  * the whole file; each is optional until the feature that reads it needs it.
  */
 
-const hostName = z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits, dot, dash, underscore or colon')
+const hostName = z.string().min(1).regex(HOST_NAME_PATTERN, HOST_NAME_RULE)
+
+/** A URL of the given scheme that its client can parse (a raw @ or / in a password would change its host). */
+const serviceUrl = (scheme: RegExp, expected: string) =>
+  z
+    .string()
+    .regex(scheme, expected)
+    .superRefine((url, ctx) => {
+      const problem = urlProblem(url)
+      if (problem && scheme.test(url)) ctx.addIssue({code: 'custom', message: `expected ${expected}, but ${problem}`})
+    })
 
 export const sshSchema = z
   .object({
@@ -28,7 +41,7 @@ export const sshSchema = z
   })
   .strict()
 
-export const staticHostSchema = z
+const staticHostSchema = z
   .object({
     name: hostName,
     address: z.string().min(1).optional(),
@@ -39,18 +52,18 @@ export const staticHostSchema = z
   })
   .strict()
 
-export const awsSchema = z
+const awsSchema = z
   .object({
     region: z.string().min(1).optional(),
     /** Only for the lab or another API-compatible endpoint; AWS itself needs none. */
-    endpoint: z.url().optional(),
+    endpoint: serviceUrl(/^https?:\/\//, 'an http(s):// URL').optional(),
     profile: z.string().min(1).optional(),
     /** Only for a lab endpoint; real credentials come from the standard AWS chain. */
     credentials: z.object({accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1)}).strict().optional(),
   })
   .strict()
 
-export const inventorySchema = z.discriminatedUnion('source', [
+const inventorySchema = z.discriminatedUnion('source', [
   z.object({source: z.literal('static'), hosts: z.array(staticHostSchema).min(1)}).strict(),
   z
     .object({
@@ -65,9 +78,9 @@ export const inventorySchema = z.discriminatedUnion('source', [
     .strict(),
 ])
 
-const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL')
+const postgresUrl = serviceUrl(/^postgres(ql)?:\/\//, 'a postgres:// URL')
 
-export const shardsSchema = z
+const shardsSchema = z
   .object({
     /** Database holding the logical→physical shard map. */
     catalog: postgresUrl,
@@ -141,7 +154,7 @@ export const environmentSchema = z
     inventory: inventorySchema,
     aws: awsSchema.default({}),
     shards: shardsSchema.optional(),
-    redis: z.object({url: z.string().regex(/^rediss?:\/\//, 'a redis:// URL')}).strict().optional(),
+    redis: z.object({url: serviceUrl(/^rediss?:\/\//, 'a redis:// URL')}).strict().optional(),
     memcached: z.object({servers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1)}).strict().optional(),
     /** Filled in by the app/deploy and lb features. */
     app: z.record(z.string(), z.unknown()).optional(),

@@ -2,8 +2,9 @@ import type {DescribeInstancesCommandInput, EC2ClientConfig, Filter, Instance} f
 import {createRequire} from 'node:module'
 
 import type {AwsSettings, InventorySettings} from '../config/schema.js'
+import {redactUrl} from '../config/urls.js'
 import {UserError} from '../errors.js'
-import type {Host} from './host.js'
+import {HOST_NAME_RULE, isValidHostName, type Host} from './host.js'
 
 export type Ec2InventorySettings = Extract<InventorySettings, {source: 'ec2'}>
 
@@ -19,7 +20,7 @@ export interface Ec2ClientOptions {
 const require = createRequire(import.meta.url)
 
 /**
- * The SDK as `npm run build` bundles it (dist/vendor/ec2-sdk.cjs, see src/cli/bundle-vendor.ts), or
+ * The SDK as `npm run build` bundles it (dist/vendor/ec2-sdk.cjs, see src/build/bundle-vendor.ts), or
  * the installed package when running from the sources (bin/dev.js), where there is no bundle.
  */
 function loadEc2Sdk(): typeof import('@aws-sdk/client-ec2') {
@@ -92,6 +93,13 @@ function instanceHost(i: Instance, inv: Ec2InventorySettings): Host {
   for (const t of i.Tags ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? ''
   const instanceId = i.InstanceId ?? '(no id)'
   const name = tags[inv.nameTag]?.trim() || instanceId
+  if (!isValidHostName(name)) {
+    // Tags are free text: a newline in a Name would forge another host's output lines.
+    // (printed escaped, as every error message is)
+    throw new UserError(`EC2 instance ${instanceId} has a ${inv.nameTag} tag that is not a host name: "${name}" (${HOST_NAME_RULE}).`, {
+      fix: `Rename the instance's ${inv.nameTag} tag, or set inventory.nameTag to a tag that holds host names.`,
+    })
+  }
   const address = inv.address === 'public' ? i.PublicIpAddress : i.PrivateIpAddress
   if (!address) {
     throw new UserError(`EC2 instance ${name} (${instanceId}) has no ${inv.address} IP address.`, {
@@ -110,7 +118,7 @@ function describeFilters(filters: Filter[]): string {
 }
 
 function describeTarget(aws: AwsSettings): string {
-  const parts = [aws.endpoint ? `endpoint ${aws.endpoint}` : undefined, aws.region ? `region ${aws.region}` : undefined]
+  const parts = [aws.endpoint ? `endpoint ${redactUrl(aws.endpoint)}` : undefined, aws.region ? `region ${aws.region}` : undefined]
   return parts.filter(Boolean).join(', ') || 'the default AWS region'
 }
 
@@ -134,6 +142,8 @@ export function ec2UserError(err: unknown, where: string, aws: AwsSettings): Use
   const name = e?.name ?? ''
   const message = e?.message ?? String(err)
   const code = e?.code ?? (e?.errors?.[0] as {code?: string} | undefined)?.code
+  // The endpoint may carry credentials (http://key:secret@host): never print them.
+  const endpoint = aws.endpoint === undefined ? undefined : redactUrl(aws.endpoint)
 
   if (name === 'CredentialsProviderError' || (/could not load credentials/i.test(message) && !e.$metadata?.httpStatusCode)) {
     return new UserError(`No AWS credentials found for the EC2 inventory (${where}).`, {
@@ -155,15 +165,15 @@ export function ec2UserError(err: unknown, where: string, aws: AwsSettings): Use
   }
   if ((code && networkCodes.has(code)) || name === 'TimeoutError' || name === 'RequestTimeout' || name === 'AbortError') {
     return new UserError(`Cannot reach the EC2 endpoint (${where}): ${code ?? name}.`, {
-      fix: aws.endpoint
-        ? `Check that ${aws.endpoint} is up${aws.endpoint.includes('127.') ? ' (`feedops lab up` starts the lab endpoint)' : ''}, or fix aws.endpoint.`
+      fix: endpoint
+        ? `Check that ${endpoint} is up${endpoint.includes('127.') ? ' (`feedops lab up` starts the lab endpoint)' : ''}, or fix aws.endpoint.`
         : 'Check the network path to AWS (proxy, DNS, firewall) and aws.region.',
       cause: err,
     })
   }
   if (e?.$metadata?.httpStatusCode !== undefined) {
     return new UserError(`EC2 DescribeInstances failed (${where}): ${name}: ${message}`, {
-      fix: aws.endpoint ? `Check that aws.endpoint (${aws.endpoint}) is an EC2 API endpoint.` : 'Retry; if it persists, check the AWS status page.',
+      fix: endpoint ? `Check that aws.endpoint (${endpoint}) is an EC2 API endpoint.` : 'Retry; if it persists, check the AWS status page.',
       cause: err,
     })
   }

@@ -1,5 +1,17 @@
 import {UserError} from '../errors.js'
 
+/**
+ * The rule every host name follows, whatever the inventory source (static names in feedops.yml, EC2
+ * Name tags): names are printed as line prefixes and table cells and typed in --hosts, so no spaces,
+ * newlines or terminal escapes.
+ */
+export const HOST_NAME_PATTERN = /^[A-Za-z0-9_.:-]+$/
+export const HOST_NAME_RULE = 'letters, digits, dot, dash, underscore or colon'
+
+export function isValidHostName(name: string): boolean {
+  return HOST_NAME_PATTERN.test(name)
+}
+
 /** One machine feedops can reach over SSH, whatever inventory source it came from. */
 export interface Host {
   /** Unique, stable name (Name tag, static name, or instance id). */

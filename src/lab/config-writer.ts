@@ -68,7 +68,7 @@ export function labConfig(input: LabConfigInput): ConfigFile {
     ...(shards ? {shards} : {}),
     ...(input.redis ? {redis: {url: layout.redis.url}} : {}),
     ...(input.memcached ? {memcached: {servers: [layout.memcached.server]}} : {}),
-    // The feed app's section (app/config.ts owns its shape): lab photos are never served, so any CDN base does.
+    // The feed app's section (src/config/app.ts holds its schema): lab photos are never served, so any CDN base does.
     // PgBouncer before 1.21 cannot keep prepared statements in transaction pooling (Debian 12 ships 1.18).
     app: {
       cdnBase: 'https://cdn.lab.invalid',

@@ -1,4 +1,4 @@
-/** The lab: the whole stack on this machine. See /work/shared/DESIGN.md, "The lab". */
+/** The lab: the whole stack on this machine, on loopback. See README.md, "The lab". */
 export {labUp, type LabOptions, type Progress} from './up.js'
 export {labDown} from './down.js'
 export {labStatus, type LabStatus, type LabProcessStatus} from './status.js'

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 
-import {UserError} from '../errors.js'
+import {ExitCode, UserError} from '../errors.js'
 
 /**
  * The catalog database: which physical server holds each logical shard, in what state, and a map
@@ -23,13 +23,20 @@ export interface ShardChange {
   state?: ShardState
 }
 
-export class MapVersionConflict extends Error {
-  override readonly name = 'MapVersionConflict'
+/**
+ * Another change to the map won the compare-and-swap; nothing was applied. A UserError (exit 3), so a command
+ * that meets it tells the user what happened and what to do rather than print a stack.
+ */
+export class MapVersionConflict extends UserError {
+  override readonly name: string = 'MapVersionConflict'
   constructor(
     readonly expected: number,
     readonly actual: number,
   ) {
-    super(`The shard map changed (expected version ${expected}, it is now ${actual}); re-read the map and try again.`)
+    super(`The shard map changed while this command ran (version ${expected} became ${actual}), so nothing was applied.`, {
+      fix: 'Check the new map with `feedops shards map`, then run the command again.',
+      exitCode: ExitCode.nothingDone,
+    })
   }
 }
 

@@ -7,7 +7,7 @@ import {UserError} from '../errors.js'
  * In TypeScript an id is an unsigned 64-bit bigint (never a JS number: they lose bits above 2^53).
  * Postgres stores it in a signed bigint with the same bits: ids made in the first 2^40 ms (34.8 years)
  * after the epoch are positive and sort correctly in SQL; after that Postgres shows them as negative
- * numbers (decodeId accepts that form too) and SQL ordering across that boundary breaks. With the
+ * numbers (parseId and decodeId accept that form too) and SQL ordering across that boundary breaks. With the
  * default epoch (2011-01-01) the boundary is 2045-11-03; pick a later epoch for a new deployment.
  */
 export const TIME_BITS = 41
@@ -17,6 +17,7 @@ export const MAX_SHARD = (1 << SHARD_BITS) - 1 // 8191
 export const MAX_SEQ = (1 << SEQ_BITS) - 1 // 1023
 export const MAX_MS = (1n << BigInt(TIME_BITS)) - 1n
 export const MAX_ID = (1n << 64n) - 1n
+const MIN_SIGNED_ID = -(1n << 63n)
 export const DEFAULT_EPOCH = '2011-01-01T00:00:00Z'
 
 const SHARD_SHIFT = BigInt(SEQ_BITS)
@@ -57,7 +58,7 @@ export function encodeId(parts: IdParts): bigint {
  * 2^40 ms after the epoch (see above).
  */
 export function decodeId(id: bigint, epoch: bigint): DecodedId {
-  if (typeof id !== 'bigint' || id < -(1n << 63n) || id > MAX_ID) throw new RangeError(`${String(id)} is not a 64-bit id.`)
+  if (typeof id !== 'bigint' || id < MIN_SIGNED_ID || id > MAX_ID) throw new RangeError(`${String(id)} is not a 64-bit id.`)
   const bits = BigInt.asUintN(64, id)
   const msSinceEpoch = bits >> TIME_SHIFT
   return {
@@ -69,15 +70,32 @@ export function decodeId(id: bigint, epoch: bigint): DecodedId {
   }
 }
 
-/** Parses an id typed by a person: a non-negative decimal integer of at most 64 bits. */
+/**
+ * Parses an id typed by a person: a decimal integer of 64 bits, unsigned (0..2^64-1) or in the signed form
+ * Postgres shows (-2^63..-1, see above), returned unsigned.
+ */
 export function parseId(text: string): bigint {
   const t = text.trim()
-  const fix = 'Pass the id as a decimal integer between 0 and 18446744073709551615.'
-  if (/^-\d+$/.test(t)) throw new UserError(`Id ${t} is negative; ids are unsigned 64-bit integers.`, {fix})
-  if (!/^\d+$/.test(t)) throw new UserError(`Id "${text}" is not a number.`, {fix})
+  const fix = 'Pass the id as a decimal integer between 0 and 18446744073709551615 (or as Postgres shows it, down to -9223372036854775808).'
+  if (!/^-?\d+$/.test(t)) throw new UserError(`Id "${text}" is not a number.`, {fix})
   const id = BigInt(t)
   if (id > MAX_ID) throw new UserError(`Id ${t} is larger than 64 bits.`, {fix})
-  return id
+  if (id < MIN_SIGNED_ID) throw new UserError(`Id ${t} is below -9223372036854775808, the smallest signed 64-bit integer.`, {fix})
+  return BigInt.asUintN(64, id)
+}
+
+/**
+ * Why ids cannot be made now with this epoch (it is in the future, or more than 2^41 ms ≈ 69.7 years ago),
+ * or undefined when they can.
+ */
+export function epochProblem(epoch: bigint, now: number = Date.now()): string | undefined {
+  const ms = BigInt(Math.floor(now)) - epoch
+  const iso = new Date(Number(epoch)).toISOString()
+  if (ms < 0n) return `The epoch ${iso} is in the future, and ids hold the time since it.`
+  if (ms > MAX_MS) {
+    return `The epoch ${iso} is more than 2^41 ms (69.7 years) ago: ids ran out of time bits on ${new Date(Number(epoch + MAX_MS)).toISOString()}.`
+  }
+  return undefined
 }
 
 /**

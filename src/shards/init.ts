@@ -28,6 +28,8 @@ export interface InitOptions {
   logical?: number
   /** Schemas per transaction (default 64). */
   batch?: number
+  /** Stops each server after its current batch (Ctrl-C); what was made stays recorded, a rerun resumes. */
+  signal?: AbortSignal
 }
 
 export interface ServerProgress {
@@ -142,6 +144,10 @@ export async function planInit(pools: ServerPools, settings: ShardsSettings, opt
       try {
         client = await pools.pool(name).connect()
         for (let i = 0; i < s.pending.length; i += batch) {
+          if (opts.signal?.aborted) {
+            result.error = 'interrupted'
+            break
+          }
           const shards = s.pending.slice(i, i + batch)
           const created = await createBatch(client, shards, epochBig)
           await markCreated(pools.catalog, name, shards)

@@ -22,27 +22,29 @@ export interface ExecResult {
   timedOut: boolean
   interrupted: boolean
   durationMs: number
+  /** Bytes of each stream beyond keepBytes, passed to the callbacks but not kept in stdout/stderr. */
+  dropped: {stdout: number; stderr: number}
 }
 
 const DEFAULT_KEEP = 16 << 20
 
+/** Keeps the first `limit` bytes of a stream and counts the rest. */
 class Collector {
   private chunks: Buffer[] = []
   private size = 0
-  truncated = false
+  /** Bytes received beyond the limit, not kept. */
+  dropped = 0
   constructor(private readonly limit: number) {}
   push(chunk: Buffer): void {
-    if (this.size >= this.limit) {
-      this.truncated = true
-      return
-    }
-    const part = this.size + chunk.length > this.limit ? chunk.subarray(0, this.limit - this.size) : chunk
-    if (part !== chunk) this.truncated = true
+    const room = Math.max(0, this.limit - this.size)
+    if (chunk.length > room) this.dropped += chunk.length - room
+    if (room === 0) return
+    const part = chunk.length > room ? chunk.subarray(0, room) : chunk
     this.chunks.push(part)
     this.size += part.length
   }
   text(): string {
-    return Buffer.concat(this.chunks).toString('utf8') + (this.truncated ? '\n[output truncated]\n' : '')
+    return Buffer.concat(this.chunks).toString('utf8')
   }
 }
 
@@ -86,7 +88,7 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
     reapThenStop()
   }
   if (opts.signal?.aborted) {
-    return {exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, interrupted: true, durationMs: 0}
+    return {exitCode: null, signal: null, stdout: '', stderr: '', timedOut: false, interrupted: true, durationMs: 0, dropped: {stdout: 0, stderr: 0}}
   }
   opts.signal?.addEventListener('abort', onAbort, {once: true})
 
@@ -121,6 +123,7 @@ export async function execOn(conn: Connection, line: string, opts: ExecOptions =
       timedOut,
       interrupted: interrupted && !timedOut,
       durationMs: Math.round(performance.now() - start),
+      dropped: {stdout: out.dropped, stderr: err.dropped},
     }
   } finally {
     if (timer) clearTimeout(timer)

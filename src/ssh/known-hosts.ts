@@ -2,6 +2,8 @@ import {createHash, createHmac, randomBytes} from 'node:crypto'
 import {appendFile, mkdir, readFile} from 'node:fs/promises'
 import path from 'node:path'
 
+import {errorText, UserError} from '../errors.js'
+
 /**
  * OpenSSH known_hosts: plain entries (comma-separated patterns with `*`, `?` and `!negation`), hashed
  * entries (`|1|base64 salt|base64 HMAC-SHA1(salt, name)`), `[host]:port` names for ports other than 22,
@@ -77,7 +79,7 @@ export function fingerprint(blob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')
 }
 
-export function entryMatches(entry: KnownHostEntry, name: string): boolean {
+function entryMatches(entry: KnownHostEntry, name: string): boolean {
   if (entry.hashed) {
     const digest = createHmac('sha1', entry.hashed.salt).update(name).digest()
     return digest.equals(entry.hashed.hash)
@@ -112,7 +114,7 @@ export function checkHostKey(entries: readonly KnownHostEntry[], host: string, p
 }
 
 /** Key types known for a host, so the handshake can ask for one of those first (as OpenSSH does). */
-export function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
+function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, port: number): string[] {
   const name = knownHostName(host, port)
   return [...new Set(entries.filter((e) => !e.marker && entryMatches(e, name)).map((e) => e.keyType))]
 }
@@ -142,13 +144,20 @@ export class KnownHosts {
     this.endsWithNewline = text === '' || text.endsWith('\n')
   }
 
-  /** A missing file is an empty one (every host is then unknown). */
+  /** A missing file is an empty one (every host is then unknown); a directory or an unreadable file is a config error. */
   static async load(file: string): Promise<KnownHosts> {
     let text = ''
     try {
       text = await readFile(file, 'utf8')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOENT') {
+        const what = code === 'EISDIR' ? 'is a directory, not a known_hosts file' : `cannot be read (${code ?? errorText(err)})`
+        throw new UserError(`The known_hosts file (ssh.knownHosts) ${file} ${what}.`, {
+          fix: 'Point ssh.knownHosts in feedops.yml at a file (a missing one is created by --accept-new).',
+          cause: err,
+        })
+      }
     }
     return new KnownHosts(file, text)
   }

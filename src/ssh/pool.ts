@@ -3,10 +3,10 @@ import {NodeSSH, type Config as NodeSshConfig} from 'node-ssh'
 import type {Client, ServerHostKeyAlgorithm} from 'ssh2'
 
 import type {SshSettings} from '../config/schema.js'
-import {UserError} from '../errors.js'
 import type {Host} from '../inventory/host.js'
 import {fingerprint, keyTypeOf, KnownHosts} from './known-hosts.js'
 import {
+  checkIdentityFile,
   loadSshConfigFile,
   pickIdentity,
   resolveJump,
@@ -86,10 +86,11 @@ export class ConnectionPool {
    * (a configured key file that does not exist, a malformed jump host).
    */
   static async create(ssh: SshSettings, opts: {acceptNew?: boolean; knownHosts?: KnownHosts} = {}): Promise<ConnectionPool> {
-    const [knownHosts, sshConfig] = await Promise.all([opts.knownHosts ?? KnownHosts.load(ssh.knownHosts), loadSshConfigFile(ssh)])
-    if (ssh.identityFile && !pickIdentity([ssh.identityFile])) {
-      throw new UserError(`The identity file ${ssh.identityFile} does not exist.`, {fix: 'Fix ssh.identityFile in feedops.yml.'})
-    }
+    const [knownHosts, sshConfig] = await Promise.all([
+      opts.knownHosts ?? KnownHosts.load(ssh.knownHosts),
+      loadSshConfigFile(ssh),
+      ssh.identityFile ? checkIdentityFile(ssh.identityFile) : undefined,
+    ])
     if (ssh.jumpHost) resolveJump(ssh.jumpHost, ssh, sshConfig)
     return new ConnectionPool({ssh, knownHosts, sshConfig, acceptNew: opts.acceptNew ?? false})
   }

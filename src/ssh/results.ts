@@ -16,6 +16,8 @@ export interface HostResult {
   status: HostStatus
   /** The bastion the host was reached through. */
   via?: string
+  /** Present when output was cut: bytes of each stream beyond the per-host limit, not kept here. */
+  truncated?: {stdout: number; stderr: number}
 }
 
 export interface RunSummary {

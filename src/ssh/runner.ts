@@ -34,9 +34,14 @@ export interface RunCommandOptions extends EachHostOptions {
   pool: ConnectionPool
   /** Kill the command on a host after this many ms (0: no limit). */
   timeoutMs?: number
+  /** Bytes of each stream kept per host in the result (default RUN_KEEP_BYTES); onOutput still sees all. */
+  keepBytes?: number
   onOutput?: (host: Host, stream: 'stdout' | 'stderr', chunk: Buffer) => void
   onResult?: (result: HostResult) => void
 }
+
+/** Output kept per host and stream by runCommand: a fleet of hosts each printing gigabytes must not exhaust memory. */
+export const RUN_KEEP_BYTES = 4 << 20
 
 export function connectStatus(err: unknown): HostStatus {
   if (!(err instanceof ConnectError)) return 'unreachable'
@@ -77,6 +82,7 @@ export async function runCommand(hosts: readonly Host[], line: string, opts: Run
         const r = await execOn(conn, line, {
           ...(opts.timeoutMs ? {timeoutMs: opts.timeoutMs} : {}),
           ...(opts.signal ? {signal: opts.signal} : {}),
+          keepBytes: opts.keepBytes ?? RUN_KEEP_BYTES,
           onStdout: (c) => opts.onOutput?.(host, 'stdout', c),
           onStderr: (c) => opts.onOutput?.(host, 'stderr', c),
         })
@@ -96,6 +102,7 @@ export async function runCommand(hosts: readonly Host[], line: string, opts: Run
           error,
           status,
           ...via,
+          ...(r.dropped.stdout > 0 || r.dropped.stderr > 0 ? {truncated: r.dropped} : {}),
         }
       }
     } catch (err) {

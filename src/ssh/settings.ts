@@ -2,10 +2,11 @@ import {existsSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {homedir, userInfo} from 'node:os'
 import path from 'node:path'
+import ssh2 from 'ssh2'
 import SSHConfig from 'ssh-config'
 
 import type {SshSettings} from '../config/schema.js'
-import {UserError} from '../errors.js'
+import {errorText, UserError} from '../errors.js'
 import type {Host} from '../inventory/host.js'
 
 /**
@@ -133,7 +134,7 @@ const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa']
 
 let currentUser: string | undefined
 
-export function localUser(): string {
+function localUser(): string {
   if (currentUser === undefined) {
     try {
       currentUser = userInfo().username
@@ -180,6 +181,33 @@ export function resolveJump(spec: string, ssh: SshSettings, config?: SshConfigFi
     port: parsed.port ?? portOf(found.port, parsed.host) ?? ssh.port ?? 22,
     user: parsed.user ?? first(found.user) ?? ssh.user ?? localUser(),
     identityFiles: identityChain(found, ssh, address),
+  }
+}
+
+/**
+ * Checks once, before any host is contacted, that ssh.identityFile is a private key ssh can use; a missing,
+ * unreadable, encrypted or garbage file would otherwise fail on every host as "refused".
+ */
+export async function checkIdentityFile(file: string): Promise<void> {
+  const fix = 'Point ssh.identityFile in feedops.yml at an unencrypted private key (or use ssh.agent).'
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const what = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory, not a private key' : `cannot be read (${code ?? errorText(err)})`
+    throw new UserError(`The identity file (ssh.identityFile) ${file} ${what}.`, {fix, cause: err})
+  }
+  const key = ssh2.utils.parseKey(text)
+  if (key instanceof Error) {
+    const encrypted = /passphrase/i.test(key.message)
+    const why = encrypted ? 'is encrypted with a passphrase, which feedops cannot ask for' : `is not a private key (${key.message})`
+    throw new UserError(`The identity file (ssh.identityFile) ${file} ${why}.`, {
+      fix: encrypted ? 'Add the key to ssh-agent and set ssh.agent: true instead of ssh.identityFile.' : fix,
+    })
+  }
+  if (!(Array.isArray(key) ? key : [key]).every((k) => k.isPrivateKey())) {
+    throw new UserError(`The identity file (ssh.identityFile) ${file} is a public key.`, {fix: 'Point ssh.identityFile at the private key (without .pub).'})
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {itemProgress, progressMode} from '../../src/cli/progress.js'
+import {itemProgress, progressMode, withProgress} from '../../src/cli/progress.js'
 
 /** What `work` writes to stderr (stdout is the test runner's own channel here). */
 async function capture(work: () => Promise<void>): Promise<string> {
@@ -24,12 +24,13 @@ describe('itemProgress', () => {
     assert.equal(progressMode(false, {}), 'plain')
   })
 
-  it('writes one plain line per change on stderr and collects the failed items, unfinished ones as interrupted', async () => {
+  it('writes plain lines on stderr (first step, at most one a second, the end) and collects the failed items, unfinished ones as interrupted', async () => {
     let failed: unknown
     const out = await capture(async () => {
       const p = await itemProgress(['db1', 'db2', 'db3'], {mode: 'plain'})
       p.update('db1', '1/4 shards')
       p.update('db1', '1/4 shards')
+      p.update('db1', '2/4 shards') // within a second of the last line: not logged
       p.update('db2', 'copying')
       p.done('db1', true, 'done in 1.00 s')
       p.done('db2', false, 'connection refused')
@@ -39,7 +40,8 @@ describe('itemProgress', () => {
     })
     assert.equal(
       out,
-      ['db1: 1/4 shards', 'db2: copying', 'db1: done in 1.00 s', 'db2: failed: connection refused', 'db3: failed: interrupted', ''].join('\n'),
+      // db3 never started: no line for it in the log, but it is reported
+      ['db1: 1/4 shards', 'db2: copying', 'db1: done in 1.00 s', 'db2: failed: connection refused', ''].join('\n'),
     )
     assert.deepEqual(failed, [
       {item: 'db2', error: 'connection refused'},
@@ -69,5 +71,18 @@ describe('itemProgress', () => {
     })
     assert.match(out, /s2: failed/)
     assert.equal(process.listenerCount('SIGINT'), 0, 'listr2 left no signal handler behind')
+  })
+
+  it('withProgress finishes the drawing when the work throws, marking what was not done as failed', async () => {
+    const out = await capture(async () => {
+      await assert.rejects(
+        withProgress(['lab'], 'plain', async (p) => {
+          p.update('lab', 'starting sshd')
+          throw new Error('port taken')
+        }),
+        /port taken/,
+      )
+    })
+    assert.equal(out, 'lab: starting sshd\nlab: failed\n')
   })
 })

@@ -86,6 +86,41 @@ describe('feedops hosts (the real CLI against an in-process cloud endpoint)', ()
   })
 })
 
+describe('feedops hosts with hostile EC2 tags', () => {
+  it('shows control characters in tags escaped, and refuses a Name that would forge lines (exit 2, one line)', async () => {
+    const cloud = await startFixtureCloud([
+      {instanceId: 'i-0tag0000000000001', privateIp: '127.20.0.21', tags: {Name: 'web1', Role: 'web', Env: 'lab', Note: '\x1b[31mred\x1b[0m\rapp9'}},
+      {instanceId: 'i-0bad0000000000001', privateIp: '127.20.0.22', tags: {Name: 'web2\nweb1  127.20.0.21', Env: 'bad'}},
+    ])
+    try {
+      const config = path.join(cloud.dir, 'feedops.yml')
+      const write = (env: string) =>
+        writeFileSync(
+          config,
+          `environments:\n  lab:\n    inventory: {source: ec2, filters: {Env: ${env}}}\n` +
+            `    aws: {region: us-east-1, endpoint: "${cloud.endpoint.url}", credentials: {accessKeyId: lab, secretAccessKey: lab}}\n`,
+        )
+      write('lab')
+      const shown = await cli(['hosts', '--config', config])
+      assert.equal(shown.code, 0, shown.stderr)
+      assert.doesNotMatch(shown.stdout, /[\x00-\x08\x0b-\x1f\x7f]/, 'no control character reaches the terminal')
+      // (XML turns the CR into a newline on the way)
+      assert.match(shown.stdout, /^web1 .* Note=\\x1b\[31mred\\x1b\[0m\\[rn]app9$/m)
+      const json = JSON.parse((await cli(['hosts', '--config', config, '--json'])).stdout) as Host[]
+      assert.match(json[0]!.tags.Note!, /^\x1b\[31mred\x1b\[0m[\r\n]app9$/, '--json keeps the exact value (JSON escapes it)')
+
+      write('bad')
+      const refused = await cli(['hosts', '--config', config])
+      assert.equal(refused.code, 2)
+      assert.equal(refused.stdout, '')
+      assert.match(refused.stderr, /^Error: EC2 instance i-0bad0000000000001 has a Name tag that is not a host name: "web2\\nweb1  127\.20\.0\.21" \(/)
+      assert.equal(refused.stderr.split('\n').length, 3, 'Error and Fix lines only')
+    } finally {
+      await cloud.stop()
+    }
+  })
+})
+
 describe('feedops hosts on a real lab', () => {
   let lab: TestLab
   before(async () => {

@@ -27,7 +27,7 @@ const staticInventory = (extra: {name: string; address: string}[] = []) => ({
   hosts: [...lab.layout.hosts.map((h) => ({name: h.name, address: h.address, roles: ['app']})), ...extra],
 })
 
-describe('feedops run', {timeout: 300_000}, () => {
+describe('feedops run', {timeout: 420_000}, () => {
   before(async () => {
     // The lab's own config: hosts come from its EC2 endpoint, as they would from AWS.
     lab = await startTestLab({hosts: 12, cloud: true})
@@ -69,6 +69,28 @@ describe('feedops run', {timeout: 300_000}, () => {
     for (const key of ['host', 'address', 'ok', 'exitCode', 'signal', 'stdout', 'stderr', 'durationMs', 'error']) assert.ok(key in app2, key)
     assert.deepEqual([app2.ok, app2.exitCode, app2.stdout, app2.address], [false, 1, 'app2\n', lab.layout.hosts[1]!.address])
     assert.ok(out.results.filter((x: {ok: boolean}) => x.ok).length === 11)
+  })
+
+  it('prints --json whatever a host sends (10.5 MB here), keeping a bounded part per host and saying how much was cut', async () => {
+    const big = 10_500_000
+    const r = await cli(['run', '--config', lab.configFile, '--hosts', 'app1,app2', '--json', '--', `if [ $FEEDOPS_HOST = app1 ]; then head -c ${big} /dev/zero | tr '\\0' x; fi; echo end`])
+    assert.equal(r.code, 0, r.stderr.slice(0, 2000))
+    assert.equal(r.stderr, '')
+    const out = JSON.parse(r.stdout) as {results: {host: string; stdout: string; truncated?: {stdout: number; stderr: number}}[]}
+    const [app1, app2] = out.results
+    const kept = 4 << 20
+    assert.equal(app1!.stdout.length, kept)
+    assert.match(app1!.stdout, /^x+$/)
+    assert.deepEqual(app1!.truncated, {stdout: big + 'end\n'.length - kept, stderr: 0})
+    assert.deepEqual([app2!.stdout, app2!.truncated], ['end\n', undefined])
+  })
+
+  it('shows control characters from remote output escaped, so no line passes for another host', async () => {
+    const r = await cli(['run', '--config', lab.configFile, '--hosts', 'app1', '--', "printf 'ok\\rapp9 | forged\\n\\033[2Jgone\\ttab\\n'"])
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(r.stdout.split('\n'), ['app1 | ok\\rapp9 | forged', 'app1 | \\x1b[2Jgone\ttab', ''])
+    const grouped = await cli(['run', '--config', lab.configFile, '--hosts', 'app1', '--group', '--', "printf 'a\\033[31mb\\n'"])
+    assert.match(grouped.stdout, /^a\\x1b\[31mb$/m)
   })
 
   it('groups output per host with --group', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, it} from 'node:test'
@@ -7,7 +7,7 @@ import {describe, it} from 'node:test'
 import {loadConfig, parseConfigText} from '../../src/config/load.js'
 import {redactSecrets} from '../../src/config/redact.js'
 import {UserError} from '../../src/errors.js'
-import {runCli} from '../shards/helpers.js'
+import {cli} from '../support/cli.js'
 
 const good = `
 defaultEnvironment: prod
@@ -63,6 +63,24 @@ describe('config', () => {
   it('rejects broken YAML with its line', () => rejects('environments:\n  prod: [\n', /not valid YAML/))
   it('rejects duplicate keys', () => rejects(good.replace('  staging:', '  prod:'), /not valid YAML/))
   it('rejects an empty file', () => rejects('', /\(top level\)|environments/))
+  it('keeps the line and column of a YAML syntax error', () => rejects('environments:\n  prod: [\n', /not valid YAML at line 3, column 1: /))
+  it('refuses an alias bomb as bad YAML, not a crash', () => {
+    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]']
+    rejects(bomb.join('\n'), /feedops\.yml is not valid YAML: Excessive alias count/)
+  })
+  it('refuses an unknown tag instead of taking it as a string', () =>
+    rejects(good.replace('user: deploy', 'user: !include /etc/passwd'), /not valid YAML at line 5, column 17: Unresolved tag: !include/))
+  it('names the key of a defaultEnvironment that is not defined', () =>
+    assert.throws(() => loadConfig({flag: write(good.replace('defaultEnvironment: prod', 'defaultEnvironment: qa'))}), /feedops\.yml: defaultEnvironment is "qa", which is not under environments/))
+  it('refuses a config path that is a directory, from --config or $FEEDOPS_CONFIG', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-dir-'))
+    const isDir = (err: unknown) => err instanceof UserError && err.exitCode === 2 && err.message === `Config file ${dir} is a directory, not a file.`
+    assert.throws(() => loadConfig({flag: dir}), isDir)
+    assert.throws(() => loadConfig({envVars: {FEEDOPS_CONFIG: dir}}), isDir)
+    // ./feedops.yml that is a directory is no candidate.
+    mkdirSync(path.join(dir, 'feedops.yml'))
+    assert.throws(() => loadConfig({cwd: dir, envVars: {FEEDOPS_LAB_DIR: path.join(dir, 'none')}}), /No feedops.yml in/)
+  })
   it('says so when no file exists', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'feedops-empty-'))
     assert.throws(() => loadConfig({cwd: dir, envVars: {}}), /No feedops.yml in/)
@@ -81,7 +99,7 @@ environments:
     redis: {url: 'redis://:r3disPass@cache1:6379'}
     app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}
 `)
-    const r = await runCli(['config', 'show', '--config', file, '--json'])
+    const r = await cli(['config', 'show', '--config', file, '--json'])
     assert.equal(r.code, 0, r.stderr)
     for (const secret of ['wJalrXUtnFEMIsecretKEY', 'pgS3cret', 'r3disPass', 'app-secret-0123456789']) {
       assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), `${secret} printed`)

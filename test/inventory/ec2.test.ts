@@ -37,6 +37,23 @@ describe('EC2 inventory against the lab cloud endpoint', () => {
     await cloud.stop()
   })
 
+  it('holds EC2 Name tags to the static name rule: a newline or an ANSI escape is bad input, shown escaped', async () => {
+    const evil = (name: string, k: number): InstanceInput => ({instanceId: `i-0evil00000000${k}`, privateIp: `127.20.7.${k}`, tags: {Name: name, Env: `evil${k}`}})
+    const cases: [string, RegExp][] = [
+      ['app2\napp1 | forged', /^EC2 instance i-0evil000000001 has a Name tag that is not a host name: "app2\napp1 \| forged" \(letters, digits/],
+      ['\x1b[2J\x1b[31mapp1', /: "\x1b\[2J\x1b\[31mapp1" /],
+      ['app 1', /: "app 1" /],
+    ]
+    await cloud.write([...fleet, ...cases.map(([name], i) => evil(name, i + 1))])
+    try {
+      for (const [i, [, pattern]] of cases.entries()) {
+        await assert.rejects(loadInventory(cloud.env({filters: {Env: `evil${i + 1}`}}), fast), userError(pattern))
+      }
+    } finally {
+      await cloud.write(fleet)
+    }
+  })
+
   it('keeps running instances matching the tag filters, with name, address, roles, tags and instance id', async () => {
     const hosts = await loadInventory(cloud.env({filters: {Env: 'lab', Role: 'app'}}))
     assert.deepEqual(

@@ -70,11 +70,14 @@ describe('ids: the 41/13/10 layout', () => {
     assert.deepEqual(decodeId(signed, epoch), decodeId(id, epoch))
   })
 
-  it('parseId rejects negative, over-64-bit and non-numeric input with a UserError', () => {
+  it('parseId accepts the signed form Postgres shows, rejects over-64-bit and non-numeric input with a UserError', () => {
     assert.equal(parseId(' 18446744073709551615 '), MAX_ID)
     assert.equal(parseId('0'), 0n)
+    assert.equal(parseId('-1'), MAX_ID)
+    assert.equal(parseId('-9223372036854775808'), 1n << 63n)
     for (const [text, msg] of [
-      ['-1', /negative/],
+      ['-9223372036854775809', /below -9223372036854775808/],
+      ['--1', /not a number/],
       ['18446744073709551616', /larger than 64 bits/],
       ['12abc', /not a number/],
       ['', /not a number/],
@@ -133,7 +136,7 @@ describe('ids: the commands', () => {
   })
 
   it('ids decode rejects bad ids with exit code 2', async () => {
-    for (const bad of ['-5', '99999999999999999999999', 'photo42']) {
+    for (const bad of ['-9223372036854775809', '99999999999999999999999', 'photo42']) {
       const r = await runCli(['ids', 'decode', '--', bad])
       assert.equal(r.code, 2, `${bad}: ${r.stderr}`)
       assert.match(r.stderr, /^Error: Id .*\nFix: /)

@@ -7,7 +7,7 @@ import {after, before, describe, it} from 'node:test'
 import {sshSchema, type SshSettings} from '../../src/config/schema.js'
 import type {Host} from '../../src/inventory/host.js'
 import {readState} from '../../src/lab/state.js'
-import {ConnectionPool, KnownHosts, runCommand, type HostResult} from '../../src/ssh/index.js'
+import {ConnectionPool, runCommand, type HostResult} from '../../src/ssh/index.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 
 let lab: TestLab

@@ -6,10 +6,11 @@
  *   after(() => lab.stop())
  *
  * Net octets are claimed by an atomic mkdir of a slot folder under the temp dir; a slot whose
- * owner process died is reclaimed (its lab stopped first, by the pids its state.json records).
+ * owner process died is reclaimed (its lab stopped first, by the pids its state.json records). Nets
+ * something listens on are skipped, and a lab whose port is taken anyway moves to the next net.
  */
 import {chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {endianness, tmpdir} from 'node:os'
 import path from 'node:path'
 
 import {labDown, labUp} from '../../src/lab/index.js'
@@ -52,43 +53,67 @@ export async function startTestLab(opts: TestLabOptions = {}): Promise<TestLab> 
   const hosts = opts.hosts ?? 0
   const nginx = opts.nginx ?? 0
   const postgres = opts.postgres ?? 0
-  const dir = mkdtempSync(path.join(tmpdir(), 'feedops-lab-'))
-  chmodSync(dir, 0o755) // Postgres runs as its own user and must reach its data dir
-  const {net, slot} = await claimNet(dir)
-  const lab: TestLab = {
-    dir,
-    net,
-    configFile: labPaths.config(dir),
-    layout: labLayout(net, hosts, postgres, nginx),
-    stop: async () => {
-      active.delete(lab)
-      try {
-        await labDown(dir)
-      } finally {
-        if (!process.env.FEEDOPS_KEEP_LAB) rmSync(dir, {recursive: true, force: true})
-        rmSync(slot, {recursive: true, force: true})
-      }
-    },
-  }
-  active.add(lab)
-  try {
-    await labUp({
+  let lab: TestLab | undefined
+  await onFreeNet(async (net, dir, slot) => {
+    lab = {
       dir,
       net,
-      hosts,
-      nginx,
-      postgres,
-      pgbouncer: opts.pgbouncer ?? false,
-      shards: opts.shards ?? false,
-      redis: opts.redis ?? false,
-      memcached: opts.memcached ?? false,
-      cloud: opts.cloud ?? false,
-    })
-  } catch (err) {
-    await lab.stop().catch(() => {})
-    throw err
+      configFile: labPaths.config(dir),
+      layout: labLayout(net, hosts, postgres, nginx),
+      stop: async () => {
+        active.delete(lab!)
+        try {
+          await labDown(dir)
+        } finally {
+          if (!process.env.FEEDOPS_KEEP_LAB) rmSync(dir, {recursive: true, force: true})
+          rmSync(slot, {recursive: true, force: true})
+        }
+      },
+    }
+    active.add(lab)
+    try {
+      await labUp({
+        dir,
+        net,
+        hosts,
+        nginx,
+        postgres,
+        pgbouncer: opts.pgbouncer ?? false,
+        shards: opts.shards ?? false,
+        redis: opts.redis ?? false,
+        memcached: opts.memcached ?? false,
+        cloud: opts.cloud ?? false,
+      })
+    } catch (err) {
+      await lab.stop().catch(() => {})
+      throw err
+    }
+  })
+  return lab!
+}
+
+/** What labUp says when one of the net's ports is taken by a process it did not start. */
+const PORT_TAKEN = /already in use by a process this lab did not start/
+
+/**
+ * Claims a free net with a fresh temp dir and runs `up` on it. When `up` fails because a port of that
+ * net turned out to be taken (something started listening after the claim), `up` is expected to have
+ * released the net and dir; the next free net is tried, a few times at most.
+ */
+export async function onFreeNet(up: (net: number, dir: string, slot: string) => Promise<void>, attempts = 5): Promise<number> {
+  const skip = new Set<number>()
+  for (let attempt = 1; ; attempt++) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-lab-'))
+    chmodSync(dir, 0o755) // Postgres runs as its own user and must reach its data dir
+    const {net, slot} = await claimNet(dir, skip)
+    try {
+      await up(net, dir, slot)
+      return net
+    } catch (err) {
+      if (attempt >= attempts || !PORT_TAKEN.test(err instanceof Error ? err.message : String(err))) throw err
+      skip.add(net)
+    }
   }
-  return lab
 }
 
 /**
@@ -109,13 +134,20 @@ export async function reserveTestNet(): Promise<{net: number; dir: string; relea
   }
 }
 
-async function claimNet(dir: string): Promise<{net: number; slot: string}> {
+/**
+ * A net octet whose slot this process now holds. Skips nets another test file holds (slot folders),
+ * nets in `skip`, and nets something already listens on (a lab started by hand, any other server on
+ * 127.N.x.y), which would make labUp fail on a taken port.
+ */
+export async function claimNet(dir: string, skip: ReadonlySet<number> = new Set()): Promise<{net: number; slot: string}> {
   mkdirSync(slotsDir, {recursive: true})
   const span = LAST_NET - FIRST_NET + 1
   const offset = process.pid % span // spreads parallel test files over the range
   for (let pass = 0; pass < 2; pass++) {
+    const busy = listeningNets()
     for (let i = 0; i < span; i++) {
       const net = FIRST_NET + ((offset + i) % span)
+      if (skip.has(net) || busy.has(net)) continue
       const slot = path.join(slotsDir, String(net))
       if (pass === 1) await reclaimIfAbandoned(slot)
       try {
@@ -130,6 +162,25 @@ async function claimNet(dir: string): Promise<{net: number; slot: string}> {
     }
   }
   throw new Error(`No free lab net between ${FIRST_NET} and ${LAST_NET} (see ${slotsDir}).`)
+}
+
+/**
+ * The N of every 127.N.x.y address with a listening TCP socket, from the kernel's table (default:
+ * /proc/net/tcp). Addresses there are the IPv4 address's four bytes in host byte order, as hex.
+ */
+export function listeningNets(table: string = readFileSync('/proc/net/tcp', 'utf8')): Set<number> {
+  const nets = new Set<number>()
+  const littleEndian = endianness() === 'LE'
+  for (const line of table.split('\n').slice(1)) {
+    const [, local, , state] = line.trim().split(/\s+/)
+    if (state !== '0A' || !local) continue // 0A: TCP_LISTEN
+    const hex = local.split(':')[0] ?? ''
+    if (hex.length !== 8) continue
+    const bytes = [0, 2, 4, 6].map((i) => parseInt(hex.slice(i, i + 2), 16))
+    const [a, b] = littleEndian ? [bytes[3], bytes[2]] : [bytes[0], bytes[1]]
+    if (a === 127 && b !== undefined) nets.add(b)
+  }
+  return nets
 }
 
 /** A slot whose owner died: stop its lab (recorded pids only), remove its dir, free the slot. */

@@ -22,9 +22,3 @@ export function toXml(rootName: string, body: XmlObject, xmlns?: string): string
 export function ec2ErrorXml(err: CloudApiError, requestId: string): string {
   return toXml('Response', {Errors: {Error: {Code: err.code, Message: err.message}}, RequestID: requestId})
 }
-
-/** The query protocol's error document (ELB, IAM, …): `<ErrorResponse><Error><Type>…</Type><Code>…`. */
-export function queryErrorXml(err: CloudApiError, requestId: string, xmlns?: string): string {
-  const type = err.status >= 500 ? 'Receiver' : 'Sender'
-  return toXml('ErrorResponse', {Error: {Type: type, Code: err.code, Message: err.message}, RequestId: requestId}, xmlns)
-}

@@ -168,23 +168,6 @@ export const postgresComponent: LabComponent = {
   },
 }
 
-/** The port opens before recovery ends ("the database system is starting up", 57P03): retry that. */
-async function connectWhenReady(host: string, port: number, timeoutMs = 20_000): Promise<pg.Client> {
-  const {default: pgLib} = await import('pg') // loaded only when a server starts
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const client = new pgLib.Client({host, port, user: 'postgres', database: 'postgres'})
-    try {
-      await client.connect()
-      return client
-    } catch (err) {
-      await client.end().catch(() => {})
-      if ((err as {code?: string}).code !== '57P03' || Date.now() > deadline) throw err
-      await sleep(50)
-    }
-  }
-}
-
 /**
  * initdb once per (version, settings) into a cache dir everyone can traverse, built aside and
  * renamed into place so parallel labs never see half a template.
@@ -260,7 +243,7 @@ async function connectWhenStarted(config: pg.ClientConfig, timeoutMs = 30_000): 
       await client.end().catch(() => undefined)
       const code = (err as {code?: string}).code
       if ((code !== '57P03' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      await sleep(100)
     }
   }
 }

@@ -2,7 +2,7 @@ import {createHash} from 'node:crypto'
 
 import {instanceStateCodes, type CloudInstance} from '../cloud-file.js'
 import {CloudApiError, invalidParameterValue} from '../errors.js'
-import {booleanParam, indexedValues, integerParam, type QueryParams} from '../query-params.js'
+import {booleanParam, indexedValues, integerParam} from '../query-params.js'
 import type {CloudRequest} from '../service.js'
 import {toXml, type XmlObject} from '../xml.js'
 import {matchesFilters, parseFilters, type InstanceFilter} from './filters.js'

@@ -4,7 +4,7 @@
  * Why: @aws-sdk/client-ec2 is 2 MB of CommonJS spread over hundreds of files, and loading it was the
  * largest single cost of `feedops run` against an EC2 inventory (about 0.45 s of CPU on a lab
  * machine, before any SSH connection starts). One tree-shaken file with only EC2Client and
- * DescribeInstances loads in half that, and with the compile cache (compile-cache.ts) in a fifth. It is
+ * DescribeInstances loads in half that, and with the compile cache (src/cli/compile-cache.ts) in a fifth. It is
  * the same SDK code, built from the installed package; the tests run through it.
  */
 import {mkdirSync, readFileSync} from 'node:fs'
@@ -19,7 +19,7 @@ mkdirSync(outdir, {recursive: true})
 
 /**
  * The SDK loads a few Node built-ins with import(); as CommonJS they can be require()d, and a module
- * without import() can use the compile cache (compile-cache.ts explains why).
+ * without import() can use the compile cache (src/cli/compile-cache.ts explains why).
  */
 const builtinImportsToRequire: Plugin = {
   name: 'builtin-imports-to-require',

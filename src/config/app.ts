@@ -1,0 +1,63 @@
+import {z} from 'zod'
+
+import {UserError} from '../errors.js'
+import {formatIssues} from './load.js'
+
+/**
+ * The `app` section of an environment in feedops.yml: the feed app's settings. src/config/schema.ts keeps it
+ * an untyped record so that only the app (app/config.ts) and `config show` check it, both with this schema.
+ * The secret may come from $FEEDOPS_APP_SECRET instead of the file.
+ */
+
+const byteSize = z.union([
+  z.number().int().positive(),
+  z.string().regex(/^\d+\s*(b|kb|mb)$/i, 'a size such as 16kb, 1mb or a number of bytes'),
+])
+
+export const appSectionSchema = z
+  .object({
+    port: z.number().int().min(0).max(65535).default(8080),
+    host: z.string().min(1).default('127.0.0.1'),
+    /** Photo URLs are `${cdnBase}/${s3Key}`. */
+    cdnBase: z.url({protocol: /^https?$/}),
+    /** HMAC key of the user tokens; $FEEDOPS_APP_SECRET wins over this. */
+    secret: z.string().min(16, 'at least 16 characters').optional(),
+    /** How long a write to a frozen logical shard is held before it fails with 503. */
+    freezeWaitMs: z.number().int().min(0).max(60_000).default(2000),
+    /** Largest request body accepted (413 above). */
+    bodyLimit: byteSize.default('16kb'),
+    /** Fallback check of the catalog's map version when a pub/sub message is missed. */
+    mapPollMs: z.number().int().min(50).max(10_000).default(500),
+    /** After SIGTERM: keep serving (readyz 503) this long so the load balancer stops sending, then stop accepting. */
+    drainDelayMs: z.number().int().min(0).max(60_000).default(0),
+    /** In-flight requests get this long to finish after SIGTERM before the process gives up. */
+    shutdownTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    /** Seconds a user object lives in Memcached (it is also deleted on every change). */
+    userCacheTtl: z.number().int().min(1).max(86_400).default(300),
+    /** Largest pg pool per physical server. */
+    poolMax: z.number().int().min(1).max(1000).default(10),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /**
+     * Feed read strategy. `per-server` (one SQL per physical server) is the real one; `per-shard` (one SQL per
+     * logical shard) exists only so the benchmark can measure the naive baseline.
+     */
+    feedStrategy: z.enum(['per-server', 'per-shard']).default('per-server'),
+    /**
+     * Plan the feed's per-server queries once per connection (named prepared statements). Turn off when the
+     * shard server URLs go through PgBouncer older than 1.21 in transaction pooling mode, which cannot keep
+     * prepared statements.
+     */
+    preparedStatements: z.boolean().default(true),
+  })
+  .strict()
+
+export type AppSection = z.infer<typeof appSectionSchema>
+
+/** The section validated, with its defaults; `where` is "FILE: environments.NAME". Throws a UserError naming each key. */
+export function validateAppSection(raw: unknown, where: string): AppSection {
+  const parsed = appSectionSchema.safeParse(raw)
+  if (!parsed.success) {
+    throw new UserError(`${where}.app is invalid: ${formatIssues(parsed.error.issues)}`, {fix: 'Fix the keys named above.'})
+  }
+  return parsed.data
+}

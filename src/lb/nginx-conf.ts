@@ -11,10 +11,13 @@ import path from 'node:path'
  * no byte of the request has reached an app host: a refused or timed-out connect (app stopped,
  * restarting, host down) moves to the next host, but an error, a timeout or a 502/503 after the request
  * was sent does not, because the app may already have applied the write and a second try would apply
- * it twice. That is why `non_idempotent` is deliberately not set. What remains: a POST written into an
- * idle kept-alive connection at the very moment the app closes it is answered 502, not retried. nginx
- * closes idle connections before the app's idle timeout does (60 s < 65 s), so that leaves only an app
- * that closes them as it stops; it should do so after the load balancer has stopped sending to it.
+ * it twice. That is why `non_idempotent` is deliberately not set.
+ *
+ * Writes therefore never use a kept-alive upstream connection: a POST written into an idle connection
+ * at the very moment the app closes it (idle timeout, or the app stopping in a deploy) would count as
+ * sent, and be answered 502 instead of retried. POST and PATCH go to a second upstream group over the
+ * same app hosts without `keepalive`, so each opens its own connection, and a refused connect is
+ * retried. Reads keep their connections: a read that meets a closed one is simply retried.
  */
 
 /** Where nginx is on Debian and Ubuntu (nginx-light, nginx-core). */
@@ -23,7 +26,9 @@ export const NGINX_BIN = '/usr/sbin/nginx'
 export const APP_PORT = 8080
 /** 200 only when an app host answered its /readyz through this node (502/503 otherwise). */
 export const NGINX_HEALTH_PATH = '/nginx-health'
+/** Reads (kept-alive connections) and writes (a new connection each), over the same app hosts. */
 export const UPSTREAM_NAME = 'feed_app'
+export const WRITES_UPSTREAM_NAME = 'feed_app_writes'
 
 export interface NginxNodeFiles {
   /** The node's nginx folder (nginx's -p prefix). */
@@ -59,8 +64,9 @@ export interface UpstreamServer {
 }
 
 /**
- * The upstream block: every app host, kept-alive connections. With no app host, one server marked
- * down keeps the config valid (nginx then answers 502 until the next render).
+ * The upstream blocks: every app host, for reads with kept-alive connections and for writes without.
+ * With no app host, one server marked down keeps the config valid (nginx then answers 502 until the
+ * next render).
  */
 export function renderUpstreams(servers: readonly UpstreamServer[]): string {
   // A host that failed is skipped for 2 s only, so a restarted app host gets traffic back soon.
@@ -69,8 +75,13 @@ export function renderUpstreams(servers: readonly UpstreamServer[]): string {
     `# The feed app hosts (${servers.length}); rendered from the inventory by \`feedops play nginx-upstreams\`.`,
     `upstream ${UPSTREAM_NAME} {`,
     ...lines,
+    // Below the app's idle timeout (65 s), so nginx, not the app, closes an idle connection.
     '    keepalive 32;',
     '    keepalive_timeout 60s;',
+    '}',
+    '# Writes: a new connection each (see src/lb/nginx-conf.ts).',
+    `upstream ${WRITES_UPSTREAM_NAME} {`,
+    ...lines,
     '}',
     '',
   ].join('\n')
@@ -84,7 +95,7 @@ export interface NginxConfInput {
 /** The node's nginx.conf: one proxying server, the health location, logs and temp files in its folder. */
 export function renderNginxConf({files, listen}: NginxConfInput): string {
   const proxy = [
-    `proxy_pass http://${UPSTREAM_NAME};`,
+    'proxy_pass http://$feed_upstream;',
     'proxy_http_version 1.1;',
     'proxy_set_header Connection "";',
     'proxy_set_header Host $host;',
@@ -117,13 +128,19 @@ export function renderNginxConf({files, listen}: NginxConfInput): string {
     `    scgi_temp_path ${path.join(files.temp, 'scgi')};`,
     '    server_tokens off;',
     `    include ${files.upstreams};`,
+    // nginx's own non-idempotent methods: the ones it will not retry once sent.
+    '    map $request_method $feed_upstream {',
+    `        POST ${WRITES_UPSTREAM_NAME};`,
+    `        PATCH ${WRITES_UPSTREAM_NAME};`,
+    `        default ${UPSTREAM_NAME};`,
+    '    }',
     '    server {',
     `        listen ${listen.address}:${listen.port};`,
     '        location / {',
     ...indent(12, proxy),
     '        }',
     `        location = ${NGINX_HEALTH_PATH} {`,
-    ...indent(12, proxy.map((l) => (l.startsWith('proxy_pass') ? `proxy_pass http://${UPSTREAM_NAME}/readyz;` : l))),
+    ...indent(12, proxy.map((l) => (l.startsWith('proxy_pass ') ? `proxy_pass http://${UPSTREAM_NAME}/readyz;` : l))),
     '            access_log off;',
     '        }',
     '    }',

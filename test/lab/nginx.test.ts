@@ -33,6 +33,9 @@ function cli(args: string[]): Promise<{code: number; stdout: string; stderr: str
 class FakeApp {
   hits = 0
   posts = 0
+  /** Requests that came on a connection nginx had used before (kept alive), by method. */
+  reused = {GET: 0, POST: 0}
+  private served = new WeakMap<object, number>()
   private server: http.Server | undefined
   constructor(
     readonly name: string,
@@ -42,6 +45,9 @@ class FakeApp {
   async start(): Promise<void> {
     this.server = http.createServer((req, res) => {
       this.hits++
+      const before = this.served.get(req.socket) ?? 0
+      this.served.set(req.socket, before + 1)
+      if (before > 0 && (req.method === 'GET' || req.method === 'POST')) this.reused[req.method]++
       req.resume()
       req.on('end', () => {
         if (req.method === 'POST') this.posts++
@@ -56,12 +62,42 @@ class FakeApp {
     })
   }
 
-  async stop(): Promise<void> {
+  /** Stops at once (graceful: let requests in flight finish, as the app does on SIGTERM, and close idle connections). */
+  async stop(graceful = false): Promise<void> {
     const s = this.server
     this.server = undefined
     if (!s) return
-    s.closeAllConnections()
-    await new Promise((resolve) => s.close(resolve))
+    const closed = new Promise((resolve) => s.close(resolve))
+    if (graceful) s.closeIdleConnections()
+    else s.closeAllConnections()
+    await closed
+  }
+}
+
+/** Reads and some writes through `url` from 4 loops until `stop()` (60 s at most); failures are listed. */
+function loadThrough(url: string): {stop(): Promise<{ok: number; failures: string[]}>} {
+  let stopped = false
+  let ok = 0
+  const failures: string[] = []
+  const deadline = Date.now() + 60_000
+  const loops = Array.from({length: 4}, async (_, i) => {
+    for (let n = 0; !stopped && Date.now() < deadline; n++) {
+      const write = n % 5 === 0
+      try {
+        const r = await request(write ? `${url}/photos` : `${url}/feed/${i}`, write ? 'POST' : 'GET', write ? '{}' : undefined)
+        if (r.status === (write ? 201 : 200)) ok++
+        else failures.push(`${write ? 'POST' : 'GET'}: ${r.status} ${r.body}`)
+      } catch (err) {
+        failures.push(`${write ? 'POST' : 'GET'}: ${(err as Error).message}`)
+      }
+    }
+  })
+  return {
+    stop: async () => {
+      stopped = true
+      await Promise.all(loops)
+      return {ok, failures}
+    },
   }
 }
 
@@ -94,7 +130,7 @@ function request(url: string, method = 'GET', body?: string, retried = false): P
 }
 let retriedGets = 0
 
-describe('lab NGINX nodes', {timeout: 120_000}, () => {
+describe('lab NGINX nodes', {timeout: 300_000}, () => {
   let lab: TestLab
   let node: string
   const apps: FakeApp[] = []
@@ -162,40 +198,44 @@ describe('lab NGINX nodes', {timeout: 120_000}, () => {
   it('play nginx-upstreams after growing the app hosts: the new host gets traffic, no request fails', async () => {
     const grown = new FakeApp('app3', `127.${lab.net}.1.3`)
     apps.push(grown)
-    let stop = false
-    let ok = 0
-    const failures: string[] = []
-    // Bounded load: 4 loops of reads and some writes through the node until told to stop (at most 60 s).
-    const deadline = Date.now() + 60_000
-    const loops = Array.from({length: 4}, async (_, i) => {
-      for (let n = 0; !stop && Date.now() < deadline; n++) {
-        const write = n % 5 === 0
-        try {
-          const r = await request(write ? `${node}/photos` : `${node}/feed/${i}`, write ? 'POST' : 'GET', write ? '{}' : undefined)
-          if (r.status === (write ? 201 : 200)) ok++
-          else failures.push(`${write ? 'POST' : 'GET'}: ${r.status} ${r.body}`)
-        } catch (err) {
-          failures.push(`${write ? 'POST' : 'GET'}: ${(err as Error).message}`)
-        }
-      }
-    })
+    const load = loadThrough(node)
+    let result: {ok: number; failures: string[]} | undefined
     try {
       await labUp({dir: lab.dir, hosts: 3})
       await grown.start()
-      const before = ok
       const r = await cli(['play', 'nginx-upstreams', '--config', lab.configFile])
       assert.equal(r.code, 0, r.stdout + r.stderr)
       assert.match(r.stdout, /nginx1 .*APP HOSTS=3 .*changed/)
       for (let i = 0; i < 100 && grown.hits === 0; i++) await new Promise((res) => setTimeout(res, 50))
       assert.ok(grown.hits > 0, 'the new app host got no request after the reload')
-      assert.ok(ok > before, 'no request went through during the reload')
     } finally {
-      stop = true
-      await Promise.all(loops)
+      result = await load.stop()
     }
-    assert.deepEqual(failures, [])
-    assert.ok(ok > 50, `only ${ok} requests went through`)
+    assert.deepEqual(result.failures, [])
+    assert.ok(result.ok > 50, `only ${result.ok} requests went through`)
     assert.ok(retriedGets <= 8, `${retriedGets} reads had to be sent again`) // at most one per reused connection
+    // Reads reuse nginx's connections to the app hosts; writes never do (each opens its own).
+    assert.ok(apps.some((a) => a.reused.GET > 0), 'no read came on a kept-alive upstream connection')
+    assert.deepEqual(apps.map((a) => a.reused.POST), apps.map(() => 0))
+  })
+
+  it('app hosts stopping and starting one at a time, as in a rolling restart: no request fails', async () => {
+    const load = loadThrough(node)
+    let result: {ok: number; failures: string[]} | undefined
+    try {
+      for (const app of apps) {
+        const before = app.hits
+        await app.stop(true)
+        await new Promise((r) => setTimeout(r, 300))
+        await app.start()
+        // Back in rotation once nginx's fail_timeout (2 s) for it has passed.
+        for (let i = 0; i < 100 && app.hits === before; i++) await new Promise((r) => setTimeout(r, 50))
+      }
+    } finally {
+      result = await load.stop()
+    }
+    assert.deepEqual(result.failures, [])
+    assert.ok(result.ok > 50, `only ${result.ok} requests went through`)
   })
 
   it('an upstream block that fails nginx -t is not left installed, and nginx keeps serving', async () => {

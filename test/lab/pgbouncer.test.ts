@@ -23,7 +23,7 @@ async function bouncerStats(port: number, address: string): Promise<Map<string, 
   }
 }
 
-describe('lab PgBouncer', {timeout: 120_000}, () => {
+describe('lab PgBouncer', {timeout: 300_000}, () => {
   let lab: TestLab
   let config: AppConfig
   let running: RunningApp

@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import type {LoadedConfig} from '../config/load.js'
 import {hostFlags, selectionFlags, type HostFlagValues} from '../cli/host-flags.js'
 import {withHostSession} from '../cli/host-session.js'
-import {itemProgress, progressMode} from '../cli/progress.js'
+import {progressMode, withProgress} from '../cli/progress.js'
 import {ExitCode} from '../errors.js'
 import {deploySettings, runDeploy, type DeployResult} from './run.js'
 
@@ -41,32 +41,30 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
     flags,
     {quiet: out.json, defaultSelection: (all) => all.filter((h) => h.roles.includes(role))},
     async ({hosts, pool, signal, concurrency}) => {
-      const progress = await itemProgress(
+      const mode = flags['dry-run'] ? 'off' : progressMode(out.json)
+      return withProgress(
         hosts.map((h) => h.name),
-        {mode: flags['dry-run'] ? 'off' : progressMode(out.json)},
+        mode,
+        (progress) =>
+          runDeploy({
+            loaded,
+            hosts,
+            pool,
+            action,
+            concurrency,
+            ...(out.to ? {to: out.to} : {}),
+            ...(flags.batch !== undefined ? {batch: flags.batch} : {}),
+            ...(flags['max-fail'] !== undefined ? {maxFail: flags['max-fail']} : {}),
+            ...(flags['lock-wait'] !== undefined ? {lockWaitS: flags['lock-wait']} : {}),
+            forceUnlock: flags['force-unlock'] ?? false,
+            dryRun: flags['dry-run'] ?? false,
+            skipUnreachable: flags['skip-unreachable'] ?? false,
+            ...(flags.message ? {message: flags.message} : {}),
+            // In-flight steps are not cut on Ctrl-C: the run finishes them or switches the host back.
+            signal,
+            onHost: (host, text, done) => (done ? progress.done(host, done.ok, text) : progress.update(host, text)),
+          }),
       )
-      try {
-        return await runDeploy({
-          loaded,
-          hosts,
-          pool,
-          action,
-          concurrency,
-          ...(out.to ? {to: out.to} : {}),
-          ...(flags.batch !== undefined ? {batch: flags.batch} : {}),
-          ...(flags['max-fail'] !== undefined ? {maxFail: flags['max-fail']} : {}),
-          ...(flags['lock-wait'] !== undefined ? {lockWaitS: flags['lock-wait']} : {}),
-          forceUnlock: flags['force-unlock'] ?? false,
-          dryRun: flags['dry-run'] ?? false,
-          skipUnreachable: flags['skip-unreachable'] ?? false,
-          ...(flags.message ? {message: flags.message} : {}),
-          // In-flight steps are not cut on Ctrl-C: the run finishes them or switches the host back.
-          signal,
-          onHost: (host, text, done) => (done ? progress.done(host, done.ok, text) : progress.update(host, text)),
-        })
-      } finally {
-        await progress.finish()
-      }
     },
   )
   if (interrupted) process.exitCode = ExitCode.interrupted

@@ -545,7 +545,8 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
       {concurrency: concurrency},
     )
   }
-  result.ok = result.stopped === null && active.every((s) => s.result.outcome === 'updated') && result.hosts.every((h) => h.outcome !== 'skipped' || opts.skipUnreachable)
+  // Hosts skipped at preflight were asked for (--skip-unreachable); every other host must run the release.
+  result.ok = result.stopped === null && active.every((s) => s.result.outcome === 'updated')
   const entry: AuditEntry = {
     at: new Date().toISOString(),
     who: newLockOwner(result.action, release, '').owner,

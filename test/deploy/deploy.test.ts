@@ -2,8 +2,9 @@
  * feedops deploy / rollback / releases / audit on one 12-host lab (real sshd hosts, Postgres, Redis,
  * Memcached), run through the built CLI as a user would. The tests run in order and build on each other:
  * a dry run on fresh hosts, the first deploy (the runtime goes up once), a second one with a concurrent
- * third that must exit 3, a rollback, three broken releases, a stale lock, a host killed mid-upload and
- * then unreachable at preflight, Ctrl-C, and keep-N cleanup.
+ * third that must exit 3, a rollback, three broken releases, a host killed mid-upload and then
+ * unreachable at preflight, Ctrl-C, a stale lock broken by a deploy that also cleans up old releases,
+ * and lab down.
  */
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
@@ -17,7 +18,7 @@ import {after, before, describe, it} from 'node:test'
 import {parse, stringify} from 'yaml'
 
 import type {DeployResult} from '../../src/deploy/run.js'
-import {labUp} from '../../src/lab/index.js'
+import {labDown, labUp} from '../../src/lab/index.js'
 import {labPaths} from '../../src/lab/layout.js'
 import {readState} from '../../src/lab/state.js'
 import {initShards} from '../../src/shards/init.js'
@@ -33,6 +34,8 @@ const cacheHome = path.join(tmpdir(), 'feedops-test-cache')
 
 let lab: TestLab
 let config: string
+/** The same config with a 10 s gate, for the releases that can only fail it by timing out. */
+let shortGate: string
 let stateHome: string
 
 interface Ran {
@@ -42,9 +45,9 @@ interface Ran {
   json: any
 }
 
-function feedops(args: string[], opts: {env?: Record<string, string>; onStart?: (child: ChildProcess) => void} = {}): Promise<Ran> {
+function feedops(args: string[], opts: {env?: Record<string, string>; config?: string; onStart?: (child: ChildProcess) => void} = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args, '--config', config], {
+    const child = spawn(process.execPath, [bin, ...args, '--config', opts.config ?? config], {
       cwd: repo,
       env: {...process.env, FORCE_COLOR: '0', XDG_CACHE_HOME: cacheHome, XDG_STATE_HOME: stateHome, ...opts.env},
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -53,7 +56,7 @@ function feedops(args: string[], opts: {env?: Record<string, string>; onStart?: 
     let stderr = ''
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 420_000)
     child.on('error', reject)
     child.on('close', (code) => {
       clearTimeout(timer)
@@ -132,10 +135,11 @@ async function reviveHosts(): Promise<void> {
   await labUp({dir: lab.dir, net: lab.net, hosts: HOSTS, postgres: 1, redis: true, memcached: true, cloud: false, nginx: 0, pgbouncer: false})
 }
 
-describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
+describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
   let first: string
   let second: string
-  let third: string
+  /** What every host runs between the tests below. */
+  let serving: string
 
   before(async () => {
     lab = await startTestLab({hosts: HOSTS, postgres: 1, redis: true, memcached: true})
@@ -144,9 +148,12 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     const doc = parse(readFileSync(lab.configFile, 'utf8')) as {environments: {lab: Record<string, any>}}
     const env = doc.environments.lab
     env.shards.logical = 8
-    env.deploy = {...env.deploy, keep: 3, health: {timeout: 20, stableMs: 600}, stopTimeout: 5}
+    env.deploy = {...env.deploy, keep: 3, health: {timeout: 20, stableMs: 400}, stopTimeout: 5}
     config = path.join(lab.dir, 'deploy.yml')
     writeFileSync(config, stringify(doc))
+    env.deploy.health.timeout = 10
+    shortGate = path.join(lab.dir, 'deploy-short.yml')
+    writeFileSync(shortGate, stringify(doc))
     const pools = new ServerPools(loadConfig({flag: config}).env.shards!)
     try {
       await initShards(pools, loadConfig({flag: config}).env.shards!)
@@ -156,7 +163,7 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
   })
   after(() => lab?.stop())
 
-  it('--dry-run prints the plan and changes nothing on any host', async () => {
+  it('--dry-run prints the plan and changes nothing on any host, nor does bad input or a failed preflight', async () => {
     const before = hostNames().map((h) => snapshot(labPaths.hostRoot(lab.dir, h)))
     const r = await feedops(['deploy', '--dry-run', '--json'])
     assert.equal(r.code, 0, why(r))
@@ -166,6 +173,17 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     assert.equal(plan.runtimeUploads.length, HOSTS)
     assert.match(plan.release, /^\d{8}T\d{6}Z-[0-9a-f]{7}$/)
     assert.ok(plan.steps.some((s) => s.includes('switch current')))
+    // Bad input and a failed preflight change nothing either.
+    const badBatch = await feedops(['deploy', '--json', '--batch', '1,0'])
+    assert.equal(badBatch.code, 2)
+    assert.match(badBatch.json.error.message, /--batch has "0"/)
+    const doc = parse(readFileSync(config, 'utf8')) as {environments: {lab: Record<string, any>}}
+    doc.environments.lab.deploy.minFreeMb = 1 << 30
+    const noDisk = path.join(lab.dir, 'no-disk.yml')
+    writeFileSync(noDisk, stringify(doc))
+    const full = await feedops(['deploy', '--json'], {config: noDisk})
+    assert.equal(full.code, 1)
+    assert.match(full.json.error.message, /^Preflight: app1 \(\d+ MiB free\), .* have less than deploy\.minFreeMb = 1073741824 MiB free under ~\/feed; nothing was changed\.$/)
     assert.deepEqual(hostNames().map((h) => snapshot(labPaths.hostRoot(lab.dir, h))), before)
   })
 
@@ -184,6 +202,10 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     const secret = (parse(readFileSync(config, 'utf8')) as any).environments.lab.app.secret as string
     assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret))
     assert.ok(!readFileSync(path.join(feedDir('app3'), 'shared', 'feedops.yml'), 'utf8').includes(secret))
+    // The app runs on the runtime the release carries (Node 24), from the release's real path.
+    const pid = (JSON.parse(readFileSync(path.join(feedDir('app2'), 'shared', 'app.pid'), 'utf8')) as {pid: number}).pid
+    assert.equal(readlinkSync(`/proc/${pid}/exe`), path.join(feedDir('app2'), 'runtimes', '24.22.3', 'bin', 'node'))
+    assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), new RegExp(`feed/releases/${first}/app\\.mjs`))
     // Phases are timed per host, in order.
     const phases = res.hosts[0]!.phases.map((p) => p.phase)
     assert.deepEqual(phases, ['upload runtime', 'upload', 'unpack', 'switch', 'restart', 'health'])
@@ -227,10 +249,7 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     const missing = await feedops(['rollback', '--to', '20200101T000000Z-0000000', '--json'])
     assert.equal(missing.code, 2)
     assert.match(missing.json.error.message, /app1, app2, .*app12 lack release 20200101T000000Z-0000000; nothing was changed/)
-    // Forward again, for the tests below.
-    const fwd = await feedops(['rollback', '--to', second, '--batch', '100%', '--json'])
-    assert.equal(fwd.code, 0, why(fwd))
-    assert.deepEqual(await servedReleases(), hostNames().map(() => second))
+    serving = first
   })
 
   for (const [fault, what] of [
@@ -239,7 +258,7 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     ['keep-old', 'restart leaves the old process running'],
   ] as const) {
     it(`a release whose app is ${what} fails its canary, is switched back and marked bad; exit 1`, async () => {
-      const r = await feedops(['deploy', '--json'], {env: {FEEDOPS_DEPLOY_FAULT: fault}})
+      const r = await feedops(['deploy', '--json'], {env: {FEEDOPS_DEPLOY_FAULT: fault}, ...(fault === 'crash' ? {} : {config: shortGate})})
       assert.equal(r.code, 1, why(r))
       const res = r.json as DeployResult
       assert.equal(res.stopped, 'max-fail')
@@ -249,28 +268,10 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
       assert.equal(res.markedBad.length, HOSTS)
       assert.ok(existsSync(path.join(feedDir('app5'), 'releases', res.release, 'BAD')))
       // Nothing is left serving it: every host runs the release before, current points at it.
-      assert.deepEqual(await servedReleases(), hostNames().map(() => second))
-      for (const h of hostNames()) assert.equal(currentOf(h), second)
+      assert.deepEqual(await servedReleases(), hostNames().map(() => serving))
+      for (const h of hostNames()) assert.equal(currentOf(h), serving)
     })
   }
-
-  it('a stale lock is reported (exit 3) and broken with --force-unlock', async () => {
-    const lock = path.join(feedDir('app1'), 'lock')
-    mkdirSync(lock)
-    writeFileSync(path.join(lock, 'owner.json'), JSON.stringify({owner: 'gone@elsewhere', pid: 999999, release: 'r0', action: 'deploy', message: 'crashed', token: 't'}))
-    writeFileSync(path.join(lock, 'heartbeat'), '')
-    const old = new Date(Date.now() - 600_000)
-    utimesSync(path.join(lock, 'heartbeat'), old, old)
-    const refused = await feedops(['deploy', '--json'])
-    assert.equal(refused.code, 3)
-    assert.match(refused.json.error.message, /is stale: held by a run that stopped gone@elsewhere \(pid 999999\).*last heartbeat \d+ s ago/)
-    assert.match(refused.json.error.fix, /--force-unlock/)
-    const r = await feedops(['deploy', '--json', '--force-unlock', '--batch', '50%'])
-    assert.equal(r.code, 0, why(r))
-    third = (r.json as DeployResult).release
-    assert.equal((r.json as DeployResult).brokeLock?.owner.owner, 'gone@elsewhere')
-    assert.deepEqual(await servedReleases(), hostNames().map(() => third))
-  })
 
   it('a host killed mid-upload stops the deploy before any switch; unreachable at preflight it is refused or skipped', async () => {
     // app12 loses its runtime, so its upload is long enough to be cut.
@@ -292,7 +293,7 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     assert.equal(res.stopped, 'ship')
     assert.equal(outcomes(res).app12, 'ship-failed')
     assert.ok(res.hosts.every((h) => h.phases.every((p) => p.phase !== 'switch')))
-    assert.deepEqual((await servedReleases()).slice(0, 11), hostNames().slice(0, 11).map(() => third))
+    assert.deepEqual((await servedReleases()).slice(0, 11), hostNames().slice(0, 11).map(() => serving))
     assert.ok(!existsSync(path.join(feedDir('app12'), 'runtimes', '24.22.3')), 'no half runtime')
 
     const refused = await feedops(['deploy', '--json'])
@@ -333,20 +334,40 @@ describe('feedops deploy on 12 lab hosts', {timeout: 600_000}, () => {
     hostNames().forEach((h, i) => assert.equal(served[i], currentOf(h), h))
   })
 
-  it('keeps the last 3 releases, never the running one nor the one before it', async () => {
-    const r = await feedops(['deploy', '--json', '--batch', '100%'])
+  it('a stale lock is reported (exit 3) and broken with --force-unlock; the deploy keeps the last 3 releases, never the running one nor the one before it', async () => {
+    const lock = path.join(feedDir('app1'), 'lock')
+    mkdirSync(lock)
+    writeFileSync(path.join(lock, 'owner.json'), JSON.stringify({owner: 'gone@elsewhere', pid: 999999, release: 'r0', action: 'deploy', message: 'crashed', token: 't'}))
+    writeFileSync(path.join(lock, 'heartbeat'), '')
+    const old = new Date(Date.now() - 600_000)
+    utimesSync(path.join(lock, 'heartbeat'), old, old)
+    const refused = await feedops(['deploy', '--json'])
+    assert.equal(refused.code, 3)
+    assert.match(refused.json.error.message, /is stale: held by a run that stopped gone@elsewhere \(pid 999999\).*last heartbeat \d+ s ago/)
+    assert.match(refused.json.error.fix, /--force-unlock/)
+
+    const r = await feedops(['deploy', '--json', '--force-unlock', '--batch', '100%'])
     assert.equal(r.code, 0, why(r))
     const res = r.json as DeployResult
+    assert.equal(res.brokeLock?.owner.owner, 'gone@elsewhere')
+    assert.deepEqual(await servedReleases(), hostNames().map(() => res.release))
     const present = releasesOn('app1')
-    assert.ok(present.includes(res.release))
-    assert.ok(present.includes(res.hosts[0]!.previous!))
+    assert.ok(present.includes(res.release) && present.includes(res.hosts[0]!.previous!), present.join(' '))
     assert.ok(present.length <= 4, present.join(' '))
-    assert.ok(Object.keys(res.removed).length > 0)
+    assert.ok(!present.includes(first) && Object.keys(res.removed).length === HOSTS)
+
     const audit = await feedops(['audit', '--json'])
     assert.equal(audit.code, 0, why(audit))
-    const mine = audit.json.entries.filter((e: {source: string; release: string}) => e.source === 'local')
-    assert.ok(mine.some((e: {result: string}) => e.result === 'interrupted'))
-    assert.ok(mine.some((e: {result: string}) => e.result === 'failed'))
+    const local = audit.json.entries.filter((e: {source: string}) => e.source === 'local').map((e: {result: string}) => e.result)
+    assert.ok(local.includes('interrupted') && local.includes('failed') && local.includes('ok'), local.join(' '))
     assert.ok(audit.json.entries.some((e: {source: string; release: string}) => e.source === 'app7' && e.release === res.release))
+  })
+
+  it('lab down stops the apps the deploys started, by their pid files', async () => {
+    const pids = hostNames().map((h) => (JSON.parse(readFileSync(path.join(feedDir(h), 'shared', 'app.pid'), 'utf8')) as {pid: number}).pid)
+    assert.ok(pids.every((p) => existsSync(`/proc/${p}`)))
+    await labDown(lab.dir)
+    for (const p of pids) assert.ok(!existsSync(`/proc/${p}`) || /^\d+ \(\S+\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8')), `pid ${p} still runs`)
+    assert.ok(!existsSync(path.join(feedDir('app1'), 'shared', 'app.pid')))
   })
 })

@@ -5,6 +5,7 @@
  * write counted in Postgres afterwards. Prints a table, writes test/bench/results/deploy.json.
  *
  *   npm run build && node dist/test/bench/deploy.js [--sizes 12,48] [--rounds 1] [--connections 32] [--no-ansible]
+ *                     [--ansible-timeout 600] [--new-runtime 24.22.1]
  *
  * Wall time is from the command's start to its exit: every tool exits only once every host's /readyz reports
  * the new release (the bench checks each host afterwards). CPU is the command's own (user + system, with the

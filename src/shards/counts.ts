@@ -4,7 +4,8 @@ import type pg from 'pg'
 import {to as copyTo} from 'pg-copy-streams'
 
 import type {ShardsSettings} from '../config/schema.js'
-import {UserError, errorText} from '../errors.js'
+import {errorText} from '../errors.js'
+import {validateBatchOptions} from './batch-options.js'
 import {quoteIdent} from './ddl.js'
 import {openShardWorld} from './photo-map/shards.js'
 import {schemaName} from './placement.js'
@@ -69,15 +70,7 @@ export interface RecountResult {
 export const RECOUNT_DEFAULT_BATCH = 10_000
 
 export function validateRecountOptions(opts: RecountOptions): {batch: number; concurrency: number} {
-  const batch = opts.batch ?? RECOUNT_DEFAULT_BATCH
-  const concurrency = opts.concurrency ?? 2
-  if (!Number.isInteger(batch) || batch < 100 || batch > 100_000) {
-    throw new UserError(`--batch ${batch} is out of range (100..100000).`, {fix: 'Pass --batch between 100 and 100000 users per pipeline.'})
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) {
-    throw new UserError(`--concurrency ${concurrency} is out of range (1..16).`, {fix: 'Pass --concurrency between 1 and 16.'})
-  }
-  return {batch, concurrency}
+  return validateBatchOptions(opts, {batch: RECOUNT_DEFAULT_BATCH, unit: 'users per pipeline'})
 }
 
 /**

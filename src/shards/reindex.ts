@@ -6,6 +6,7 @@ import type pg from 'pg'
 
 import type {ShardsSettings} from '../config/schema.js'
 import {ExitCode, UserError, errorText} from '../errors.js'
+import {validateBatchOptions} from './batch-options.js'
 import {quoteIdent} from './ddl.js'
 import {encodeId} from './ids.js'
 import {PhotoOwnerMap, type MapState} from './photo-map/map.js'
@@ -72,15 +73,7 @@ export const REINDEX_DEFAULT_BATCH = 10_000
 const LOCK_TTL_MS = 60_000
 
 export function validateReindexOptions(opts: ReindexOptions): {batch: number; concurrency: number} {
-  const batch = opts.batch ?? REINDEX_DEFAULT_BATCH
-  const concurrency = opts.concurrency ?? 2
-  if (!Number.isInteger(batch) || batch < 100 || batch > 100_000) {
-    throw new UserError(`--batch ${batch} is out of range (100..100000).`, {fix: 'Pass --batch between 100 and 100000 photos per page.'})
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 16) {
-    throw new UserError(`--concurrency ${concurrency} is out of range (1..16).`, {fix: 'Pass --concurrency between 1 and 16.'})
-  }
-  return {batch, concurrency}
+  return validateBatchOptions(opts, {batch: REINDEX_DEFAULT_BATCH, unit: 'photos per page'})
 }
 
 export async function reindexPhotos(

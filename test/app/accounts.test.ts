@@ -3,7 +3,7 @@ import {after, before, describe, it} from 'node:test'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {issueToken, verifyToken} from '../../app/auth/token.js'
-import {schemaName, shardOfUser, shardOfUsername} from '../../src/shards/placement.js'
+import {schemaName, shardOfUsername} from '../../src/shards/placement.js'
 import {LOGICAL, SECRET, call, captureLogs, startApp, startAppLab, type AppLab, type RunningApp} from './helpers.js'
 
 /** Tokens (exact spelling, expiry, revocation, refresh) and usernames unique across every shard. */

@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict'
-import {execFile} from 'node:child_process'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
-import {fileURLToPath} from 'node:url'
 
 import type {LabStatus} from '../../src/lab/index.js'
 import {readProc} from '../../src/lab/process.js'
+import {cli as runCli} from '../support/cli.js'
 import {reserveTestNet} from '../support/lab.js'
 
-const feedops = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/run.js')
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [feedops, ...args], {env: {...process.env, ...env}}, (err, stdout, stderr) => {
-      resolve({code: err ? Number((err as {code?: number}).code ?? 1) : 0, stdout, stderr})
-    })
-  })
+/** The real CLI; a run ended by a signal is code 1. */
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{code: number; stdout: string; stderr: string}> {
+  const r = await runCli(args, {env})
+  return {code: r.code ?? 1, stdout: r.stdout, stderr: r.stderr}
 }
 
 describe('feedops lab up/status/down', () => {

@@ -1,15 +1,13 @@
-import {execFile} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
 import path from 'node:path'
-import {fileURLToPath} from 'node:url'
 
 import pg from 'pg'
 
+import {cli as runBuiltCli} from '../support/cli.js'
 import type {TestLab} from '../support/lab.js'
 
-/** The repository root (tests run from dist/test/shards). */
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
-export const cli = path.join(repoRoot, 'bin/run.js')
+/** The repository root and the built CLI's entry point (`cli`), as every CLI test uses them. */
+export {bin as cli, repoRoot} from '../support/cli.js'
 
 export interface CliRun {
   code: number
@@ -17,19 +15,10 @@ export interface CliRun {
   stderr: string
 }
 
-/** Runs the real CLI (from dist) and returns its exit code and output. */
-export function runCli(args: string[], opts: {timeout?: number; env?: NodeJS.ProcessEnv} = {}): Promise<CliRun> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      {cwd: repoRoot, timeout: opts.timeout ?? 120_000, env: {...process.env, FEEDOPS_CONFIG: undefined, ...opts.env}, maxBuffer: 64 << 20},
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
-        resolve({code, stdout, stderr})
-      },
-    )
-  })
+/** Runs the real CLI (from dist) with no $FEEDOPS_CONFIG; a run ended by a signal (or its timeout) is code 1. */
+export async function runCli(args: string[], opts: {timeout?: number; env?: NodeJS.ProcessEnv} = {}): Promise<CliRun> {
+  const r = await runBuiltCli(args, {timeoutMs: opts.timeout ?? 120_000, env: {FEEDOPS_CONFIG: undefined, ...opts.env}})
+  return {code: r.code ?? 1, stdout: r.stdout, stderr: r.stderr}
 }
 
 export function serverUrl(lab: TestLab, i: number, db: string): string {

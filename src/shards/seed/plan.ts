@@ -28,20 +28,8 @@ export interface Plan {
 
 export function makePlan(world: ShardWorld, userIds: Float64Array, opts: ValidSeedOptions): Plan {
   const n = userIds.length
-  const shardOf = new Uint16Array(n)
-  const perShard = new Uint32Array(world.logical)
-  for (let i = 0; i < n; i++) {
-    shardOf[i] = shardOfUser(BigInt(userIds[i]!), world.logical)
-    perShard[shardOf[i]!]!++
-  }
-  const usersByShard = groupByShard(n, (i) => shardOf[i]!, perShard)
-  const nameShardOf = new Uint16Array(n)
-  const perNameShard = new Uint32Array(world.logical)
-  for (let i = 0; i < n; i++) {
-    nameShardOf[i] = shardOfUsername(`user${userIds[i]}`, world.logical)
-    perNameShard[nameShardOf[i]!]!++
-  }
-  const claimsByShard = groupByShard(n, (i) => nameShardOf[i]!, perNameShard)
+  const {shardOf, byShard: usersByShard} = placeItems(n, world.logical, (i) => shardOfUser(BigInt(userIds[i]!), world.logical))
+  const {byShard: claimsByShard} = placeItems(n, world.logical, (i) => shardOfUsername(`user${userIds[i]}`, world.logical))
 
   // follow counts: lognormal around the median, capped by the number of other users
   const followCounts = new Uint32Array(n)
@@ -80,6 +68,17 @@ export function makePlan(world: ShardWorld, userIds: Float64Array, opts: ValidSe
     start: end - opts.days * 86_400_000,
     end,
   }
+}
+
+/** Each of `n` items' shard (by `place`) and, per shard, the indexes of its items. */
+function placeItems(n: number, logical: number, place: (i: number) => number): {shardOf: Uint16Array; byShard: Uint32Array[]} {
+  const shardOf = new Uint16Array(n)
+  const counts = new Uint32Array(logical)
+  for (let i = 0; i < n; i++) {
+    shardOf[i] = place(i)
+    counts[shardOf[i]!]!++
+  }
+  return {shardOf, byShard: groupByShard(n, (i) => shardOf[i]!, counts)}
 }
 
 function groupByShard(n: number, shardOf: (i: number) => number, counts: Uint32Array): Uint32Array[] {

@@ -140,6 +140,7 @@ async function restart(): Promise<number> {
     process.stdout.write(`already running: pid ${old.pid} (${path.basename(old.release)})\n`)
     return 0
   }
+  const t0 = Date.now()
   let l = await launch()
   if (!l.ok && l.code === ADDRESS_IN_USE_EXIT && old) {
     // The old process does not share its port (a release from before SO_REUSEPORT): stop it first.
@@ -151,10 +152,12 @@ async function restart(): Promise<number> {
     return 1
   }
   // Both are recorded until the old one is gone, so a stop half-way through misses neither.
+  const listening = Date.now()
+  process.stdout.write(`started: pid ${l.rec.pid} (${path.basename(release)}), listening after ${listening - t0} ms\n`)
   writePid(old && isRunning(old) ? {...l.rec, previous: old} : l.rec)
   if (old && isRunning(old)) await stopProcess(old)
   writePid(l.rec)
-  process.stdout.write(`started: pid ${l.rec.pid} (${path.basename(release)})${old ? `, stopped pid ${old.pid}` : ''}\n`)
+  if (old) process.stdout.write(`pid ${old.pid} (${path.basename(old.release)}) gone after ${Date.now() - listening} ms more\n`)
   return 0
 }
 

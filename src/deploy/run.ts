@@ -77,6 +77,8 @@ export interface DeployResult {
   removed: Record<string, string[]>
   brokeLock: LockHolder | null
   buildMs: number
+  /** The bundle's app.mjs and pm.mjs came from the previous build (no input had changed). */
+  bundleReused: boolean
   durationMs: number
 }
 
@@ -324,6 +326,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       removed: {},
       brokeLock: null,
       buildMs: bundle?.buildMs ?? 0,
+      bundleReused: bundle?.reused ?? false,
       durationMs: 0,
     }
     if (opts.dryRun) {

@@ -17,7 +17,7 @@ const plan = {
 }
 
 function result(over: Partial<DeployResult>): DeployResult {
-  return {action: 'deploy', environment: 'lab', release: 'R2', dryRun: false, plan, ok: true, stopped: null, hosts: [], markedBad: [], removed: {}, brokeLock: null, buildMs: 0, durationMs: 4000, ...over}
+  return {action: 'deploy', environment: 'lab', release: 'R2', dryRun: false, plan, ok: true, stopped: null, hosts: [], markedBad: [], removed: {}, brokeLock: null, buildMs: 0, bundleReused: false, durationMs: 4000, ...over}
 }
 
 describe('deploy output', () => {

@@ -3,6 +3,7 @@ import {pipeline} from 'node:stream/promises'
 import pg from 'pg'
 import {from as copyFrom, to as copyTo} from 'pg-copy-streams'
 
+import {MoveInterrupted} from './context.js'
 import {MOVE_SCHEMA, q, quoteLiteral} from './names.js'
 
 /**
@@ -102,7 +103,7 @@ export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<number> {
         // The marker row travels with the shard (the stream's later updates of it need it on the target).
         if (first) await copyMarker(src, dst, schema)
         while (next < parts.length && !failed) {
-          if (opts.signal?.aborted) throw new Error('interrupted')
+          if (opts.signal?.aborted) throw new MoveInterrupted()
           const part = parts[next++]!
           // As a subscription's own copy does: the rows are the source's, already checked there, so the
           // target's triggers (foreign keys, the fence) do not fire for them.

@@ -2,6 +2,12 @@ import assert from 'node:assert/strict'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
 
+import pg from 'pg'
+
+import type {DataContext} from '../../app/data/context.js'
+import {ShardMapCache} from '../../app/data/map-cache.js'
+import {writeToShard} from '../../app/data/shard-write.js'
+import {createLogger} from '../../app/logger.js'
 import {readState} from '../../src/lab/state.js'
 import {labUp} from '../../src/lab/index.js'
 import {schemaName} from '../../src/shards/placement.js'
@@ -264,6 +270,35 @@ describe('shards move', {timeout: 400_000}, () => {
     assert.match(again.stdout, /is back on pg2/)
     assert.deepEqual(await sql(ml.url('pg3'), `SELECT 1 FROM pg_namespace WHERE nspname = '${schemaName(shard)}'`), [])
     for (const s of ['pg2', 'pg3']) assert.deepEqual((await moveObjects(ml.url(s))).filter((n) => n.includes(`_${moved.json.job.id}_`)), [])
+  })
+
+  it('a write that finds its copy dropped is retried where the map now points, also when another request reloaded the map first', async () => {
+    const shard = 12 // pg1 → pg2, then complete: the copy on pg1 is dropped
+    const log = createLogger({}, captureLogs().stream)
+    const catalog = new pg.Pool({connectionString: ml.config.shards.catalog, max: 2})
+    // A map cache of its own that learns of changes only when asked (no Redis, no poll to speak of).
+    const maps = new ShardMapCache(catalog, {pollMs: 3_600_000, log})
+    await maps.start()
+    try {
+      assert.equal(maps.serverOf(shard), 'pg1')
+      for (const args of [['move', String(shard), '--to', 'pg2'], ['complete', String(shard)]]) {
+        const r = await shards(ml, args)
+        assert.equal(r.code, 0, r.stderr + r.stdout)
+      }
+      const tried: string[] = []
+      // writeToShard needs only these of the app's data context.
+      const ctx = {maps, freezeWaitMs: 3000, log} as unknown as DataContext
+      await writeToShard(ctx, shard, async (server) => {
+        tried.push(server)
+        if (tried.length === 1) await maps.refresh() // another request reloads the map meanwhile
+        return sql(ml.url(server), `INSERT INTO "${schemaName(shard)}".follows (follower_id, followee_id) VALUES (1, 2)`)
+      })
+      assert.deepEqual(tried, ['pg1', 'pg2'])
+      assert.equal((await sql(ml.url('pg2'), `SELECT 1 FROM "${schemaName(shard)}".follows WHERE follower_id = 1 AND followee_id = 2`)).length, 1)
+    } finally {
+      await maps.stop()
+      await catalog.end()
+    }
   })
 
   it('stops before the cutover when verify finds a row changed on the target behind its back', async () => {

@@ -127,7 +127,10 @@ export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<number> {
         dst.release(broken)
       }
     }
-    await Promise.all(Array.from({length: Math.min(COPY_STREAMS, parts.length)}, (_, i) => stream(i === 0)))
+    // Every stream ends (a failure stops the others at their next part) before the snapshot's session does.
+    const ended = await Promise.allSettled(Array.from({length: Math.min(COPY_STREAMS, parts.length)}, (_, i) => stream(i === 0)))
+    const failure = ended.find((e) => e.status === 'rejected')
+    if (failure) throw failure.reason
     return rows
   } finally {
     await repl.end().catch(() => undefined)

@@ -57,6 +57,10 @@ function entryOf(map: {shards: ShardMapEntry[]; logical: number}, shard: number)
   return e
 }
 
+function alreadyThere(shard: number, to: string): UserError {
+  return new UserError(`Shard ${shard} is already on ${to}.`, {fix: 'Pass --to with another server.'})
+}
+
 function checkServerName(env: MoveEnv, name: string): void {
   if (!env.settings.servers.some((s) => s.name === name)) {
     throw new UserError(`Server "${name}" is not in env.shards.servers (${env.settings.servers.map((s) => s.name).join(', ')}).`, {
@@ -96,6 +100,9 @@ export async function moveShard(env: MoveEnv, shard: number, to: string, hooks: 
   checkServerName(env, to)
   const map = await readShardMap(env.pools.catalog)
   const entry = entryOf(map, shard)
+  // Checked before the shard's lock too, so that this bad input is told as such (exit 2) even while
+  // another command holds the lock for a moment; a catalog without the move tables has no jobs.
+  if (entry.server === to && !(await liveJob(env.pools.catalog, shard).catch(() => undefined))) throw alreadyThere(shard, to)
   return withClaim(env, shard, async (claim) => {
     let job = await liveJob(claim.client, shard)
     let start: MoveStart = 'new'
@@ -112,9 +119,7 @@ export async function moveShard(env: MoveEnv, shard: number, to: string, hooks: 
         })
       }
     } else {
-      if (entry.server === to) {
-        throw new UserError(`Shard ${shard} is already on ${to}.`, {fix: 'Pass --to with another server.'})
-      }
+      if (entry.server === to) throw alreadyThere(shard, to)
       await assertTargetClean(env, claim.client, shard, entry.server, to)
     }
     let phase = job?.phase ?? 'preflight'

@@ -87,6 +87,11 @@ export interface DeployOptions {
   hosts: Host[]
   pool: ConnectionPool
   action: 'deploy' | 'rollback'
+  /**
+   * Where the fleet's lock lives: the first host of deploy.role in the whole inventory, whatever the
+   * selection, so runs on different subsets of one fleet still exclude each other (default: the first host).
+   */
+  lockHost?: Host
   /** rollback: the release to go back to (default: the one before current on the lock host). */
   to?: string
   batch?: string
@@ -214,10 +219,13 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   const concurrency = opts.concurrency ?? env.ssh.concurrency
   const say = (host: string, text: string, done?: {ok: boolean}) => opts.onHost?.(host, text, done)
 
-  const states: HostState[] = opts.hosts.map((host) => ({
+  const newState = (host: Host): HostState => ({
     host,
     result: {host: host.name, address: host.address, outcome: 'not-started', previous: null, current: null, runtimeUploaded: false, error: null, phases: []},
-  }))
+  })
+  const states: HostState[] = opts.hosts.map(newState)
+  const lockHost = opts.lockHost ?? opts.hosts[0]!
+  const lockState = states.find((s) => s.host.name === lockHost.name) ?? newState(lockHost)
   const timed = async <T>(s: HostState, phase: Phase, work: () => Promise<T>): Promise<T> => {
     say(s.host.name, phase)
     const startMs = now()
@@ -239,7 +247,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   building.catch(() => {})
   try {
     await eachState(
-      states,
+      states.includes(lockState) ? states : [...states, lockState],
       async (s) => {
         try {
           const conn = await opts.pool.connect(s.host)
@@ -258,7 +266,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       {concurrency},
     )
     const unreachable = states.filter((s) => !s.probe)
-    const lockState = states[0]!
+    if (!lockState.probe && !unreachable.includes(lockState)) unreachable.unshift(lockState)
     if (unreachable.length > 0 && (!opts.skipUnreachable || !lockState.probe)) {
       const names = unreachable.map((s) => s.host.name)
       throw new UserError(

@@ -14,6 +14,7 @@ import {execOn} from '../ssh/exec.js'
 import type {Connection, ConnectionPool} from '../ssh/pool.js'
 import {appendLocalAudit, auditLine, type AuditEntry} from './audit.js'
 import {buildBundle, type Bundle} from './bundle.js'
+import {askOver, gate, gateFailure, type HealthAnswer} from './gate.js'
 import {acquireStep, describeHolder, heartbeatStep, isStale, newLockOwner, parseAcquire, parseReadLock, readLockStep, releaseStep, type LockHolder, type LockOwner} from './lock.js'
 import {ensureRuntime, feedopsCacheDir, type Runtime} from './runtime.js'
 import * as steps from './steps.js'
@@ -135,6 +136,18 @@ class Remote {
     throw err
   }
 
+  /**
+   * One GET of the app's health path on this host, from here, through a direct-tcpip channel of the pooled
+   * connection; an sshd that refuses forwarding (AllowTcpForwarding no) is a failed step that says so.
+   */
+  async ask(port: number, urlPath: string): Promise<HealthAnswer> {
+    const answer = await askOver(() => this.conn.ssh.forwardOut('127.0.0.1', 0, this.host.address, port), this.host.address, urlPath)
+    if (answer.error && /prohibited/i.test(answer.error)) {
+      throw new StepFailed(`${this.host.name}'s sshd refuses TCP forwarding, which the health gate uses to reach the app: allow it (AllowTcpForwarding local)`)
+    }
+    return answer
+  }
+
   /** SFTP upload; fails as soon as the connection drops (an SFTP write on a dead connection never settles). */
   async put(local: string, remote: string): Promise<void> {
     const client = this.conn.ssh.connection
@@ -190,9 +203,12 @@ function appSecret(loaded: LoadedConfig): string {
   return secret
 }
 
+function healthPort(settings: DeploySettings, env: EnvironmentConfig): number {
+  return settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
+}
+
 function healthUrl(settings: DeploySettings, env: EnvironmentConfig, host: Host): string {
-  const port = settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
-  return `http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${port}${settings.health.path}`
+  return `http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${healthPort(settings, env)}${settings.health.path}`
 }
 
 /** Work on every host at once (bounded); hosts not started when the signal fires get `skipped`. */
@@ -465,11 +481,12 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     // The canary proves the release stays up (health.stableMs); later batches and switch-backs pass on the
     // first good answer, so each batch costs what its hosts take to start, not a fixed wait more.
     const canary = new Set(batches[0] ?? [])
-    const gate = async (s: HostState, id: string, stableMs: number) => {
+    const gateHost = async (s: HostState, id: string, stableMs: number) => {
       const {health} = settings
-      await timed(s, 'health', () =>
-        s.remote!.run(steps.gateStep(s.layout!, id, healthUrl(settings, env, s.host), health.timeout, stableMs), {timeoutMs: (health.timeout + 15) * 1000 + stableMs}),
-      )
+      await timed(s, 'health', async () => {
+        const o = await gate(() => s.remote!.ask(healthPort(settings, env), health.path), {want: id, timeoutMs: health.timeout * 1000, stableMs})
+        if (!o.ok) throw new StepFailed(gateFailure(healthUrl(settings, env, s.host), id, o))
+      })
     }
     const restart = (s: HostState, id: string) =>
       timed(s, 'restart', () =>
@@ -491,7 +508,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
             if (shouldStop()) return {ok: false, interrupted: true}
             await restart(s, release)
             if (shouldStop()) return {ok: false, interrupted: true}
-            await gate(s, release, canary.has(s) ? settings.health.stableMs : 0)
+            await gateHost(s, release, canary.has(s) ? settings.health.stableMs : 0)
             say(s.host.name, `runs ${release}`, {ok: true})
             return {ok: true}
           } catch (err) {
@@ -514,7 +531,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
             })
             if (prev) {
               await restart(s, prev)
-              await gate(s, prev, 0)
+              await gateHost(s, prev, 0)
             }
             say(s.host.name, `back on ${prev ?? 'nothing'}`, {ok: false})
             return {ok: true}

@@ -65,11 +65,17 @@ export async function closeGracefully(server: http.Server, connections: Connecti
   await stopped
 }
 
+/** A listening socket passed by systemd socket activation (sd_listen_fds(3): fd 3, meant for this process). */
+function activatedSocket(): {fd: number} | undefined {
+  return process.env.LISTEN_FDS === '1' && Number(process.env.LISTEN_PID) === process.pid ? {fd: 3} : undefined
+}
+
 /** The app's exit code when its address is taken by a process that does not share it (no SO_REUSEPORT). */
 export const ADDRESS_IN_USE_EXIT = 98
 
 /**
- * An HTTP server for the app on host:port (port 0 picks a free one). The port is opened with SO_REUSEPORT
+ * An HTTP server for the app on host:port (port 0 picks a free one), or on the socket systemd passed (the
+ * feed.socket unit of src/deploy/systemd.ts). Without systemd the port is opened with SO_REUSEPORT
  * (Node 22.12 and later), so a restart starts the new process beside the old one and stops the old one once
  * the new one listens: the port never closes, and with net.ipv4.tcp_migrate_req = 1 the connections waiting
  * in the old process's accept queue move to the new one instead of being reset.
@@ -83,7 +89,7 @@ export async function listen(app: FeedApp, host: string, port: number): Promise<
   server.on('clientError', answerClientError)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen({port, host, reusePort: true}, () => {
+    server.listen(activatedSocket() ?? {port, host, reusePort: true}, () => {
       server.off('error', reject)
       resolve()
     })

@@ -1,6 +1,7 @@
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
@@ -89,7 +90,7 @@ export async function buildBundle(opts: {cacheDir: string; runtime: string; root
   rmSync(tmp, {recursive: true, force: true})
   mkdirSync(tmp, {recursive: true})
 
-  const {options, key} = await esbuildOptions(root, tmp)
+  const {options, key} = esbuildOptions(root, tmp)
   const reused = reuseLastBuild(out, root, tmp, key)
   if (!reused) await bundleInto(out, root, options, key)
   const sha256: Record<string, string> = {}
@@ -119,8 +120,13 @@ interface LastBuild {
 const lastBuildFile = (out: string) => path.join(out, 'last-build.json')
 const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex')
 
-async function esbuildOptions(root: string, outdir: string) {
-  const {version} = await import('esbuild')
+/** esbuild's version, read without loading esbuild (a reused build never needs it). */
+function esbuildVersion(): string {
+  return (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('esbuild/package.json'), 'utf8')) as {version: string}).version
+}
+
+function esbuildOptions(root: string, outdir: string) {
+  const version = esbuildVersion()
   const options = {
     entryPoints: {app: path.join('app', 'main.ts'), pm: path.join('src', 'deploy', 'pm.ts')},
     absWorkingDir: root,
@@ -145,7 +151,7 @@ async function esbuildOptions(root: string, outdir: string) {
   return {options, key: JSON.stringify({esbuild: version, settings, ...rest})}
 }
 
-async function bundleInto(out: string, root: string, options: Awaited<ReturnType<typeof esbuildOptions>>['options'], key: string): Promise<void> {
+async function bundleInto(out: string, root: string, options: ReturnType<typeof esbuildOptions>['options'], key: string): Promise<void> {
   const {build} = await import('esbuild')
   const result = await build(options)
   const inputs = Object.fromEntries(Object.keys(result.metafile?.inputs ?? {}).map((f) => [f, sha256Of(path.join(root, f))]))

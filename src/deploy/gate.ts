@@ -67,7 +67,9 @@ export async function askOver(open: () => Promise<Duplex>, host: string, path: s
       stream!.once('close', resolve)
       stream!.once('error', reject)
     })
-    stream.end(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\nAccept: application/json\r\n\r\n`)
+    // Written, not ended: a half-closed connection makes Node's HTTP server drop a request still in its
+    // handler (httpAllowHalfOpen is off). HTTP/1.0: the app closes the connection after its answer.
+    stream.write(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\nAccept: application/json\r\n\r\n`)
     await done
     return parseAnswer(Buffer.concat(chunks).toString('utf8'))
   })().catch((err: Error) => ({status: 0, error: err.message}))

@@ -54,7 +54,10 @@ describe('health gate', () => {
     let silent: net.Server
     let silentPort = 0
     before(async () => {
-      server = http.createServer((req, res) => res.writeHead(req.url === '/readyz' ? 200 : 404, {'content-type': 'application/json'}).end(JSON.stringify({release: 'R2', pid: process.pid})))
+      // Answers after a while, as a readyz that checks its dependencies does.
+      server = http.createServer((req, res) => {
+        setTimeout(() => res.writeHead(req.url === '/readyz' ? 200 : 404, {'content-type': 'application/json'}).end(JSON.stringify({release: 'R2', pid: process.pid})), 50)
+      })
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
       port = (server.address() as AddressInfo).port
       silent = net.createServer(() => {}) // accepts and never answers

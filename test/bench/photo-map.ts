@@ -27,6 +27,7 @@ import {parseArgs} from 'node:util'
 import {Redis} from 'ioredis'
 
 import {IdGenerator} from '../../src/shards/ids.js'
+import {permuteInto} from '../../src/shards/photo-map/layout.js'
 import {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {median, percentile, repoRoot, table} from './util.js'
@@ -158,7 +159,13 @@ async function main(): Promise<void> {
     let written = 0
     const t0 = Date.now()
     for (const point of [...POINTS].sort((a, b) => a - b)) {
-      for (; written < point; written = Math.min(point, written + 1_000_000)) await map.setMany(pairsOf(ids, owners, written, Math.min(point, written + 1_000_000)))
+      // the map's own bulk write (what the seed and reindex-photos use): 1,000 pairs a script call, pipelined
+      while (written < point) {
+        const to = Math.min(point, written + 1_000_000)
+        await map.setMany(pairsOf(ids, owners, written, to))
+        written = to
+        if (written % 5_000_000 === 0) log(`filled ${written.toLocaleString()} (${Math.round(written / ((Date.now() - t0) / 1000)).toLocaleString()}/s)`)
+      }
       const bytes = ((await usedMemory(redis)) - m0) / point
       const st = await map.stats()
       points.push({mappings: point, bytesPerMapping: bytes, buckets: st.state.buckets, level: st.state.level, split: st.state.split, meanFill: st.meanFill, maxFill: st.maxFill, overflowKeys: st.overflowKeys, notListpack: st.notListpack, seconds: (Date.now() - t0) / 1000})
@@ -184,33 +191,53 @@ async function main(): Promise<void> {
       const l = await fixedLookup.layout()
       for (let from = 0; from < SIDE; from += 500_000) await fixedLookup.setMany(pairsOf(ids, owners, from, Math.min(SIDE, from + 500_000)), l)
     }
-    for (let i = 0; i < 20; i++) await map.getMany(sample(MAPPINGS).map((k) => ids[k]!))
-    await redis.config('RESETSTAT')
-    const lookupMs: number[] = []
-    const plainMs: number[] = []
-    const fixedMs: number[] = []
+    // the floor of one call: the same packed ids sent to a script that reads the state and does nothing per id
+    const noWork = `local gen = redis.call('GET', ARGV[1] .. ':gen')
+redis.call('HMGET', ARGV[1] .. ':' .. gen .. ':state', 'l', 's', 'n')
+return string.rep(',', #ARGV[2] / 8 - 1)`
+    const noWorkSha = (await redis.script('LOAD', noWork)) as string
+    const noWorkCall = async (q: bigint[]): Promise<unknown> => {
+      const xs = Buffer.allocUnsafe(q.length * 8)
+      for (let i = 0; i < q.length; i++) permuteInto(q[i]!, xs, i * 8)
+      return redis.evalsha(noWorkSha, 0, map.prefix, xs)
+    }
+    const kinds: {name: string; keys: number; run: () => Promise<void>; command: string}[] = [
+      {
+        name: 'feedops getMany (one Lua call)',
+        keys: MAPPINGS,
+        command: 'evalsha',
+        run: async () => {
+          const ks = sample(MAPPINGS)
+          const got = await map.getMany(ks.map((k) => ids[k]!))
+          if (got.some((g, i) => g !== BigInt(owners[ks[i]!]!))) throw new Error('a lookup gave a wrong owner')
+        },
+      },
+      {name: 'plain MGET', keys: SIDE, command: 'mget', run: async () => void (await redis.mget(...sample(SIDE).map((k) => `p:${ids[k]}`)))},
+      {name: 'the same call, no work per id (floor)', keys: MAPPINGS, command: 'evalsha', run: async () => void (await noWorkCall(sample(MAPPINGS).map((k) => ids[k]!)))},
+      ...(fixedLookup ? [{name: 'fixed-size map of before, getMany', keys: SIDE, command: 'evalsha', run: async () => void (await fixedLookup.getMany(sample(SIDE).map((k) => ids[k]!)))}] : []),
+    ]
+    for (const kind of kinds) for (let i = 0; i < 20; i++) await kind.run()
+    // timed round by round, every kind in turn, so all see the same machine; the client builds its
+    // arguments inside the timing (getMany packs and permutes its ids, MGET's keys are built before)
+    const ms = kinds.map(() => [] as number[])
     for (let r = 0; r < ROUNDS; r++) {
-      const ks = sample(MAPPINGS)
-      const q = ks.map((k) => ids[k]!)
-      let t = process.hrtime.bigint()
-      const got = await map.getMany(q)
-      lookupMs.push(Number(process.hrtime.bigint() - t) / 1e6)
-      if (got.some((g, i) => g !== BigInt(owners[ks[i]!]!))) throw new Error('a lookup gave a wrong owner')
-      const keys = sample(SIDE).map((k) => `p:${ids[k]}`)
-      t = process.hrtime.bigint()
-      await redis.mget(...keys)
-      plainMs.push(Number(process.hrtime.bigint() - t) / 1e6)
-      if (fixedLookup) {
-        const fq = sample(SIDE).map((k) => ids[k]!)
-        t = process.hrtime.bigint()
-        await fixedLookup.getMany(fq)
-        fixedMs.push(Number(process.hrtime.bigint() - t) / 1e6)
+      for (const [j, kind] of kinds.entries()) {
+        const t = process.hrtime.bigint()
+        await kind.run()
+        ms[j]!.push(Number(process.hrtime.bigint() - t) / 1e6)
       }
     }
-    const stats = await commandStats(redis)
-    const lookupRedisMs = (stats.get('evalsha')?.usec ?? 0) / ROUNDS / 1000
-    const plainRedisMs = (stats.get('mget')?.usec ?? 0) / ROUNDS / 1000
-    const hgetUs = stats.get('hget')?.usecPerCall ?? 0
+    // time inside Redis, one kind at a time (INFO commandstats cannot tell one script from another)
+    const inRedisMs: number[] = []
+    let hgetUs = 0
+    for (const kind of kinds) {
+      await redis.config('RESETSTAT')
+      for (let i = 0; i < 50; i++) await kind.run()
+      const st = await commandStats(redis)
+      inRedisMs.push((st.get(kind.command)?.usecPerCall ?? 0) / 1000)
+      if (kind === kinds[0]) hgetUs = st.get('hget')?.usecPerCall ?? 0
+    }
+    const lookup = kinds.map((kind, j) => ({name: kind.name, keys: kind.keys, medianMs: median(ms[j]!), p90Ms: percentile(ms[j]!, 90), p99Ms: percentile(ms[j]!, 99), inRedisMs: inRedisMs[j]!}))
 
     // 3. writes of new mappings from empty: the growing map (with its splits) against the fixed-size one
     await redis.flushall()
@@ -245,20 +272,16 @@ async function main(): Promise<void> {
         points.map((p) => [p.mappings.toLocaleString(), p.bytesPerMapping.toFixed(2), p.buckets.toLocaleString(), String(p.level), p.split.toLocaleString(), p.meanFill.toFixed(1), String(p.maxFill), String(p.overflowKeys), p.notListpack === 0 ? 'all listpack' : `${p.notListpack} not listpack`]),
       ),
     )
-    const lookupMedian = median(lookupMs)
-    const plainMedian = median(plainMs)
+    const lookupMedian = lookup[0]!.medianMs
+    const plainMedian = lookup[1]!.medianMs
     console.log(`\nLookup of 1000 owners in one call at ${MAPPINGS.toLocaleString()} mappings, ${ROUNDS} rounds alternating (ms)\n`)
     console.log(
       table(
-        ['lookup', 'median', 'p90', 'p99', 'in Redis (mean)'],
-        [
-          ['feedops getMany (1000 ids)', lookupMedian.toFixed(3), percentile(lookupMs, 90).toFixed(3), percentile(lookupMs, 99).toFixed(3), lookupRedisMs.toFixed(3)],
-          [`plain MGET (1000 of ${SIDE.toLocaleString()} keys)`, plainMedian.toFixed(3), percentile(plainMs, 90).toFixed(3), percentile(plainMs, 99).toFixed(3), plainRedisMs.toFixed(3)],
-          ...(fixedMs.length ? [[`fixed-size map of before (1000 of ${SIDE.toLocaleString()})`, median(fixedMs).toFixed(3), percentile(fixedMs, 90).toFixed(3), percentile(fixedMs, 99).toFixed(3), '']] : []),
-        ],
+        ['lookup', 'keys', 'median', 'p90', 'p99', 'vs MGET', 'in Redis (mean)'],
+        lookup.map((l) => [l.name, l.keys.toLocaleString(), l.medianMs.toFixed(3), l.p90Ms.toFixed(3), l.p99Ms.toFixed(3), `${(l.medianMs / plainMedian).toFixed(2)}×`, l.inRedisMs.toFixed(3)]),
       ),
     )
-    console.log(`getMany / MGET: ${(lookupMedian / plainMedian).toFixed(2)}× (median)${fixedMs.length ? `; fixed-size map / MGET: ${(median(fixedMs) / plainMedian).toFixed(2)}×` : ''}; each HGET ${hgetUs.toFixed(2)} µs inside Redis`)
+    console.log(`each HGET ${hgetUs.toFixed(2)} µs inside Redis`)
     console.log(`\nWrites of ${WRITES.toLocaleString()} new mappings from empty, chunks of 100,000 alternating\n`)
     console.log(
       table(
@@ -288,9 +311,7 @@ async function main(): Promise<void> {
           users: USERS,
           logicalShards: LOGICAL,
           points,
-          lookup1000: {atMappings: MAPPINGS, rounds: ROUNDS, medianMs: lookupMedian, p90Ms: percentile(lookupMs, 90), p99Ms: percentile(lookupMs, 99), redisMeanMs: lookupRedisMs, hgetUs},
-          fixedGetMany1000: fixedMs.length ? {keys: SIDE, medianMs: median(fixedMs), p99Ms: percentile(fixedMs, 99)} : null,
-          plainMget1000: {keys: SIDE, medianMs: plainMedian, p90Ms: percentile(plainMs, 90), p99Ms: percentile(plainMs, 99), redisMeanMs: plainRedisMs},
+          lookup1000: {atMappings: MAPPINGS, rounds: ROUNDS, hgetUs, kinds: lookup},
           writes: {mappings: WRITES, growing: {seconds: growSecs, perSecond: growRate, buckets: growState.buckets}, fixed: fixedRate && fixedLayout ? {seconds: fixedSecs, perSecond: fixedRate, capacity: fixedLayout.capacity, buckets: fixedLayout.buckets} : null},
           checks,
         },

@@ -4,7 +4,7 @@
  * Reads env.shards / env.redis / env.memcached and the `app` section of feedops.yml, connects, serves, and on
  * SIGTERM drains and exits 0.
  */
-import {readFileSync} from 'node:fs'
+import {closeSync, readFileSync, writeSync} from 'node:fs'
 import {parseArgs} from 'node:util'
 
 import {loadConfig} from '../src/config/load.js'
@@ -14,7 +14,7 @@ import {appConfigFrom} from './config.js'
 import {closeDeps, connectDeps} from './deps.js'
 import {createLogger} from './logger.js'
 import type {ReleaseInfo} from './routes/health.js'
-import {drainAndClose, listen} from './server.js'
+import {ADDRESS_IN_USE_EXIT, drainAndClose, listen} from './server.js'
 
 /** A deployed release has manifest.json beside its bundle (src/deploy/bundle.ts); the source tree has none. */
 function releaseInfo(): ReleaseInfo {
@@ -23,6 +23,21 @@ function releaseInfo(): ReleaseInfo {
     return {id: m.id, ...(m.fault ? {fault: m.fault} : {})}
   } catch {
     return {id: 'dev'}
+  }
+}
+
+/**
+ * Tells the process manager that started this process (src/deploy/pm.ts) that it listens and its
+ * dependencies answered: one line on the file descriptor named by $FEEDOPS_READY_FD, then closed.
+ */
+function notifyReady(): void {
+  const fd = Number(process.env.FEEDOPS_READY_FD)
+  if (!Number.isInteger(fd) || fd < 3) return
+  try {
+    writeSync(fd, `ready ${process.pid}\n`)
+    closeSync(fd)
+  } catch {
+    // The manager gave up waiting; it reads the pid file and the health URL instead.
   }
 }
 
@@ -54,7 +69,12 @@ async function main(): Promise<number | undefined> {
         }
       : undefined
   const app = createApp({...deps, release, ...(onReady ? {onReady} : {})})
-  const {server, port} = await listen(app, config.app.host, config.app.port)
+  const {server, port, connections} = await listen(app, config.app.host, config.app.port).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EADDRINUSE') throw err
+    process.stderr.write(`${config.app.host}:${config.app.port} is in use by a process that does not share it (no SO_REUSEPORT)\n`)
+    process.exit(ADDRESS_IN_USE_EXIT)
+  })
+  notifyReady()
   logger.info(
     {host: config.app.host, port, release: release.id, environment: config.environment, mapVersion: deps.maps.version, feedStrategy: config.app.feedStrategy},
     'listening',
@@ -68,6 +88,7 @@ async function main(): Promise<number | undefined> {
     void drainAndClose({
       app,
       server,
+      connections,
       logger,
       drainDelayMs: config.app.drainDelayMs,
       timeoutMs: config.app.shutdownTimeoutMs,

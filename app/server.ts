@@ -1,26 +1,88 @@
 import http, {STATUS_CODES} from 'node:http'
-import type {AddressInfo} from 'node:net'
+import net, {type AddressInfo, type Socket} from 'node:net'
 import type {Duplex} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {FeedApp} from './app.js'
 import type {Logger} from './logger.js'
 
-/** An HTTP server for the app on host:port (port 0 picks a free one). */
-export async function listen(app: FeedApp, host: string, port: number): Promise<{server: http.Server; port: number}> {
+/**
+ * The connections an HTTP server has open, and whether each has served a request yet: what a graceful stop
+ * needs to tell a kept-alive connection resting between requests (safe to close: a balancer retries a read
+ * sent on it) from a new one whose first request may already be on its way (closing it would reset a write
+ * the balancer counts as sent, and must not resend).
+ */
+export class Connections {
+  private readonly open = new Map<Socket, {active: number; served: number; since: number}>()
+
+  constructor(server: http.Server) {
+    server.on('connection', (socket: Socket) => {
+      this.open.set(socket, {active: 0, served: 0, since: Date.now()})
+      socket.once('close', () => this.open.delete(socket))
+    })
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const state = this.open.get(req.socket)
+      if (!state) return
+      state.active++
+      res.once('close', () => {
+        state.active--
+        state.served++
+      })
+    })
+  }
+
+  get size(): number {
+    return this.open.size
+  }
+
+  /** Ends the idle kept-alive ones, and new ones that sent nothing for `graceMs`; the rest end after their response. */
+  endIdle(graceMs: number): void {
+    const now = Date.now()
+    for (const [socket, s] of this.open) {
+      if (s.active === 0 && (s.served > 0 || now - s.since >= graceMs)) socket.end()
+    }
+  }
+}
+
+/**
+ * Stops listening at once (a connect is refused, which NGINX retries on the next app host, writes included)
+ * and ends idle kept-alive connections, but leaves connections just accepted: unlike `http.Server.close`,
+ * which closes every idle connection, including one whose first request has arrived and not been read yet.
+ * Resolves once every connection has closed; each ends after its response (the app says Connection: close).
+ */
+export async function closeGracefully(server: http.Server, connections: Connections, graceMs = 1000): Promise<void> {
+  const stopped = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()))
+  while (connections.size > 0) {
+    connections.endIdle(graceMs)
+    await sleep(20)
+  }
+  await stopped
+}
+
+/** The app's exit code when its address is taken by a process that does not share it (no SO_REUSEPORT). */
+export const ADDRESS_IN_USE_EXIT = 98
+
+/**
+ * An HTTP server for the app on host:port (port 0 picks a free one). The port is opened with SO_REUSEPORT
+ * (Node 22.12 and later), so a restart starts the new process beside the old one and stops the old one once
+ * the new one listens: the port never closes, and with net.ipv4.tcp_migrate_req = 1 the connections waiting
+ * in the old process's accept queue move to the new one instead of being reset.
+ */
+export async function listen(app: FeedApp, host: string, port: number): Promise<{server: http.Server; port: number; connections: Connections}> {
   const server = http.createServer(app.callback())
+  const connections = new Connections(server)
   // Longer than a load balancer's idle timeout (ELB: 60 s), so the balancer, not the app, closes idle connections.
   server.keepAliveTimeout = 65_000
   server.headersTimeout = 66_000
   server.on('clientError', answerClientError)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, host, () => {
+    server.listen({port, host, reusePort: true}, () => {
       server.off('error', reject)
       resolve()
     })
   })
-  return {server, port: (server.address() as AddressInfo).port}
+  return {server, port: (server.address() as AddressInfo).port, connections}
 }
 
 /**
@@ -46,13 +108,15 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 /**
- * SIGTERM handling: readyz turns 503 at once; after drainDelayMs (time for the balancer to notice) the
- * server stops accepting, in-flight requests finish (their keep-alive connections close after the response),
- * then `close` releases pools and clients. Gives up after timeoutMs.
+ * SIGTERM handling: readyz turns 503 at once; after drainDelayMs (time for a balancer that polls readyz to
+ * notice; NGINX needs none, it retries a refused connect) the server stops accepting, in-flight requests
+ * finish (their connections close after the response), then `close` releases pools and clients. Gives up
+ * after timeoutMs.
  */
 export async function drainAndClose(opts: {
   app: FeedApp
   server: http.Server
+  connections: Connections
   logger: Logger
   drainDelayMs: number
   timeoutMs: number
@@ -62,10 +126,7 @@ export async function drainAndClose(opts: {
   app.lifecycle.draining = true
   logger.info({drainDelayMs: opts.drainDelayMs}, 'draining')
   if (opts.drainDelayMs > 0) await sleep(opts.drainDelayMs)
-  const closed = new Promise<void>((resolve) => {
-    server.close(() => resolve())
-    server.closeIdleConnections()
-  }).then(async () => {
+  const closed = closeGracefully(server, opts.connections).then(async () => {
     // Connections are gone, but a handler whose client hung up may still be running.
     while (app.lifecycle.inFlight > 0) await sleep(20)
     return 'stopped' as const

@@ -55,6 +55,14 @@ export default definePlaybook({
         return `${SERVICE}.service`
       },
     },
+    {
+      title: 'sysctl',
+      // A restart whose new process shares the port (SO_REUSEPORT) hands the old one's queued connections over.
+      run: async (h) => {
+        await h.sudo(['sh', '-c', 'printf "net.ipv4.tcp_migrate_req = 1\\n" > /etc/sysctl.d/60-feed.conf && sysctl -q -p /etc/sysctl.d/60-feed.conf'])
+        return 'tcp_migrate_req=1'
+      },
+    },
   ],
-  report: (v) => ({path: String(v.systemd), user: String(v['service user']), deployer: String(v.folders), unit: String(v.unit)}),
+  report: (v) => ({path: String(v.systemd), user: String(v['service user']), deployer: String(v.folders), unit: String(v.unit), sysctl: String(v.sysctl)}),
 })

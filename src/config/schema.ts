@@ -128,7 +128,7 @@ export const deploySchema = z
         port: z.number().int().min(1).max(65535).optional(),
         /** Seconds a restarted host has to answer 200 with the new release id. */
         timeout: z.number().positive().max(600).default(30),
-        /** After the first good answer, it must still answer (same process) this many ms later. */
+        /** The canary batch, after its first good answer, must still answer (same process) this many ms later. */
         stableMs: z.number().int().min(0).max(60_000).default(1000),
       })
       .strict()

@@ -7,9 +7,11 @@
  *
  * It runs the app of the release it sits in (its real path, never `current`), with shared/feedops.yml
  * and the variables of shared/app.env (mode 0600), logging to shared/log/app.log; the pid file
- * shared/app.pid records pid, start time and command line, so a reused pid is never signalled. stop sends
- * SIGTERM (the app drains) and KILL after $FEEDOPS_STOP_TIMEOUT seconds (default 15). gate waits until the
- * URL answers 200 reporting the release id, then checks the same process still does after --stable ms.
+ * shared/app.pid records pid, start time and command line, so a reused pid is never signalled. start waits
+ * (up to $FEEDOPS_START_TIMEOUT seconds, default 30) until the app says on its ready pipe that it listens.
+ * restart starts the new process beside the old one and then stops the old one. stop sends SIGTERM (the app
+ * drains) and KILL after $FEEDOPS_STOP_TIMEOUT seconds (default 15). gate waits until the URL answers 200
+ * reporting the release id, then checks the same process still does after --stable ms.
  */
 import {spawn} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
@@ -17,6 +19,7 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
+import {ADDRESS_IN_USE_EXIT} from '../../app/server.js'
 import {isRunning, readProc, type ProcessIdentity} from '../lab/process.js'
 
 const release = path.dirname(fileURLToPath(import.meta.url))
@@ -26,6 +29,8 @@ const pidFile = path.join(shared, 'app.pid')
 
 interface PidRecord extends ProcessIdentity {
   release: string
+  /** While a restart hands over: the process being stopped. */
+  previous?: PidRecord
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -58,39 +63,105 @@ function manifest(): {id: string; fault?: string} {
   return JSON.parse(readFileSync(path.join(release, 'manifest.json'), 'utf8')) as {id: string; fault?: string}
 }
 
-async function start(): Promise<void> {
-  const r = running()
-  if (r) {
-    process.stdout.write(`already running: pid ${r.pid} (${path.basename(r.release)})\n`)
-    return
-  }
+/** How long a new process has to say it listens (its dependencies answered), in seconds. */
+const startTimeoutMs = () => Number(process.env.FEEDOPS_START_TIMEOUT ?? 30) * 1000
+
+type Launch = {ok: true; rec: PidRecord} | {ok: false; code: number | null; why: string}
+
+/**
+ * Starts the app of this release, detached, and waits until it reports on its ready pipe (fd 3) that it
+ * listens. A process that exits or stays silent past the start timeout is not recorded (and is killed).
+ */
+async function launch(): Promise<Launch> {
   mkdirSync(path.join(shared, 'log'), {recursive: true})
   const log = openSync(path.join(shared, 'log', 'app.log'), 'a')
   const app = path.join(release, 'app.mjs')
   const child = spawn(path.join(release, 'node'), [app, '--config', path.join(shared, 'feedops.yml')], {
     detached: true,
-    stdio: ['ignore', log, log],
+    stdio: ['ignore', log, log, 'pipe'],
     cwd: release,
-    env: {...process.env, ...envFile(path.join(shared, 'app.env'))},
+    env: {...process.env, ...envFile(path.join(shared, 'app.env')), FEEDOPS_READY_FD: '3'},
   })
   closeSync(log)
   const pid = child.pid
-  if (pid === undefined) throw new Error('the app did not start')
+  if (pid === undefined) return {ok: false, code: null, why: 'the app did not start'}
+  const ready = child.stdio[3]!
+  const outcome = await new Promise<Launch>((resolve) => {
+    const timer = setTimeout(() => resolve({ok: false, code: null, why: `it did not listen within ${startTimeoutMs() / 1000} s`}), startTimeoutMs())
+    let said = ''
+    ready.on('data', (d: Buffer) => {
+      said += d.toString()
+      if (!said.includes('ready')) return
+      clearTimeout(timer)
+      resolve({ok: true, rec: {pid, startTime: readProc(pid)?.startTime ?? 0, match: [app], release}})
+    })
+    ready.on('error', () => undefined)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ok: false, code, why: `it exited with code ${code} before listening (see shared/log/app.log)`})
+    })
+  })
+  ready.destroy()
   child.unref()
-  const rec: PidRecord = {pid, startTime: readProc(pid)?.startTime ?? 0, match: [app], release}
-  writeFileSync(`${pidFile}.tmp`, JSON.stringify(rec))
-  renameSync(`${pidFile}.tmp`, pidFile)
-  process.stdout.write(`started: pid ${pid} (${path.basename(release)})\n`)
+  if (!outcome.ok && child.exitCode === null) child.kill('SIGKILL')
+  return outcome
 }
 
-async function stop(): Promise<void> {
+function writePid(rec: PidRecord & {previous?: PidRecord}): void {
+  writeFileSync(`${pidFile}.tmp`, JSON.stringify(rec))
+  renameSync(`${pidFile}.tmp`, pidFile)
+}
+
+async function start(): Promise<number> {
   const r = running()
-  if (!r) {
-    rmSync(pidFile, {force: true})
-    process.stdout.write('not running\n')
-    return
+  if (r) {
+    process.stdout.write(`already running: pid ${r.pid} (${path.basename(r.release)})\n`)
+    return 0
   }
+  const l = await launch()
+  if (!l.ok) {
+    process.stderr.write(`the app of ${path.basename(release)} did not start: ${l.why}\n`)
+    return 1
+  }
+  writePid(l.rec)
+  process.stdout.write(`started: pid ${l.rec.pid} (${path.basename(release)})\n`)
+  return 0
+}
+
+/**
+ * The new process starts beside the old one (the app shares its port, SO_REUSEPORT) and the old one is
+ * stopped only once the new one listens: the port never closes, so no connect is refused and no request
+ * waits on a host with nothing running. A new process that fails to start leaves the old one serving.
+ */
+async function restart(): Promise<number> {
+  const old = running()
+  // Test-only fault: a restart that leaves the old process running (the gate must catch it).
+  if (old && manifest().fault === 'keep-old') {
+    process.stdout.write(`already running: pid ${old.pid} (${path.basename(old.release)})\n`)
+    return 0
+  }
+  let l = await launch()
+  if (!l.ok && l.code === ADDRESS_IN_USE_EXIT && old) {
+    // The old process does not share its port (a release from before SO_REUSEPORT): stop it first.
+    await stopProcess(old)
+    l = await launch()
+  }
+  if (!l.ok) {
+    process.stderr.write(`the app of ${path.basename(release)} did not start${old && isRunning(old) ? ` (pid ${old.pid} still serves)` : ''}: ${l.why}\n`)
+    return 1
+  }
+  // Both are recorded until the old one is gone, so a stop half-way through misses neither.
+  writePid(old && isRunning(old) ? {...l.rec, previous: old} : l.rec)
+  if (old && isRunning(old)) await stopProcess(old)
+  writePid(l.rec)
+  process.stdout.write(`started: pid ${l.rec.pid} (${path.basename(release)})${old ? `, stopped pid ${old.pid}` : ''}\n`)
+  return 0
+}
+
+/** SIGTERM (the app drains), then KILL after $FEEDOPS_STOP_TIMEOUT seconds (default 15). */
+async function stopProcess(r: PidRecord): Promise<void> {
   const bound = Number(process.env.FEEDOPS_STOP_TIMEOUT ?? 15) * 1000
+  if (!isRunning(r)) return
   process.kill(r.pid, 'SIGTERM')
   const until = Date.now() + bound
   while (isRunning(r) && Date.now() < until) await sleep(25)
@@ -101,6 +172,13 @@ async function stop(): Promise<void> {
   } else {
     process.stdout.write(`stopped: pid ${r.pid}\n`)
   }
+}
+
+async function stop(): Promise<void> {
+  const r = readPid()
+  const live = [r, r?.previous].filter((p): p is PidRecord => p !== undefined && isRunning(p))
+  if (live.length === 0) process.stdout.write('not running\n')
+  for (const p of live) await stopProcess(p)
   rmSync(pidFile, {force: true})
 }
 
@@ -158,16 +236,12 @@ async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2)
   switch (cmd) {
     case 'start':
-      await start()
-      return 0
+      return start()
     case 'stop':
       await stop()
       return 0
     case 'restart':
-      // Test-only fault: a restart that leaves the old process running (the gate must catch it).
-      if (manifest().fault !== 'keep-old') await stop()
-      await start()
-      return 0
+      return restart()
     case 'status':
       status()
       return 0

@@ -305,7 +305,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
               `every host at once: upload runtime node ${runtime} where runtimes/${runtime} is missing (sha512-checked), upload ${release}.tar.gz (sha256-checked), unpack into releases/${release}, write shared/feedops.yml and shared/app.env (0600)`,
             ]
           : []),
-        `per batch: switch current -> releases/${release}; restart (${settings.restart}); gate: ${settings.health.path} 200 reporting ${release} within ${settings.health.timeout} s, still so ${settings.health.stableMs} ms later`,
+        `per batch: switch current -> releases/${release}; restart (${settings.restart}); gate: ${settings.health.path} 200 reporting ${release} within ${settings.health.timeout} s (the canary: still so ${settings.health.stableMs} ms later)`,
         `on a failed gate: switch that host back; past max-fail ${JSON.stringify(opts.maxFail ?? settings.maxFail)}: roll back every switched host and mark ${release} bad`,
         ...(action === 'deploy' ? [`keep the last ${settings.keep} releases per host (never the running one or the one before it)`] : []),
         `append to audit.log on each host and locally; unlock`,
@@ -451,14 +451,21 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     const batches = planBatches(shipped, sizes)
     result.plan.batches = batches.map((b) => b.map((s) => s.host.name))
     const shipFailed = active.length - shipped.length
-    const gate = async (s: HostState, id: string) => {
+    // The canary proves the release stays up (health.stableMs); later batches and switch-backs pass on the
+    // first good answer, so each batch costs what its hosts take to start, not a fixed wait more.
+    const canary = new Set(batches[0] ?? [])
+    const gate = async (s: HostState, id: string, stableMs: number) => {
       const {health} = settings
       await timed(s, 'health', () =>
-        s.remote!.run(steps.gateStep(s.layout!, id, healthUrl(settings, env, s.host), health.timeout, health.stableMs), {timeoutMs: (health.timeout + 15) * 1000 + health.stableMs}),
+        s.remote!.run(steps.gateStep(s.layout!, id, healthUrl(settings, env, s.host), health.timeout, stableMs), {timeoutMs: (health.timeout + 15) * 1000 + stableMs}),
       )
     }
     const restart = (s: HostState, id: string) =>
-      timed(s, 'restart', () => s.remote!.run(steps.restartStep(s.layout!, id, settings.restart, settings.stopTimeout), {timeoutMs: (settings.stopTimeout + 60) * 1000}))
+      timed(s, 'restart', () =>
+        s.remote!.run(steps.restartStep(s.layout!, id, settings.restart, {stop: settings.stopTimeout, start: settings.health.timeout}), {
+          timeoutMs: (settings.stopTimeout + settings.health.timeout + 30) * 1000,
+        }),
+      )
     const rolled = await rollOut(
       batches,
       Math.max(0, maxFail - shipFailed),
@@ -473,7 +480,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
             if (shouldStop()) return {ok: false, interrupted: true}
             await restart(s, release)
             if (shouldStop()) return {ok: false, interrupted: true}
-            await gate(s, release)
+            await gate(s, release, canary.has(s) ? settings.health.stableMs : 0)
             say(s.host.name, `runs ${release}`, {ok: true})
             return {ok: true}
           } catch (err) {
@@ -496,7 +503,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
             })
             if (prev) {
               await restart(s, prev)
-              await gate(s, prev)
+              await gate(s, prev, 0)
             }
             say(s.host.name, `back on ${prev ?? 'nothing'}`, {ok: false})
             return {ok: true}

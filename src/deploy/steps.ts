@@ -153,8 +153,12 @@ export function unlinkCurrentStep(l: HostLayout): RemoteStep {
 }
 
 /** The configured restart line, run in the layout root with the release's real path exported. */
-export function restartStep(l: HostLayout, id: string, restart: string, stopTimeout: number): RemoteStep {
-  return {script: restart, cwd: l.root, env: {FEEDOPS_RELEASE: releaseDir(l, id), FEEDOPS_DEPLOY_PATH: l.root, FEEDOPS_STOP_TIMEOUT: String(stopTimeout)}}
+export function restartStep(l: HostLayout, id: string, restart: string, timeouts: {stop: number; start: number}): RemoteStep {
+  return {
+    script: restart,
+    cwd: l.root,
+    env: {FEEDOPS_RELEASE: releaseDir(l, id), FEEDOPS_DEPLOY_PATH: l.root, FEEDOPS_STOP_TIMEOUT: String(timeouts.stop), FEEDOPS_START_TIMEOUT: String(timeouts.start)},
+  }
 }
 
 /** Stops the app through the release's process manager (a host left with no release to run). */

@@ -18,7 +18,6 @@ import {spawn} from 'node:child_process'
 import {lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync} from 'node:fs'
 import {loadavg, userInfo} from 'node:os'
 import path from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {parseArgs} from 'node:util'
 
 import {parse, stringify} from 'yaml'
@@ -32,9 +31,10 @@ import {parseBatchSpec, planBatches} from '../../src/deploy/strategy.js'
 import {labPaths} from '../../src/lab/layout.js'
 import {nginxNodeFiles} from '../../src/lb/nginx-conf.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
-import type {LoadResult} from './deploy/load.js'
+import type {LoadResult} from '../support/load/process.js'
+import {underLoad as withLoad} from '../support/load/run.js'
 import {ansibleCommand, fabricCommand, type Command, type PeerJob} from './deploy/peers.js'
-import {countWrites, preparePlan, type WriteCount} from './deploy/writes.js'
+import {countWrites, preparePlan, type WriteCount} from '../support/load/writes.js'
 import {median, repoRoot, table} from './util.js'
 
 const {values: flags} = parseArgs({
@@ -271,25 +271,11 @@ async function deployUnderLoad(ctx: LabContext): Promise<LoadReport> {
   const urls = ctx.lab.layout.nginx.map((n) => `http://${n.address}:${n.httpPort}`)
   const plan = await preparePlan(urls[0]!, urls, {users: 40, photosEach: 5})
   const logSizes = new Map(ctx.lab.layout.nginx.map((n) => [n.name, statSync(nginxErrorLog(ctx.lab, n.name)).size]))
-  const planFile = path.join(workDir, 'load-plan.json')
-  writeFileSync(planFile, JSON.stringify(plan))
-  const child = spawn(process.execPath, [path.join(repoRoot, 'dist/test/bench/deploy/load.js'), '--plan', planFile, '--connections', flags.connections, '--max-seconds', '180'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
-  let deploy: Row
-  try {
-    await sleep(3000) // the load reaches its steady state before the deploy starts
-    deploy = await feedopsRun(ctx, 'feedops under load')
-    await sleep(2000) // and runs on after it, so requests to the last hosts restarted are counted
-    child.kill('SIGTERM')
-    if ((await exited) !== 0) throw new Error('the load process failed')
-  } finally {
-    if (child.exitCode === null) child.kill('SIGKILL')
-  }
-  const result = JSON.parse(out) as LoadResult
+  const {value: deploy, load: result} = await withLoad(
+    plan,
+    {planFile: path.join(workDir, 'load-plan.json'), connections: Number(flags.connections), warmupMs: 3000, cooldownMs: 2000, maxSeconds: 180},
+    () => feedopsRun(ctx, 'feedops under load'),
+  )
   const config = appConfigFrom(loadConfig({flag: ctx.configFile}))
   const writes = await countWrites(config.shards, plan, result)
   const {ackedLikes: _l, ackedPhotos: _p, ...load} = result

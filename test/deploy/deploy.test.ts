@@ -25,6 +25,8 @@ import {initShards} from '../../src/shards/init.js'
 import {ServerPools} from '../../src/shards/pools.js'
 import {loadConfig} from '../../src/config/load.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
+import {underLoad} from '../support/load/run.js'
+import {countWrites, preparePlan} from '../support/load/writes.js'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 const bin = path.join(repo, 'bin/run.js')
@@ -132,7 +134,7 @@ function killHost(name: string): void {
 }
 
 async function reviveHosts(): Promise<void> {
-  await labUp({dir: lab.dir, net: lab.net, hosts: HOSTS, postgres: 1, redis: true, memcached: true, cloud: false, nginx: 0, pgbouncer: false})
+  await labUp({dir: lab.dir, net: lab.net, hosts: HOSTS, postgres: 1, redis: true, memcached: true, cloud: false, nginx: 1, pgbouncer: false})
 }
 
 describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
@@ -142,7 +144,7 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
   let serving: string
 
   before(async () => {
-    lab = await startTestLab({hosts: HOSTS, postgres: 1, redis: true, memcached: true})
+    lab = await startTestLab({hosts: HOSTS, postgres: 1, redis: true, memcached: true, nginx: 1})
     stateHome = path.join(lab.dir, 'state')
     // The lab's config, with keep 3 so cleanup shows within a few deploys.
     const doc = parse(readFileSync(lab.configFile, 'utf8')) as {environments: {lab: Record<string, any>}}
@@ -213,18 +215,28 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
     assert.deepEqual(phases, ['upload runtime', 'upload', 'unpack', 'switch', 'restart', 'health'])
   })
 
-  it('a second deploy switches every host; a concurrent one exits 3 naming the holder', async () => {
+  it('a second deploy, under a load through NGINX, switches every host with no failed request and every acknowledged write applied once; a concurrent one exits 3 naming the holder', async () => {
+    const url = `http://${lab.layout.nginx[0]!.address}:${lab.layout.nginx[0]!.httpPort}`
+    const plan = await preparePlan(url, [url], {users: 12, photosEach: 2})
     let concurrent: Promise<Ran> | undefined
-    const r = await feedops(['deploy', '--json', '-m', 'second'], {
-      onStart: () => {
-        concurrent = (async () => {
-          const lock = path.join(feedDir('app1'), 'lock')
-          for (let i = 0; i < 400 && !existsSync(path.join(lock, 'owner.json')); i++) await sleep(25)
-          return feedops(['deploy', '--json'])
-        })()
-      },
-    })
+    const {value: r, load} = await underLoad(plan, {planFile: path.join(lab.dir, 'load-plan.json'), connections: 8, warmupMs: 1000, cooldownMs: 1000, maxSeconds: 240}, () =>
+      feedops(['deploy', '--json', '-m', 'second'], {
+        onStart: () => {
+          concurrent = (async () => {
+            const lock = path.join(feedDir('app1'), 'lock')
+            for (let i = 0; i < 400 && !existsSync(path.join(lock, 'owner.json')); i++) await sleep(25)
+            return feedops(['deploy', '--json'])
+          })()
+        },
+      }),
+    )
     assert.equal(r.code, 0, why(r))
+    // Each host's new process started beside the old one: no connect refused, no request failed.
+    assert.deepEqual({non2xx: load.non2xx, socketErrors: load.socketErrors, timeouts: load.timeouts, failures: load.failures}, {non2xx: 0, socketErrors: 0, timeouts: 0, failures: []})
+    assert.ok(load.reads > 100 && load.ackedPhotos.length > 10 && load.ackedLikes.length > 10, `only ${load.requests} requests`)
+    const writes = await countWrites(loadConfig({flag: config}).env.shards!, plan, load)
+    assert.equal(writes.lost, 0)
+    assert.equal(writes.appliedTwice, 0)
     const res = r.json as DeployResult
     second = res.release
     assert.ok(res.hosts.every((h) => h.outcome === 'updated' && !h.runtimeUploaded && h.previous === first))

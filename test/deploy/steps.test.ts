@@ -27,10 +27,12 @@ describe('deploy steps as data', () => {
   })
 
   it('restarts with the release real path exported, in the layout root', () => {
-    const step = steps.restartStep(l, 'r2', 'sudo -n systemctl restart feed', 15)
+    const step = steps.restartStep(l, 'r2', 'sudo -n systemctl restart feed', {stop: 15, start: 30})
     assert.equal(step.script, 'sudo -n systemctl restart feed')
     assert.equal(step.cwd, '/srv/feed')
     assert.equal(step.env!.FEEDOPS_RELEASE, '/srv/feed/releases/r2')
+    assert.equal(step.env!.FEEDOPS_STOP_TIMEOUT, '15')
+    assert.equal(step.env!.FEEDOPS_START_TIMEOUT, '30')
   })
 
   it('reads a probe', () => {

@@ -1,4 +1,4 @@
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {labPaths, sshHosts} from '../layout.js'
 import {ensureEd25519Key, knownHostsLine} from '../keys.js'
 import {findBinary} from '../packages.js'
@@ -47,6 +47,25 @@ function sshdConfig(dir: string, host: {name: string; address: string; port: num
   ].join('\n')
 }
 
+/**
+ * The lab's app hosts share this machine's network stack, so the setting a provisioned host gets (playbook
+ * provision) is made here: a restarting app's queued connections move to the new process instead of being
+ * reset (src/deploy/pm.ts restart). Only root can; others get a note.
+ */
+export const MIGRATE_REQ = '/proc/sys/net/ipv4/tcp_migrate_req'
+
+function allowListenerHandover(ctx: LabContext): void {
+  let value: string
+  try {
+    value = readFileSync(MIGRATE_REQ, 'utf8').trim()
+  } catch {
+    return // a kernel before 5.14: restarts still overlap, a few queued connections may be reset
+  }
+  if (value === '1') return
+  if (ctx.isRoot) writeFileSync(MIGRATE_REQ, '1\n')
+  else ctx.progress(`Note: ${MIGRATE_REQ} is ${value} and only root can set it; an app host restarting under load may reset a few new connections.`)
+}
+
 export const sshdComponent: LabComponent = {
   id: 'sshd',
   title: 'sshd hosts',
@@ -75,6 +94,7 @@ export const sshdComponent: LabComponent = {
     writeFileSync(labPaths.authorizedKeys(ctx.dir), `${clientPub}\n`)
     const hosts = sshHosts(ctx.layout)
     if (hosts.length > 0 && ctx.isRoot) mkdirSync('/run/sshd', {recursive: true, mode: 0o755})
+    if (hosts.length > 0) allowListenerHandover(ctx)
     const lines = hosts.map((h) => {
       mkdirSync(labPaths.hostRoot(ctx.dir, h.name), {recursive: true})
       const pub = ensureEd25519Key(hostKeyPath(ctx.dir, h.name), `${h.name}-host-key`)

@@ -1,12 +1,12 @@
 /**
- * The deploy bench's data: users, follows and photos made through the app's API before the load (so the
+ * A load's data (the deploy bench and the deploy test): users, follows and photos made through the app's API before the load (so the
  * load has feeds to read, tokens to write with and photos to like), and afterwards the load's acknowledged
  * writes counted in Postgres, shard by shard, against what the load generator recorded.
  */
 import type {ShardsSettings} from '../../../src/config/schema.js'
 import {schemaName} from '../../../src/shards/placement.js'
 import {withClient} from '../../shards/helpers.js'
-import type {LoadPlan, LoadResult} from './load.js'
+import type {LoadPlan, LoadResult} from './process.js'
 
 async function post(url: string, body: unknown, token?: string): Promise<any> {
   const res = await fetch(url, {

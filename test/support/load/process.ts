@@ -1,11 +1,11 @@
 /**
- * The deploy bench's load, in a process of its own: closed-loop autocannon connections spread over the NGINX
- * nodes, each request a feed read or (a `--writes` share) a write: a like of a new (user, photo) pair or a new
+ * A load through the NGINX nodes (for the deploy bench and the deploy test), in a process of its own:
+ * closed-loop autocannon connections spread over the NGINX nodes, each request a feed read or (a `--writes` share) a write: a like of a new (user, photo) pair or a new
  * photo with a unique caption. Every acknowledged write (2xx) is recorded, so the bench can count afterwards in
  * Postgres that each was applied exactly once. Runs until SIGTERM (or `--max-seconds`), then prints one JSON
  * object (LoadResult) on stdout.
  *
- *   node dist/test/bench/deploy/load.js --plan plan.json --connections 32 --max-seconds 120
+ *   node dist/test/support/load/process.js --plan plan.json --connections 32 --max-seconds 120
  */
 import {readFileSync} from 'node:fs'
 import {parseArgs} from 'node:util'

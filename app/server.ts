@@ -14,6 +14,7 @@ import type {Logger} from './logger.js'
  */
 export class Connections {
   private readonly open = new Map<Socket, {active: number; served: number; since: number}>()
+  /** `since`: when the connection was accepted, then when its last response ended. */
 
   constructor(server: http.Server) {
     server.on('connection', (socket: Socket) => {
@@ -27,6 +28,7 @@ export class Connections {
       res.once('close', () => {
         state.active--
         state.served++
+        state.since = Date.now()
       })
     })
   }
@@ -35,11 +37,15 @@ export class Connections {
     return this.open.size
   }
 
-  /** Ends the idle kept-alive ones, and new ones that sent nothing for `graceMs`; the rest end after their response. */
-  endIdle(graceMs: number): void {
+  /**
+   * Ends kept-alive connections idle for `keptMs` (a balancer reuses its busiest connections first, so these
+   * are the ones it is least likely to be sending on) and new ones that sent nothing for `newMs`; the rest
+   * end after their next response (the app says Connection: close while draining).
+   */
+  endIdle(keptMs: number, newMs: number): void {
     const now = Date.now()
     for (const [socket, s] of this.open) {
-      if (s.active === 0 && (s.served > 0 || now - s.since >= graceMs)) socket.end()
+      if (s.active === 0 && now - s.since >= (s.served > 0 ? keptMs : newMs)) socket.end()
     }
   }
 }
@@ -50,20 +56,26 @@ export class Connections {
  * which closes every idle connection, including one whose first request has arrived and not been read yet.
  * Resolves once every connection has closed; each ends after its response (the app says Connection: close).
  */
-export async function closeGracefully(server: http.Server, connections: Connections, graceMs = 1000): Promise<void> {
+export async function closeGracefully(server: http.Server, connections: Connections): Promise<void> {
   const stopped = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()))
   while (connections.size > 0) {
-    connections.endIdle(graceMs)
+    connections.endIdle(250, 1000)
     await sleep(20)
   }
   await stopped
+}
+
+/** A listening socket passed by systemd socket activation (sd_listen_fds(3): fd 3, meant for this process). */
+function activatedSocket(): {fd: number} | undefined {
+  return process.env.LISTEN_FDS === '1' && Number(process.env.LISTEN_PID) === process.pid ? {fd: 3} : undefined
 }
 
 /** The app's exit code when its address is taken by a process that does not share it (no SO_REUSEPORT). */
 export const ADDRESS_IN_USE_EXIT = 98
 
 /**
- * An HTTP server for the app on host:port (port 0 picks a free one). The port is opened with SO_REUSEPORT
+ * An HTTP server for the app on host:port (port 0 picks a free one), or on the socket systemd passed (the
+ * feed.socket unit of src/deploy/systemd.ts). Without systemd the port is opened with SO_REUSEPORT
  * (Node 22.12 and later), so a restart starts the new process beside the old one and stops the old one once
  * the new one listens: the port never closes, and with net.ipv4.tcp_migrate_req = 1 the connections waiting
  * in the old process's accept queue move to the new one instead of being reset.
@@ -77,7 +89,7 @@ export async function listen(app: FeedApp, host: string, port: number): Promise<
   server.on('clientError', answerClientError)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen({port, host, reusePort: true}, () => {
+    server.listen(activatedSocket() ?? {port, host, reusePort: true}, () => {
       server.off('error', reject)
       resolve()
     })

@@ -1,12 +1,14 @@
 import {deploySettings} from '../src/deploy/run.js'
-import {SERVICE, SERVICE_USER, sudoersRule, systemdUnit} from '../src/deploy/systemd.js'
+import {SERVICE, SERVICE_USER, sudoersRule, systemdSocket, systemdUnit} from '../src/deploy/systemd.js'
+import {APP_PORT} from '../src/lb/nginx-conf.js'
 import {definePlaybook} from '../src/playbook/define.js'
 
 /**
  * `feedops play provision`: makes a fresh Ubuntu host ready for `feedops deploy` under systemd. It needs
  * no Node (each release brings its runtime): the service user, the release layout at deploy.path owned by
  * the account that deploys (the SSH user), the feed.service unit, and a sudoers rule that lets that
- * account restart the unit. Set `deploy.restart: sudo -n systemctl restart feed` for such hosts.
+ * account restart the unit. Set `deploy.restart: sudo -n systemctl restart feed` for such hosts. The app's
+ * port is held by feed.socket, so a restart refuses and resets no connection.
  * Safe to run again.
  */
 export default definePlaybook({
@@ -46,13 +48,16 @@ export default definePlaybook({
       run: async (h) => {
         const s = deploySettings(h.config)
         await h.sudo(['tee', `/etc/systemd/system/${SERVICE}.service`], {stdin: systemdUnit({root: s.path, stopTimeoutS: s.stopTimeout})})
+        const port = typeof h.config.app?.port === 'number' ? h.config.app.port : APP_PORT
+        await h.sudo(['tee', `/etc/systemd/system/${SERVICE}.socket`], {stdin: systemdSocket({address: h.host.address, port})})
         const me = (await h.run(['id', '-un'])).stdout.trim()
         await h.sudo(['sh', '-c', 'umask 337 && cat > /etc/sudoers.d/feed-deploy.tmp && visudo -cf /etc/sudoers.d/feed-deploy.tmp && mv /etc/sudoers.d/feed-deploy.tmp /etc/sudoers.d/feed-deploy'], {
           stdin: sudoersRule(me),
         })
         await h.sudo(['systemctl', 'daemon-reload'])
+        await h.sudo(['systemctl', 'enable', '--now', `${SERVICE}.socket`])
         await h.sudo(['systemctl', 'enable', SERVICE])
-        return `${SERVICE}.service`
+        return `${SERVICE}.socket, ${SERVICE}.service`
       },
     },
     {

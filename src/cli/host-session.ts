@@ -8,6 +8,8 @@ import {interruptedWord, trapInterrupts} from './interrupts.js'
 /** What the work over the selected hosts gets: the hosts, the open pool and the settings from the flags. */
 export interface HostSession {
   hosts: Host[]
+  /** Every host of the inventory, selected or not. */
+  inventory: Host[]
   pool: ConnectionPool
   /** Aborts on Ctrl-C/SIGTERM: stop what was started on each host (execOn does), start nothing new. */
   signal: AbortSignal
@@ -43,7 +45,7 @@ export async function withHostSession<T>(
   work: (session: HostSession) => Promise<T>,
 ): Promise<HostSessionOutcome<T>> {
   const connectTimeout = flags['connect-timeout']
-  const {hosts, pool} = await openSession(env, {
+  const {hosts, inventory, pool} = await openSession(env, {
     ...hostSelection(flags),
     acceptNew: flags['accept-new'] ?? false,
     ...(connectTimeout !== undefined ? {connectTimeout} : {}),
@@ -58,6 +60,7 @@ export async function withHostSession<T>(
   try {
     const value = await work({
       hosts,
+      inventory,
       pool,
       signal: trap.signal,
       concurrency: flags.concurrency ?? env.ssh.concurrency,

@@ -129,10 +129,10 @@ export const deploySchema = z
         /** Seconds a restarted host has to answer 200 with the new release id. */
         timeout: z.number().positive().max(600).default(30),
         /** The canary batch, after its first good answer, must still answer (same process) this many ms later. */
-        stableMs: z.number().int().min(0).max(60_000).default(1000),
+        stableMs: z.number().int().min(0).max(60_000).default(500),
       })
       .strict()
-      .default({path: '/readyz', timeout: 30, stableMs: 1000}),
+      .default({path: '/readyz', timeout: 30, stableMs: 500}),
     /** Rolling batches: host counts or percentages, the last one repeating (canary first). */
     batch: z.string().min(1).default('1,25%,50%'),
     /** Failed hosts tolerated before the deploy stops and rolls back: a count or a percentage. */

@@ -1,5 +1,7 @@
 import {execFile} from 'node:child_process'
-import {existsSync, mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {createHash} from 'node:crypto'
+import {copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {createRequire} from 'node:module'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
@@ -38,6 +40,8 @@ export interface Bundle {
   /** sha256 of the tarball, hex. */
   tarballSha256: string
   buildMs: number
+  /** app.mjs and pm.mjs came from the previous build: none of their inputs had changed. */
+  reused: boolean
 }
 
 export const FAULTS = ['unready', 'crash', 'keep-old'] as const
@@ -86,23 +90,9 @@ export async function buildBundle(opts: {cacheDir: string; runtime: string; root
   rmSync(tmp, {recursive: true, force: true})
   mkdirSync(tmp, {recursive: true})
 
-  const {build} = await import('esbuild')
-  await build({
-    entryPoints: {app: path.join(root, 'app', 'main.ts'), pm: path.join(root, 'src', 'deploy', 'pm.ts')},
-    outdir: tmp,
-    outExtension: {'.js': '.mjs'},
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node22',
-    minify: true,
-    legalComments: 'none',
-    // pg's optional native binding is never used.
-    external: ['pg-native'],
-    // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
-    banner: {js: "import {createRequire as __feedopsRequire} from 'node:module';const require=__feedopsRequire(import.meta.url);"},
-    logLevel: 'error',
-  })
+  const {options, key} = esbuildOptions(root, tmp)
+  const reused = reuseLastBuild(out, root, tmp, key)
+  if (!reused) await bundleInto(out, root, options, key)
   const sha256: Record<string, string> = {}
   for (const f of ['app.mjs', 'pm.mjs']) sha256[f] = (await hashFile(path.join(tmp, f), 'sha256')).hex
   const manifest: Manifest = {id, revision, builtAt: at.toISOString(), sha256, runtime: opts.runtime, ...(fault ? {fault} : {})}
@@ -113,5 +103,78 @@ export async function buildBundle(opts: {cacheDir: string; runtime: string; root
   await run('tar', ['-czf', `${tarball}.tmp`, '-C', dir, 'app.mjs', 'pm.mjs', 'manifest.json'])
   renameSync(`${tarball}.tmp`, tarball)
   const tarballSha256 = (await hashFile(tarball, 'sha256')).hex
-  return {manifest, dir, tarball, tarballSha256, buildMs: Math.round(performance.now() - started)}
+  return {manifest, dir, tarball, tarballSha256, buildMs: Math.round(performance.now() - started), reused}
+}
+
+/**
+ * What the last esbuild run read (every source file and dependency, with its sha256) and where its output
+ * is: a release whose inputs are all unchanged reuses app.mjs and pm.mjs (esbuild's output is a function of
+ * its inputs and options) and gets only a new manifest and tarball.
+ */
+interface LastBuild {
+  options: string
+  inputs: Record<string, string>
+  release: string
+}
+
+const lastBuildFile = (out: string) => path.join(out, 'last-build.json')
+const sha256Of = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex')
+
+/** esbuild's version, read without loading esbuild (a reused build never needs it). */
+function esbuildVersion(): string {
+  return (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('esbuild/package.json'), 'utf8')) as {version: string}).version
+}
+
+function esbuildOptions(root: string, outdir: string) {
+  const version = esbuildVersion()
+  const options = {
+    entryPoints: {app: path.join('app', 'main.ts'), pm: path.join('src', 'deploy', 'pm.ts')},
+    absWorkingDir: root,
+    outdir,
+    outExtension: {'.js': '.mjs'},
+    bundle: true,
+    platform: 'node' as const,
+    format: 'esm' as const,
+    target: 'node22',
+    minify: true,
+    legalComments: 'none' as const,
+    // pg's optional native binding is never used.
+    external: ['pg-native'],
+    // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
+    banner: {js: "import {createRequire as __feedopsRequire} from 'node:module';const require=__feedopsRequire(import.meta.url);"},
+    logLevel: 'error' as const,
+    metafile: true,
+  }
+  const {outdir: _o, ...rest} = options
+  // How packages resolve and how TypeScript is read are inputs too, though not files esbuild lists.
+  const settings = ['package-lock.json', 'tsconfig.json'].map((f) => (existsSync(path.join(root, f)) ? sha256Of(path.join(root, f)) : ''))
+  return {options, key: JSON.stringify({esbuild: version, settings, ...rest})}
+}
+
+async function bundleInto(out: string, root: string, options: ReturnType<typeof esbuildOptions>['options'], key: string): Promise<void> {
+  const {build} = await import('esbuild')
+  const result = await build(options)
+  const inputs = Object.fromEntries(Object.keys(result.metafile?.inputs ?? {}).map((f) => [f, sha256Of(path.join(root, f))]))
+  const record: LastBuild = {options: key, inputs, release: path.basename(options.outdir, '.tmp')}
+  writeFileSync(`${lastBuildFile(out)}.tmp`, JSON.stringify(record))
+  renameSync(`${lastBuildFile(out)}.tmp`, lastBuildFile(out))
+}
+
+function reuseLastBuild(out: string, root: string, tmp: string, key: string): boolean {
+  let last: LastBuild
+  try {
+    last = JSON.parse(readFileSync(lastBuildFile(out), 'utf8')) as LastBuild
+  } catch {
+    return false
+  }
+  if (last.options !== key || Object.keys(last.inputs).length === 0) return false
+  const prev = path.join(out, last.release)
+  if (!existsSync(path.join(prev, 'app.mjs')) || !existsSync(path.join(prev, 'pm.mjs'))) return false
+  try {
+    for (const [f, sum] of Object.entries(last.inputs)) if (sha256Of(path.join(root, f)) !== sum) return false
+  } catch {
+    return false // an input is gone
+  }
+  for (const f of ['app.mjs', 'pm.mjs']) copyFileSync(path.join(prev, f), path.join(tmp, f))
+  return true
 }

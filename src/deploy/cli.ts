@@ -40,7 +40,8 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
     loaded.env,
     flags,
     {quiet: out.json, defaultSelection: (all) => all.filter((h) => h.roles.includes(role))},
-    async ({hosts, pool, signal, concurrency}) => {
+    async ({hosts, inventory, pool, signal, concurrency}) => {
+      const lockHost = inventory.find((h) => h.roles.includes(role)) ?? hosts[0]!
       const mode = flags['dry-run'] ? 'off' : progressMode(out.json)
       return withProgress(
         hosts.map((h) => h.name),
@@ -49,6 +50,7 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
           runDeploy({
             loaded,
             hosts,
+            lockHost,
             pool,
             action,
             concurrency,

@@ -3,21 +3,19 @@
  * The process manager carried in every release, for hosts without systemd (the lab):
  *
  *   releases/<id>/node releases/<id>/pm.mjs start|stop|restart|status
- *   releases/<id>/node releases/<id>/pm.mjs gate --url URL --release ID [--timeout S] [--stable MS]
  *
  * It runs the app of the release it sits in (its real path, never `current`), with shared/feedops.yml
  * and the variables of shared/app.env (mode 0600), logging to shared/log/app.log; the pid file
  * shared/app.pid records pid, start time and command line, so a reused pid is never signalled. start waits
  * (up to $FEEDOPS_START_TIMEOUT seconds, default 30) until the app says on its ready pipe that it listens.
  * restart starts the new process beside the old one and then stops the old one. stop sends SIGTERM (the app
- * drains) and KILL after $FEEDOPS_STOP_TIMEOUT seconds (default 15). gate waits until the URL answers 200
- * reporting the release id, then checks the same process still does after --stable ms.
+ * drains) and KILL after $FEEDOPS_STOP_TIMEOUT seconds (default 15). The deploy's health gate asks the app
+ * itself, from the operator's machine (src/deploy/gate.ts).
  */
 import {spawn} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {parseArgs} from 'node:util'
 
 import {ADDRESS_IN_USE_EXIT} from '../../app/server.js'
 import {isRunning, readProc, type ProcessIdentity} from '../lab/process.js'
@@ -107,7 +105,7 @@ async function launch(): Promise<Launch> {
   return outcome
 }
 
-function writePid(rec: PidRecord & {previous?: PidRecord}): void {
+function writePid(rec: PidRecord): void {
   writeFileSync(`${pidFile}.tmp`, JSON.stringify(rec))
   renameSync(`${pidFile}.tmp`, pidFile)
 }
@@ -134,27 +132,34 @@ async function start(): Promise<number> {
  * waits on a host with nothing running. A new process that fails to start leaves the old one serving.
  */
 async function restart(): Promise<number> {
-  const old = running()
+  // What runs now: the recorded process, and the one a restart cut short was still stopping.
+  const rec = readPid()
+  const olds = [rec, rec?.previous].filter((p): p is PidRecord => p !== undefined && isRunning(p))
+  const old = olds[0]
   // Test-only fault: a restart that leaves the old process running (the gate must catch it).
   if (old && manifest().fault === 'keep-old') {
     process.stdout.write(`already running: pid ${old.pid} (${path.basename(old.release)})\n`)
     return 0
   }
+  const t0 = Date.now()
   let l = await launch()
   if (!l.ok && l.code === ADDRESS_IN_USE_EXIT && old) {
     // The old process does not share its port (a release from before SO_REUSEPORT): stop it first.
-    await stopProcess(old)
+    for (const p of olds) await stopProcess(p)
     l = await launch()
   }
   if (!l.ok) {
     process.stderr.write(`the app of ${path.basename(release)} did not start${old && isRunning(old) ? ` (pid ${old.pid} still serves)` : ''}: ${l.why}\n`)
     return 1
   }
-  // Both are recorded until the old one is gone, so a stop half-way through misses neither.
-  writePid(old && isRunning(old) ? {...l.rec, previous: old} : l.rec)
-  if (old && isRunning(old)) await stopProcess(old)
+  const listening = Date.now()
+  process.stdout.write(`started: pid ${l.rec.pid} (${path.basename(release)}), listening after ${listening - t0} ms\n`)
+  // Both are recorded until the old one is gone, so a stop or restart cut short here misses neither.
+  const stopping = olds.filter((p) => isRunning(p))
+  writePid(stopping[0] ? {...l.rec, previous: stopping[0]} : l.rec)
+  for (const p of stopping) await stopProcess(p)
   writePid(l.rec)
-  process.stdout.write(`started: pid ${l.rec.pid} (${path.basename(release)})${old ? `, stopped pid ${old.pid}` : ''}\n`)
+  if (stopping.length > 0) process.stdout.write(`pid ${stopping.map((p) => p.pid).join(', ')} gone after ${Date.now() - listening} ms more\n`)
   return 0
 }
 
@@ -187,53 +192,8 @@ function status(): void {
   process.stdout.write(`${JSON.stringify(r ? {running: true, pid: r.pid, release: path.basename(r.release)} : {running: false})}\n`)
 }
 
-interface Answer {
-  status: number
-  release?: string
-  pid?: number
-  error?: string
-}
-
-async function probe(url: string): Promise<Answer> {
-  try {
-    const res = await fetch(url, {signal: AbortSignal.timeout(1000)})
-    const body = (await res.json().catch(() => ({}))) as {release?: string; pid?: number}
-    return {status: res.status, ...(body.release ? {release: body.release} : {}), ...(body.pid ? {pid: body.pid} : {})}
-  } catch (err) {
-    return {status: 0, error: (err as Error).cause ? String(((err as Error).cause as Error).message) : (err as Error).message}
-  }
-}
-
-async function gate(args: string[]): Promise<number> {
-  const {values} = parseArgs({args, options: {url: {type: 'string'}, release: {type: 'string'}, timeout: {type: 'string'}, stable: {type: 'string'}}})
-  const url = values.url!
-  const want = values.release!
-  const until = Date.now() + Number(values.timeout ?? 30) * 1000
-  const started = Date.now()
-  const good = (a: Answer) => a.status === 200 && a.release === want
-  let last: Answer = {status: 0, error: 'not asked yet'}
-  while (Date.now() < until) {
-    last = await probe(url)
-    if (good(last)) {
-      await sleep(Number(values.stable ?? 1000))
-      const again = await probe(url)
-      if (good(again) && again.pid === last.pid) {
-        process.stdout.write(`${JSON.stringify({ok: true, ms: Date.now() - started, pid: again.pid})}\n`)
-        return 0
-      }
-      last = again
-      break
-    }
-    await sleep(100)
-  }
-  const seen = last.status === 0 ? `no answer (${last.error})` : `${last.status}${last.release ? ` from release ${last.release}` : ''}`
-  process.stdout.write(`${JSON.stringify({ok: false, ms: Date.now() - started, last})}\n`)
-  process.stderr.write(`${url} did not report release ${want} with 200: last answer ${seen}\n`)
-  return 1
-}
-
 async function main(): Promise<number> {
-  const [cmd, ...rest] = process.argv.slice(2)
+  const [cmd] = process.argv.slice(2)
   switch (cmd) {
     case 'start':
       return start()
@@ -245,10 +205,8 @@ async function main(): Promise<number> {
     case 'status':
       status()
       return 0
-    case 'gate':
-      return gate(rest)
     default:
-      process.stderr.write('Usage: pm.mjs start|stop|restart|status|gate --url URL --release ID [--timeout S] [--stable MS]\n')
+      process.stderr.write('Usage: pm.mjs start|stop|restart|status\n')
       return 2
   }
 }

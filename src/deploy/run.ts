@@ -14,6 +14,7 @@ import {execOn} from '../ssh/exec.js'
 import type {Connection, ConnectionPool} from '../ssh/pool.js'
 import {appendLocalAudit, auditLine, type AuditEntry} from './audit.js'
 import {buildBundle, type Bundle} from './bundle.js'
+import {askOver, gate, gateFailure, type HealthAnswer} from './gate.js'
 import {acquireStep, describeHolder, heartbeatStep, isStale, newLockOwner, parseAcquire, parseReadLock, readLockStep, releaseStep, type LockHolder, type LockOwner} from './lock.js'
 import {ensureRuntime, feedopsCacheDir, type Runtime} from './runtime.js'
 import * as steps from './steps.js'
@@ -77,6 +78,8 @@ export interface DeployResult {
   removed: Record<string, string[]>
   brokeLock: LockHolder | null
   buildMs: number
+  /** The bundle's app.mjs and pm.mjs came from the previous build (no input had changed). */
+  bundleReused: boolean
   durationMs: number
 }
 
@@ -85,6 +88,11 @@ export interface DeployOptions {
   hosts: Host[]
   pool: ConnectionPool
   action: 'deploy' | 'rollback'
+  /**
+   * Where the fleet's lock lives: the first host of deploy.role in the whole inventory, whatever the
+   * selection, so runs on different subsets of one fleet still exclude each other (default: the first host).
+   */
+  lockHost?: Host
   /** rollback: the release to go back to (default: the one before current on the lock host). */
   to?: string
   batch?: string
@@ -126,6 +134,18 @@ class Remote {
     const err = new StepFailed(`${detail || why}`)
     ;(err as StepFailed & {exitCode?: number | null}).exitCode = r.exitCode
     throw err
+  }
+
+  /**
+   * One GET of the app's health path on this host, from here, through a direct-tcpip channel of the pooled
+   * connection; an sshd that refuses forwarding (AllowTcpForwarding no) is a failed step that says so.
+   */
+  async ask(port: number, urlPath: string): Promise<HealthAnswer> {
+    const answer = await askOver(() => this.conn.ssh.forwardOut('127.0.0.1', 0, this.host.address, port), this.host.address, urlPath)
+    if (answer.error && /prohibited/i.test(answer.error)) {
+      throw new StepFailed(`${this.host.name}'s sshd refuses TCP forwarding, which the health gate uses to reach the app: allow it (AllowTcpForwarding local)`)
+    }
+    return answer
   }
 
   /** SFTP upload; fails as soon as the connection drops (an SFTP write on a dead connection never settles). */
@@ -183,9 +203,12 @@ function appSecret(loaded: LoadedConfig): string {
   return secret
 }
 
+function healthPort(settings: DeploySettings, env: EnvironmentConfig): number {
+  return settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
+}
+
 function healthUrl(settings: DeploySettings, env: EnvironmentConfig, host: Host): string {
-  const port = settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
-  return `http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${port}${settings.health.path}`
+  return `http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${healthPort(settings, env)}${settings.health.path}`
 }
 
 /** Work on every host at once (bounded); hosts not started when the signal fires get `skipped`. */
@@ -212,10 +235,13 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   const concurrency = opts.concurrency ?? env.ssh.concurrency
   const say = (host: string, text: string, done?: {ok: boolean}) => opts.onHost?.(host, text, done)
 
-  const states: HostState[] = opts.hosts.map((host) => ({
+  const newState = (host: Host): HostState => ({
     host,
     result: {host: host.name, address: host.address, outcome: 'not-started', previous: null, current: null, runtimeUploaded: false, error: null, phases: []},
-  }))
+  })
+  const states: HostState[] = opts.hosts.map(newState)
+  const lockHost = opts.lockHost ?? opts.hosts[0]!
+  const lockState = states.find((s) => s.host.name === lockHost.name) ?? newState(lockHost)
   const timed = async <T>(s: HostState, phase: Phase, work: () => Promise<T>): Promise<T> => {
     say(s.host.name, phase)
     const startMs = now()
@@ -237,7 +263,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   building.catch(() => {})
   try {
     await eachState(
-      states,
+      states.includes(lockState) ? states : [...states, lockState],
       async (s) => {
         try {
           const conn = await opts.pool.connect(s.host)
@@ -256,7 +282,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       {concurrency},
     )
     const unreachable = states.filter((s) => !s.probe)
-    const lockState = states[0]!
+    if (!lockState.probe && !unreachable.includes(lockState)) unreachable.unshift(lockState)
     if (unreachable.length > 0 && (!opts.skipUnreachable || !lockState.probe)) {
       const names = unreachable.map((s) => s.host.name)
       throw new UserError(
@@ -324,6 +350,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       removed: {},
       brokeLock: null,
       buildMs: bundle?.buildMs ?? 0,
+      bundleReused: bundle?.reused ?? false,
       durationMs: 0,
     }
     if (opts.dryRun) {
@@ -454,11 +481,12 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     // The canary proves the release stays up (health.stableMs); later batches and switch-backs pass on the
     // first good answer, so each batch costs what its hosts take to start, not a fixed wait more.
     const canary = new Set(batches[0] ?? [])
-    const gate = async (s: HostState, id: string, stableMs: number) => {
+    const gateHost = async (s: HostState, id: string, stableMs: number) => {
       const {health} = settings
-      await timed(s, 'health', () =>
-        s.remote!.run(steps.gateStep(s.layout!, id, healthUrl(settings, env, s.host), health.timeout, stableMs), {timeoutMs: (health.timeout + 15) * 1000 + stableMs}),
-      )
+      await timed(s, 'health', async () => {
+        const o = await gate(() => s.remote!.ask(healthPort(settings, env), health.path), {want: id, timeoutMs: health.timeout * 1000, stableMs})
+        if (!o.ok) throw new StepFailed(gateFailure(healthUrl(settings, env, s.host), id, o))
+      })
     }
     const restart = (s: HostState, id: string) =>
       timed(s, 'restart', () =>
@@ -480,7 +508,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
             if (shouldStop()) return {ok: false, interrupted: true}
             await restart(s, release)
             if (shouldStop()) return {ok: false, interrupted: true}
-            await gate(s, release, canary.has(s) ? settings.health.stableMs : 0)
+            await gateHost(s, release, canary.has(s) ? settings.health.stableMs : 0)
             say(s.host.name, `runs ${release}`, {ok: true})
             return {ok: true}
           } catch (err) {
@@ -503,7 +531,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
             })
             if (prev) {
               await restart(s, prev)
-              await gate(s, prev, 0)
+              await gateHost(s, prev, 0)
             }
             say(s.host.name, `back on ${prev ?? 'nothing'}`, {ok: false})
             return {ok: true}

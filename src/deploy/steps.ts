@@ -167,12 +167,6 @@ export function stopStep(l: HostLayout, id: string, stopTimeout: number): Remote
   return {argv: [path.join(dir, 'node'), path.join(dir, 'pm.mjs'), 'stop'], env: {FEEDOPS_STOP_TIMEOUT: String(stopTimeout)}}
 }
 
-/** Waits on the host until the URL answers 200 reporting `id`, and still does from the same process `stableMs` later. */
-export function gateStep(l: HostLayout, id: string, url: string, timeoutS: number, stableMs: number): RemoteStep {
-  const dir = releaseDir(l, id)
-  return {argv: [path.join(dir, 'node'), path.join(dir, 'pm.mjs'), 'gate', '--url', url, '--release', id, '--timeout', String(timeoutS), '--stable', String(stableMs)]}
-}
-
 /** What the running process answers on the URL, asked from the host with current's runtime. */
 export function askStep(l: HostLayout, url: string): RemoteStep {
   return sh(

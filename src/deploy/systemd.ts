@@ -4,6 +4,9 @@ import path from 'node:path/posix'
  * Production hosts run the app under systemd. The unit starts whatever `current` points at, on the
  * runtime that release links (current/node), so a deploy or rollback is `systemctl restart` after the
  * switch; systemd reads shared/app.env (mode 0600, the deployer's) before it drops to the service user.
+ * The app's port belongs to feed.socket (socket activation), not to the process: it stays open through a
+ * restart, and connections that arrive meanwhile wait in its queue for the new process instead of being
+ * refused or reset.
  */
 export const SERVICE = 'feed'
 export const SERVICE_USER = 'feed'
@@ -15,8 +18,9 @@ export function systemdUnit(opts: {root: string; user?: string; stopTimeoutS?: n
   return `# Written by \`feedops play provision\`. The deploy switches ${current} and restarts this unit.
 [Unit]
 Description=feed app (the feedops release ${current} points at)
-After=network-online.target
+After=network-online.target ${SERVICE}.socket
 Wants=network-online.target
+Requires=${SERVICE}.socket
 
 [Service]
 Type=simple
@@ -37,6 +41,23 @@ PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
+`
+}
+
+/** The app's listening socket, held by systemd across restarts; the app takes it as fd 3 (app/server.ts). */
+export function systemdSocket(opts: {address: string; port: number}): string {
+  const address = opts.address.includes(':') ? `[${opts.address}]` : opts.address
+  return `# Written by \`feedops play provision\`. Holds the feed app's port while ${SERVICE}.service restarts.
+[Unit]
+Description=feed app's listening socket
+
+[Socket]
+ListenStream=${address}:${opts.port}
+Backlog=4096
+NoDelay=true
+
+[Install]
+WantedBy=sockets.target
 `
 }
 

@@ -76,7 +76,8 @@ export function labConfig(input: LabConfigInput): ConfigFile {
       ...(pooled && !pgbouncerKeepsPrepared() ? {preparedStatements: false} : {}),
     },
     // Lab hosts have no systemd: the restart is the process manager carried in each release (the default).
-    deploy: deploySchema.parse({path: `~/${LAB_DEPLOY_DIR}`, health: {timeout: 15, stableMs: 1000}, lockStaleSeconds: 30, minFreeMb: 256}),
+    // Their apps share this machine's cores, so a batch of 24 starting at once needs the default 30 s gate.
+    deploy: deploySchema.parse({path: `~/${LAB_DEPLOY_DIR}`, lockStaleSeconds: 30, minFreeMb: 256}),
     lab: {dir: input.dir},
   }
   return {defaultEnvironment: 'lab', environments: {lab}}

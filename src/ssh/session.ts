@@ -14,6 +14,8 @@ export interface SessionOptions extends HostSelection {
 
 export interface Session {
   hosts: Host[]
+  /** Every host of the inventory, selected or not. */
+  inventory: Host[]
   pool: ConnectionPool
 }
 
@@ -28,5 +30,5 @@ export async function openSession(env: EnvironmentConfig, opts: SessionOptions =
   const explicit = Boolean(opts.role) || (opts.hosts?.length ?? 0) > 0
   const hosts = explicit || !opts.defaultSelection ? selectHosts(all, opts) : opts.defaultSelection(all)
   if (hosts.length === 0) throw new UserError('The inventory has no hosts.', {fix: 'Check the inventory section of the config.'})
-  return {hosts, pool}
+  return {hosts, inventory: all, pool}
 }

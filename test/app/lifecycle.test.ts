@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {spawn, type ChildProcess} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
@@ -172,6 +173,64 @@ describe('feed app lifecycle', {timeout: 240_000}, () => {
       assert.ok(!out.includes(SECRET), 'secret in the process output')
       assert.ok(!out.includes(u.token), 'token in the process output')
     })
+  })
+
+  it('takes its port from systemd (socket activation): across a restart the port stays open, and a request sent meanwhile is answered by the next process', async () => {
+    // A few lines of Python play systemd: they hold the listening socket as fd 3 and start the app with it
+    // ("start"), or stop the one they started ("stop"), printing its pid or exit code. The holder never
+    // accepts, as systemd does not.
+    const holder = [
+      'import os, signal, socket, subprocess, sys',
+      "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(128); os.dup2(s.fileno(), 3)",
+      'print(s.getsockname()[1], flush=True)',
+      'log = open(sys.argv[1], "ab"); p = None',
+      'for line in sys.stdin:',
+      "    if line.strip() == 'start':",
+      "        p = subprocess.Popen(['sh', '-c', 'LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" \"$@\"', *sys.argv[2:]], pass_fds=(3,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)",
+      '        print(p.pid, flush=True)',
+      '    else:',
+      '        p.send_signal(signal.SIGTERM); print(p.wait(), flush=True)',
+    ].join('\n')
+    const file = writeAppConfig(env.lab, {cdnBase: 'https://cdn.test.example'}, 'app-activated.yml')
+    const logFile = path.join(env.lab.dir, 'app-activated.log')
+    const py = spawn('python3', ['-c', holder, logFile, process.execPath, path.join(repo, 'dist/app/main.js'), '--config', file], {
+      env: {...process.env, FEEDOPS_APP_SECRET: SECRET},
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    const lines: string[] = []
+    py.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)))
+    const answer = async (n: number) => {
+      for (let i = 0; i < 600 && lines.length < n; i++) await sleep(50)
+      return lines[n - 1]!
+    }
+    const listening = async (times: number) => {
+      for (let i = 0; i < 600; i++) {
+        if ((readFileSync(logFile, 'utf8').match(/"msg":"listening"/g) ?? []).length >= times) return
+        await sleep(50)
+      }
+      assert.fail(`the app did not listen: ${readFileSync(logFile, 'utf8').slice(-2000)}`)
+    }
+    try {
+      const url = `http://127.0.0.1:${await answer(1)}`
+      py.stdin!.write('start\n')
+      await answer(2)
+      await listening(1)
+      assert.equal((await call(url, 'GET', '/healthz')).status, 200)
+      py.stdin!.write('stop\n')
+      assert.equal(await answer(3), '0')
+      // Nothing runs now, yet the connect succeeds: the request waits in the socket's queue.
+      const waiting = fetch(`${url}/healthz`, {signal: AbortSignal.timeout(30_000)})
+      await sleep(200)
+      py.stdin!.write('start\n')
+      await answer(4)
+      await listening(2)
+      assert.equal((await waiting).status, 200)
+      py.stdin!.write('stop\n')
+      assert.equal(await answer(5), '0')
+    } finally {
+      py.stdin!.end()
+      py.kill()
+    }
   })
 
   it('never logged the secret in-process either', () => {

@@ -3,7 +3,7 @@ import {describe, it} from 'node:test'
 
 import {renderDeploy, renderReleases, timeline} from '../../src/deploy/render.js'
 import type {DeployResult} from '../../src/deploy/run.js'
-import {systemdUnit, sudoersRule} from '../../src/deploy/systemd.js'
+import {systemdSocket, systemdUnit, sudoersRule} from '../../src/deploy/systemd.js'
 
 const plan = {
   release: 'R2',
@@ -17,7 +17,7 @@ const plan = {
 }
 
 function result(over: Partial<DeployResult>): DeployResult {
-  return {action: 'deploy', environment: 'lab', release: 'R2', dryRun: false, plan, ok: true, stopped: null, hosts: [], markedBad: [], removed: {}, brokeLock: null, buildMs: 0, durationMs: 4000, ...over}
+  return {action: 'deploy', environment: 'lab', release: 'R2', dryRun: false, plan, ok: true, stopped: null, hosts: [], markedBad: [], removed: {}, brokeLock: null, buildMs: 0, bundleReused: false, durationMs: 4000, ...over}
 }
 
 describe('deploy output', () => {
@@ -72,6 +72,10 @@ describe('deploy output', () => {
     assert.match(unit, /^ExecStart=\/srv\/feed\/current\/node \/srv\/feed\/current\/app\.mjs --config \/srv\/feed\/shared\/feedops\.yml$/m)
     assert.match(unit, /^EnvironmentFile=\/srv\/feed\/shared\/app\.env$/m)
     assert.match(unit, /^User=feed$/m)
+    assert.match(unit, /^Requires=feed\.socket$/m)
+    const socket = systemdSocket({address: '10.0.1.7', port: 8080})
+    assert.match(socket, /^ListenStream=10\.0\.1\.7:8080$/m)
+    assert.match(systemdSocket({address: 'fd00::7', port: 8080}), /^ListenStream=\[fd00::7\]:8080$/m)
     assert.equal(sudoersRule('deploy'), '# Written by `feedops play provision`.\ndeploy ALL=(root) NOPASSWD: /usr/bin/systemctl restart feed, /usr/bin/systemctl stop feed\n')
   })
 })

@@ -1,0 +1,96 @@
+import type {Duplex} from 'node:stream'
+
+/**
+ * The health gate of a deploy: a restarted host passes once its health URL answers 200 reporting the
+ * release id (an old process still running never does), and, for the canary, still does from the same
+ * process `stableMs` later. The gate asks from this machine, through the host's pooled SSH connection
+ * (a direct-tcpip channel to the app's port on the host, as `ssh -L` opens): no process starts on the host
+ * and no port has to be open between here and there. The loop is a plain function over `ask`, for tests.
+ */
+
+export interface HealthAnswer {
+  /** HTTP status, 0 when nothing answered. */
+  status: number
+  release?: string
+  pid?: number
+  error?: string
+}
+
+export interface GateOutcome {
+  ok: boolean
+  ms: number
+  last: HealthAnswer
+}
+
+const good = (a: HealthAnswer, want: string) => a.status === 200 && a.release === want
+
+export async function gate(
+  ask: () => Promise<HealthAnswer>,
+  opts: {want: string; timeoutMs: number; stableMs: number; pollMs?: number; sleep?: (ms: number) => Promise<void>; now?: () => number},
+): Promise<GateOutcome> {
+  const now = opts.now ?? Date.now
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
+  const started = now()
+  let last: HealthAnswer = {status: 0, error: 'not asked yet'}
+  while (now() - started < opts.timeoutMs) {
+    last = await ask()
+    if (good(last, opts.want)) {
+      if (opts.stableMs <= 0) return {ok: true, ms: now() - started, last}
+      await sleep(opts.stableMs)
+      const again = await ask()
+      return {ok: good(again, opts.want) && again.pid === last.pid, ms: now() - started, last: again}
+    }
+    await sleep(opts.pollMs ?? 100)
+  }
+  return {ok: false, ms: now() - started, last}
+}
+
+/** Why a gate failed, in one line. */
+export function gateFailure(url: string, want: string, o: GateOutcome): string {
+  const seen = o.last.status === 0 ? `no answer (${o.last.error})` : `${o.last.status}${o.last.release ? ` from release ${o.last.release}` : ''}`
+  return `${url} did not report release ${want} with 200 within ${(o.ms / 1000).toFixed(1)} s: last answer ${seen}`
+}
+
+/**
+ * One GET over a stream to the app (HTTP/1.0, so the app closes it after the answer): the status and, from
+ * the JSON body, the release and pid. Anything else is status 0 with the reason.
+ */
+export async function askOver(open: () => Promise<Duplex>, host: string, path: string, timeoutMs = 2000): Promise<HealthAnswer> {
+  let stream: Duplex | undefined
+  const timer = new Promise<HealthAnswer>((resolve) => setTimeout(() => resolve({status: 0, error: `no answer within ${timeoutMs} ms`}), timeoutMs).unref())
+  const asked = (async (): Promise<HealthAnswer> => {
+    stream = await open()
+    const chunks: Buffer[] = []
+    const done = new Promise<void>((resolve, reject) => {
+      stream!.on('data', (c: Buffer) => chunks.push(c))
+      stream!.once('end', resolve)
+      stream!.once('close', resolve)
+      stream!.once('error', reject)
+    })
+    stream.end(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\nAccept: application/json\r\n\r\n`)
+    await done
+    return parseAnswer(Buffer.concat(chunks).toString('utf8'))
+  })().catch((err: Error) => ({status: 0, error: err.message}))
+  try {
+    return await Promise.race([asked, timer])
+  } finally {
+    stream?.destroy()
+  }
+}
+
+export function parseAnswer(raw: string): HealthAnswer {
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw)
+  if (!m) return {status: 0, error: raw ? `not an HTTP answer: ${raw.slice(0, 60)}` : 'the connection closed without an answer'}
+  const body = raw.slice(raw.indexOf('\r\n\r\n') + 4)
+  let parsed: {release?: unknown; pid?: unknown} = {}
+  try {
+    parsed = JSON.parse(body) as typeof parsed
+  } catch {
+    // a status without a JSON body: only the status counts
+  }
+  return {
+    status: Number(m[1]),
+    ...(typeof parsed.release === 'string' ? {release: parsed.release} : {}),
+    ...(typeof parsed.pid === 'number' ? {pid: parsed.pid} : {}),
+  }
+}

@@ -11,10 +11,12 @@
  * (with a day/night cycle), owned by 1 M users (some post far more than others), each photo on its
  * owner's logical shard out of 8192. The bench starts its own redis-server on a free loopback port in a
  * temp dir with Redis's stock redis.conf setting hash-max-listpack-entries 128 (the built-in default is
- * 512), and stops it by pid. Lookups alternate getMany and MGET round by round (the plain keys are the
- * first `--side` ids), so both see the same machine. `--baseline DIR` is a build of the fixed-size map
- * (DIR/dist/src/shards/photo-map.js, e.g. commit c617620: `git archive c617620 | tar -x -C DIR`, link
- * node_modules, `npx tsc -p DIR`); its writes alternate with the growing map's in chunks of 100,000.
+ * 512), and stops it by pid. Lookups alternate round by round between getMany, MGET (the plain keys are
+ * the first `--side` ids), the same script call doing no work per id (the floor) and, with `--baseline`,
+ * the fixed-size map, so all see the same machine; time inside Redis is then taken one kind at a time.
+ * `--baseline DIR` is a build of the fixed-size map (DIR/dist/src/shards/photo-map.js, e.g. commit
+ * c617620: `git archive c617620 | tar -x -C DIR`, link node_modules, `npx tsc -p DIR`); its writes
+ * alternate with the growing map's in chunks of 100,000.
  * Writes test/bench/results/photo-map.json.
  */
 import {spawn, type ChildProcess} from 'node:child_process'

@@ -27,10 +27,11 @@ export async function writeToShard<T>(ctx: DataContext, shard: number, write: (s
       return await write(server)
     } catch (err) {
       if (isMissingCopy(err)) {
-        // The copy this map points at was dropped (a move was completed or reverted): only a newer map helps.
-        const version = ctx.maps.version
+        // The copy this map pointed at was dropped (a move was completed or reverted): only a map naming
+        // another server helps. (Another request may have reloaded the map already, so compare servers,
+        // not versions.)
         await ctx.maps.refresh()
-        if (ctx.maps.version === version || ctx.maps.serverOf(shard) === server) throw err
+        if (ctx.maps.serverOf(shard) === server) throw err
         continue
       }
       if (!isFenceError(err)) throw err

@@ -1,6 +1,7 @@
 import {Args} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import type {MoveJob} from '../../src/shards/move/jobs.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'
 import {completeMove} from '../../src/shards/move/run.js'
@@ -16,7 +17,11 @@ export default class ShardsComplete extends FeedopsCommand<MoveJob> {
     const {args, flags} = await this.parse(ShardsComplete)
     const env = await openMoveEnv(this.loadConfig(flags), 'feedops shards complete')
     try {
-      const job = await completeMove(env, args.shard)
+      const job = await withProgress(['complete'], progressMode(this.jsonEnabled()), async (progress) => {
+        const done = await completeMove(env, args.shard, {onPhase: (step, text) => progress.update(step, text)})
+        progress.done('complete', true, `old copy on ${done.source} dropped`)
+        return done
+      })
       this.log(`Shard ${job.shard} lives on ${job.target} only; the old copy on ${job.source} is dropped (job ${job.id} completed).`)
       return job
     } finally {

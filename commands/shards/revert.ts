@@ -1,6 +1,7 @@
 import {Args} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'
 import {revertMove, type RevertResult} from '../../src/shards/move/run.js'
 
@@ -15,7 +16,11 @@ export default class ShardsRevert extends FeedopsCommand<RevertResult> {
     const {args, flags} = await this.parse(ShardsRevert)
     const env = await openMoveEnv(this.loadConfig(flags), 'feedops shards revert')
     try {
-      const r = await revertMove(env, args.shard)
+      const r = await withProgress(['revert'], progressMode(this.jsonEnabled()), async (progress) => {
+        const reverted = await revertMove(env, args.shard, {onPhase: (step, text) => progress.update(step, text)})
+        progress.done('revert', true, reverted.movedBack ? `back on ${reverted.job.source}` : 'copy dropped')
+        return reverted
+      })
       this.log(
         r.movedBack
           ? `Shard ${r.job.shard} is back on ${r.job.source}${r.freezeMs === undefined ? '' : ` (writes held ${r.freezeMs.toFixed(1)} ms)`}; the copy on ${r.job.target} is dropped (job ${r.job.id} reverted).`

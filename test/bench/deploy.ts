@@ -87,7 +87,7 @@ async function timed([cmd, args, env]: Command, opts: {cwd?: string; timeoutMs?:
   const ms = Number(process.hrtime.bigint() - started) / 1e6
   if (code !== 0) {
     const why = code === null ? `killed after ${(limit / 1000).toFixed(0)} s` : `exit ${code}`
-    throw new Error(`${path.basename(cmd)} failed (${why}): ${stderr.slice(-1500)} ${stdout.slice(-1500)}`)
+    throw new Error(`${path.basename(cmd)} failed (${why}): ${stderr.slice(-1500)} ${failedHosts(stdout) ?? stdout.slice(-1500)}`)
   }
   const [user, sys] = readFileSync(cpuFile, 'utf8').trim().split(/\s+/).slice(-2).map(Number)
   return {ms, cpuSeconds: user! + sys!, stdout}
@@ -183,6 +183,17 @@ function feedopsTimes(r: DeployJson): FeedopsTimes {
     durationMs: r.durationMs,
     firstHostMs: Math.min(...r.hosts.flatMap((h) => h.phases.map((p) => p.startMs))),
     phases: Object.fromEntries([...byPhase].map(([phase, ms]) => [phase, median(ms)])),
+  }
+}
+
+/** From a failed `deploy --json`: why it stopped, and each host that did not end up updated, with its error. */
+function failedHosts(stdout: string): string | undefined {
+  try {
+    const r = JSON.parse(stdout) as {stopped: string | null; hosts: {host: string; outcome: string; error: string | null}[]}
+    const bad = r.hosts.filter((h) => h.error || (h.outcome !== 'updated' && h.outcome !== 'not-started'))
+    return `stopped: ${r.stopped}; ${bad.map((h) => `${h.host} ${h.outcome}: ${h.error ?? ''}`).join('; ')}`
+  } catch {
+    return undefined
   }
 }
 

@@ -8,7 +8,8 @@
  *    shard during its cutover, against all writes in a quiet period before any move.
  * 2. Copy of one logical shard holding 1 M photos (plus users, follows, likes): `feedops shards move` from
  *    start to the map flip, against `pg_dump -n SCHEMA | psql` into another database of the same target
- *    server (the data alone, no cutover), same shard, same run.
+ *    server (the data alone, no cutover), same shard, same run; and the floor: binary COPY out | COPY in
+ *    of the same tables alone (no keys or indexes), one after another.
  *
  * Prints both tables and writes test/bench/results/shard-move.json.
  *
@@ -18,6 +19,7 @@
  */
 import {execFile, spawn} from 'node:child_process'
 import {mkdirSync, writeFileSync} from 'node:fs'
+import {loadavg} from 'node:os'
 import path from 'node:path'
 import {parseArgs} from 'node:util'
 
@@ -116,7 +118,7 @@ async function fillShard(ml: MoveLab, shard: number, photos: number): Promise<nu
 }
 
 /** `feedops shards move` from spawn to the moment the catalog points at the target. */
-async function timeMoveToFlip(ml: MoveLab, shard: number, to: string): Promise<{seconds: number; phases: {phase: string; ms: number}[]}> {
+async function timeMoveToFlip(ml: MoveLab, shard: number, to: string): Promise<{seconds: number; phases: {phase: string; ms: number}[]; indexMs: number}> {
   const started = performance.now()
   const child = spawn(process.execPath, [cli, 'shards', 'move', String(shard), '--to', to, '--config', ml.file, '--json'], {cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe']})
   let out = ''
@@ -133,34 +135,58 @@ async function timeMoveToFlip(ml: MoveLab, shard: number, to: string): Promise<{
     return false
   }, 600_000)
   if ((await exited) !== 0) throw new Error(`move failed: ${out}${err}`)
-  return {seconds: (flippedAt - started) / 1000, phases: JSON.parse(out).phases}
+  const result = JSON.parse(out)
+  return {seconds: (flippedAt - started) / 1000, phases: result.phases, indexMs: result.facts.indexMs ?? 0}
 }
 
 function run(cmd: string): Promise<void> {
   return new Promise((resolve, reject) => execFile('bash', ['-o', 'pipefail', '-c', cmd], {maxBuffer: 64 << 20}, (e, _o, se) => (e ? reject(new Error(`${cmd}: ${se || e.message}`)) : resolve())))
 }
 
-async function copyVsDump(ml: MoveLab): Promise<{rows: number; feedops: number; dump: number; phases: {phase: string; ms: number}[]}> {
+interface CopyRun {
+  rows: number
+  feedops: number
+  dump: number
+  /** COPY out | COPY in of the same tables alone (binary, no indexes, one table after another): the floor. */
+  floor: number
+  phases: {phase: string; ms: number}[]
+  indexMs: number
+}
+
+async function copyVsDump(ml: MoveLab): Promise<CopyRun> {
   const shard = LOGICAL - 1
+  const schema = schemaName(shard)
   const {server} = await mapServer(ml, shard)
   const to = server === 'pg1' ? 'pg2' : 'pg1'
   log(`  filling shard ${shard} on ${server} with ${PHOTOS} photos…`)
   const rows = await fillShard(ml, shard, PHOTOS)
   const src = new URL(ml.url(server))
   const dst = new URL(ml.url(to))
-  await sql(ml.url(to).replace(/\/[^/]+$/, '/postgres'), 'CREATE DATABASE dump_target')
+  const psqlSrc = `psql -X -q -v ON_ERROR_STOP=1 -h ${src.hostname} -p ${src.port} -U postgres feedops`
+  const psqlDst = (db: string) => `psql -X -q -v ON_ERROR_STOP=1 -h ${dst.hostname} -p ${dst.port} -U postgres ${db}`
+  const admin = ml.url(to).replace(/\/[^/]+$/, '/postgres')
+  await sql(admin, 'CREATE DATABASE dump_target')
   await sql(ml.url(server), 'CHECKPOINT')
   log('  pg_dump | psql…')
   const t0 = performance.now()
-  await run(
-    `pg_dump -h ${src.hostname} -p ${src.port} -U postgres -n ${schemaName(shard)} feedops | psql -X -q -v ON_ERROR_STOP=1 -h ${dst.hostname} -p ${dst.port} -U postgres dump_target >/dev/null`,
-  )
+  await run(`pg_dump -h ${src.hostname} -p ${src.port} -U postgres -n ${schema} feedops | ${psqlDst('dump_target')} >/dev/null`)
   const dump = (performance.now() - t0) / 1000
-  await sql(ml.url(to).replace(/\/[^/]+$/, '/postgres'), 'DROP DATABASE dump_target')
+  await sql(admin, 'DROP DATABASE dump_target')
+  log('  COPY out | COPY in, tables alone…')
+  await sql(admin, 'CREATE DATABASE floor_target')
+  // The tables without their keys and indexes (those are pg_dump's post-data section).
+  await run(`pg_dump -h ${src.hostname} -p ${src.port} -U postgres -n ${schema} --section=pre-data feedops | ${psqlDst('floor_target')} >/dev/null`)
+  const tables = (await sql<{t: string}>(ml.url(server), "SELECT relname AS t FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind = 'r'", [schema])).map((r) => r.t)
+  const t1 = performance.now()
+  for (const t of tables) {
+    await run(`${psqlSrc} -c 'COPY ${schema}.${t} TO STDOUT (FORMAT binary)' | ${psqlDst('floor_target')} -c 'COPY ${schema}.${t} FROM STDIN (FORMAT binary)'`)
+  }
+  const floor = (performance.now() - t1) / 1000
+  await sql(admin, 'DROP DATABASE floor_target')
   await sql(ml.url(to), 'CHECKPOINT')
   log('  feedops shards move…')
   const m = await timeMoveToFlip(ml, shard, to)
-  return {rows, feedops: m.seconds, dump, phases: m.phases.map((p) => ({phase: p.phase, ms: p.ms}))}
+  return {rows, feedops: m.seconds, dump, floor, phases: m.phases.map((p) => ({phase: p.phase, ms: p.ms})), indexMs: m.indexMs}
 }
 
 const ml = await startMoveLab()
@@ -191,15 +217,17 @@ try {
     console.log()
     console.log(
       table(
-        ['SHARD ROWS', 'feedops move → flip s', 'pg_dump | psql s', 'RATIO'],
-        [[String(copy.rows), copy.feedops.toFixed(2), copy.dump.toFixed(2), (copy.feedops / copy.dump).toFixed(2)]],
+        ['SHARD ROWS', 'feedops move → flip s', 'pg_dump | psql s', 'RATIO', 'COPY out | in alone s', 'RATIO TO FLOOR'],
+        [[String(copy.rows), copy.feedops.toFixed(2), copy.dump.toFixed(2), (copy.feedops / copy.dump).toFixed(2), copy.floor.toFixed(2), (copy.feedops / copy.floor).toFixed(2)]],
       ),
     )
-    console.log(`  feedops phases: ${copy.phases.map((p) => `${p.phase} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}`)
+    console.log(`  feedops phases: ${copy.phases.map((p) => `${p.phase} ${(p.ms / 1000).toFixed(2)} s`).join(', ')}; of the copy, indexes after the last rows ${(copy.indexMs / 1000).toFixed(2)} s`)
   }
+  const load = loadavg().map((x) => x.toFixed(1))
+  console.log(`  load average at the end: ${load.join(' ')} (1, 5, 15 min)`)
   const out = path.join(repoRoot, 'test/bench/results')
   mkdirSync(out, {recursive: true})
-  writeFileSync(path.join(out, copy ? 'shard-move.json' : 'shard-move-freeze.json'), JSON.stringify({date: new Date().toISOString(), concurrency: CONCURRENCY, freeze: fw, copy}, null, 2))
+  writeFileSync(path.join(out, copy ? 'shard-move.json' : 'shard-move-freeze.json'), JSON.stringify({date: new Date().toISOString(), load, concurrency: CONCURRENCY, freeze: fw, copy}, null, 2))
 } finally {
   await ml.lab.stop()
 }

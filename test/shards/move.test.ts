@@ -2,10 +2,17 @@ import assert from 'node:assert/strict'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
 
+import pg from 'pg'
+
+import type {DataContext} from '../../app/data/context.js'
+import {ShardMapCache} from '../../app/data/map-cache.js'
+import {writeToShard} from '../../app/data/shard-write.js'
+import {createLogger} from '../../app/logger.js'
 import {readState} from '../../src/lab/state.js'
 import {labUp} from '../../src/lab/index.js'
 import {schemaName} from '../../src/shards/placement.js'
 import {call, captureLogs, startApp, type RunningApp} from '../app/helpers.js'
+import {runCli} from './helpers.js'
 import {
   captionsOn,
   killServer,
@@ -41,7 +48,7 @@ describe('shards move', {timeout: 400_000}, () => {
     app = await startApp(ml.config, appStream)
     stale = await startApp(ml.config, staleStream, {mapPollMs: 10_000})
     ;(stale.deps.maps as unknown as {subscriber?: {disconnect(): void}}).subscriber?.disconnect()
-    users = await usersIn(app.url, [0, 3, 4, 5, 6], 2, 'mv')
+    users = await usersIn(app.url, [0, 3, 4, 5, 6, 8, 10], 2, 'mv')
   })
   after(async () => {
     await stale?.stop()
@@ -207,6 +214,91 @@ describe('shards move', {timeout: 400_000}, () => {
     assert.equal(again.code, 0, again.stderr + again.stdout)
     assert.deepEqual(await mapServer(ml, shard), {server: 'pg1', state: 'active'})
     assert.equal((await captionsOn(ml.url('pg1'), shard, 'e1')).get('e1-0'), 1, 'and is on the new home after the move')
+  })
+
+  /** Whether the shard's fence row on `server` is permanent (null: no row). */
+  const fenceOn = async (server: string, shard: number) =>
+    (await sql<{permanent: boolean}>(ml.url(server), 'SELECT expires_at IS NULL AS permanent FROM feedops_move.fence WHERE schema_name = $1', [schemaName(shard)]))[0]
+      ?.permanent ?? null
+
+  it('when the CLI dies right after the flip, `moves` fences the old copy for good before its fence lapses; move again finishes', async () => {
+    const shard = 8 // pg3 → pg1
+    const cli = startCli(ml, ['move', String(shard), '--to', 'pg1'], {FEEDOPS_MOVE_PAUSE: 'flipped'})
+    await cli.waitFor('paused at flipped')
+    cli.child.kill('SIGKILL')
+    await cli.exited
+    assert.deepEqual(await mapServer(ml, shard), {server: 'pg1', state: 'active'})
+    assert.equal(await fenceOn('pg3', shard), false, 'the old copy is fenced, but only for a minute')
+    const listed = await shards(ml, ['moves', '--live'])
+    assert.equal(listed.code, 0, listed.stdout + listed.stderr)
+    assert.deepEqual(
+      listed.json.fences.filter((f: {shard: number}) => f.shard === shard).map((f: {server: string; action: string}) => `${f.server} ${f.action}`),
+      ['pg3 fenced for good'],
+    )
+    assert.equal(await fenceOn('pg3', shard), true)
+    await assert.rejects(sql(ml.url('pg3'), `DELETE FROM "${schemaName(shard)}".photos`), (err: {code?: string}) => err.code === 'FO001')
+    const again = await shards(ml, ['move', String(shard), '--to', 'pg1'])
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    assert.match(again.json.startNote, /already points at pg1/)
+    const write = await call(app.url, 'POST', '/photos', {token: users.get(shard)![0]!.token, body: {caption: 'g1-0', s3Key: 'p/g1.jpg'}})
+    assert.equal(write.status, 201)
+    assert.equal((await captionsOn(ml.url('pg1'), shard, 'g1')).get('g1-0'), 1)
+  })
+
+  it('when revert dies right after switching back, the shard takes writes again within the lease, without a rerun; revert again finishes, with progress', async () => {
+    const shard = 10 // pg2 → pg3, then back
+    const moved = await shards(ml, ['move', String(shard), '--to', 'pg3'])
+    assert.equal(moved.code, 0, moved.stderr + moved.stdout)
+    const cli = startCli(ml, ['revert', String(shard)], {FEEDOPS_MOVE_PAUSE: 'flipped'})
+    await cli.waitFor('paused at flipped')
+    cli.child.kill('SIGKILL')
+    await cli.exited
+    assert.deepEqual(await mapServer(ml, shard), {server: 'pg2', state: 'active'})
+    // Without the lapsing fence the source's permanent one would refuse this write for good (503 after freezeWaitMs).
+    const write = await call(app.url, 'POST', '/photos', {token: users.get(shard)![0]!.token, body: {caption: 'h1-0', s3Key: 'p/h1.jpg'}})
+    assert.equal(write.status, 201, JSON.stringify(write.body))
+    assert.equal((await captionsOn(ml.url('pg2'), shard, 'h1')).get('h1-0'), 1)
+    const listed = await shards(ml, ['moves'])
+    assert.ok(
+      listed.json.fences.some((f: {shard: number; server: string; action: string}) => f.shard === shard && f.server === 'pg3' && f.action === 'fenced for good'),
+      JSON.stringify(listed.json.fences),
+    )
+    assert.equal(await fenceOn('pg2', shard), null, 'the home has no fence left')
+    const again = await runCli(['shards', 'revert', String(shard), '--config', ml.file], {timeout: 120_000})
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    assert.match(again.stderr, /revert: /, 'progress on stderr')
+    assert.match(again.stdout, /is back on pg2/)
+    assert.deepEqual(await sql(ml.url('pg3'), `SELECT 1 FROM pg_namespace WHERE nspname = '${schemaName(shard)}'`), [])
+    for (const s of ['pg2', 'pg3']) assert.deepEqual((await moveObjects(ml.url(s))).filter((n) => n.includes(`_${moved.json.job.id}_`)), [])
+  })
+
+  it('a write that finds its copy dropped is retried where the map now points, also when another request reloaded the map first', async () => {
+    const shard = 12 // pg1 → pg2, then complete: the copy on pg1 is dropped
+    const log = createLogger({}, captureLogs().stream)
+    const catalog = new pg.Pool({connectionString: ml.config.shards.catalog, max: 2})
+    // A map cache of its own that learns of changes only when asked (no Redis, no poll to speak of).
+    const maps = new ShardMapCache(catalog, {pollMs: 3_600_000, log})
+    await maps.start()
+    try {
+      assert.equal(maps.serverOf(shard), 'pg1')
+      for (const args of [['move', String(shard), '--to', 'pg2'], ['complete', String(shard)]]) {
+        const r = await shards(ml, args)
+        assert.equal(r.code, 0, r.stderr + r.stdout)
+      }
+      const tried: string[] = []
+      // writeToShard needs only these of the app's data context.
+      const ctx = {maps, freezeWaitMs: 3000, log} as unknown as DataContext
+      await writeToShard(ctx, shard, async (server) => {
+        tried.push(server)
+        if (tried.length === 1) await maps.refresh() // another request reloads the map meanwhile
+        return sql(ml.url(server), `INSERT INTO "${schemaName(shard)}".follows (follower_id, followee_id) VALUES (1, 2)`)
+      })
+      assert.deepEqual(tried, ['pg1', 'pg2'])
+      assert.equal((await sql(ml.url('pg2'), `SELECT 1 FROM "${schemaName(shard)}".follows WHERE follower_id = 1 AND followee_id = 2`)).length, 1)
+    } finally {
+      await maps.stop()
+      await catalog.end()
+    }
   })
 
   it('stops before the cutover when verify finds a row changed on the target behind its back', async () => {

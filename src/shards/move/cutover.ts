@@ -1,7 +1,7 @@
 import type pg from 'pg'
 
 import {FreezeLapsed, flipShard, freezeShard, readShardMap, thawShard, withCurrentVersion} from '../catalog.js'
-import {MOVE_SCHEMA, q} from './names.js'
+import {MOVE_SCHEMA, q, quoteLiteral} from './names.js'
 import {pauseAt} from './pause.js'
 import {waitForMarker} from './replication.js'
 import {liftFence, markerSql, setFenceSql} from './server-objects.js'
@@ -10,10 +10,10 @@ import {liftFence, markerSql, setFenceSql} from './server-objects.js'
  * The switch of a shard from the server serving it (`from`) to a caught-up replica (`to`):
  *   1. freeze the shard in the map with a lease (the app holds its writes), announce;
  *   2. fence `from` in one transaction: lock the shard's tables IN SHARE MODE (waits for in-flight writes),
- *      write a fence row that expires with the lease, write a marker token; commit. From here no write
- *      can land on `from`, whoever sends it;
+ *      write a fence row that expires with the lease, write a marker token, read the sequences; commit.
+ *      From here no write can land on `from`, whoever sends it;
  *   3. wait until `to` has applied the token (so everything committed on `from` before the fence);
- *   4. set `to`'s sequences past `from`'s, run beforeFlip (the reverse slot);
+ *   4. set `to`'s sequences past those values, run beforeFlip (the reverse slot);
  *   5. extend the fence, provided it has not lapsed (if it had, a write could have landed after the token);
  *   6. flip the map to `to` and unfreeze in one CAS, provided the freeze's lease has not run out; announce.
  * A failure before the flip lifts the fence and thaws the shard (both would lapse by themselves anyway if
@@ -58,7 +58,7 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
   let waitMs = 0
   try {
     const token = `cutover-${plan.jobId}-${Date.now()}`
-    await fence(from.pool, plan, token)
+    const sequences = await fence(from.pool, plan, token)
     await pauseAt('frozen')
     const waitStart = performance.now()
     await waitForMarker(to.pool, schema, token, Math.max(1, plan.leaseMs - (performance.now() - frozenAt)))
@@ -70,12 +70,13 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
          WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`,
         [schema, plan.jobId],
       ),
-      copySequences(from.pool, to.pool, schema),
+      raiseSequences(to.pool, schema, sequences),
       plan.beforeFlip?.(),
     ])
     if (extended.rowCount !== 1) throw new FreezeLapsed(shard)
     const version = await withCurrentVersion(catalog, (v) => flipShard(catalog, v, shard, to.name), frozenVersion)
     const freezeMs = performance.now() - frozenAt
+    await pauseAt('flipped')
     await plan.announce(version)
     return {freezeMs, waitMs, version}
   } catch (err) {
@@ -94,16 +95,27 @@ async function undoFreeze(plan: CutoverPlan): Promise<void> {
   if (version !== null) await plan.announce(version)
 }
 
-async function fence(pool: pg.Pool, plan: CutoverPlan, token: string): Promise<void> {
+interface SequenceValue {
+  sequencename: string
+  last_value: string
+}
+
+/**
+ * The fence transaction; returns the schema's sequence values as they are once it holds the tables
+ * (final: every write that could advance them now waits or is refused).
+ */
+async function fence(pool: pg.Pool, plan: CutoverPlan, token: string): Promise<SequenceValue[]> {
   const c = await pool.connect()
   try {
     // One round trip. The commit is flushed even where synchronous_commit is off: WAL senders send only flushed WAL.
-    await c.query(`BEGIN;
+    const results = (await c.query(`BEGIN;
       SET LOCAL lock_timeout = ${Math.round(plan.lockTimeoutMs)}; SET LOCAL synchronous_commit = on;
       LOCK TABLE ${plan.tables.map((t) => `${q(plan.schema)}.${q(t)}`).join(', ')} IN SHARE MODE;
       ${setFenceSql(plan.schema, plan.jobId, plan.leaseMs)};
       ${markerSql(plan.schema, token)};
-      COMMIT`)
+      SELECT sequencename, last_value::text FROM pg_sequences WHERE schemaname = ${quoteLiteral(plan.schema)} AND last_value IS NOT NULL;
+      COMMIT`)) as unknown as pg.QueryResult<SequenceValue>[]
+    return results.find((r) => r.command === 'SELECT')!.rows
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined)
     throw err
@@ -112,15 +124,11 @@ async function fence(pool: pg.Pool, plan: CutoverPlan, token: string): Promise<v
   }
 }
 
-/** Moves each sequence of the schema on `to` up to `from`'s value (never down). */
-async function copySequences(from: pg.Pool, to: pg.Pool, schema: string): Promise<void> {
-  const r = await from.query<{sequencename: string; last_value: string}>(
-    'SELECT sequencename, last_value::text FROM pg_sequences WHERE schemaname = $1 AND last_value IS NOT NULL',
-    [schema],
-  )
-  if (r.rows.length === 0) return
+/** Moves each sequence of the schema on `to` up to the given value (never down). */
+async function raiseSequences(to: pg.Pool, schema: string, values: readonly SequenceValue[]): Promise<void> {
+  if (values.length === 0) return
   await to.query(
-    r.rows
+    values
       .map((x) => {
         const seq = `${q(schema)}.${q(x.sequencename)}`
         return `SELECT setval('${seq}', greatest(${BigInt(x.last_value)}, (SELECT last_value FROM ${seq})))`

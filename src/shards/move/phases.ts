@@ -4,11 +4,10 @@ import {epochMs} from '../ids.js'
 import {readShardMap, thawShard, withCurrentVersion} from '../catalog.js'
 import {announce, checkSignal, type MoveRun} from './context.js'
 import {cutover} from './cutover.js'
-import {MOVE_SCHEMA, q, streamName} from './names.js'
+import {MOVE_SCHEMA, streamName} from './names.js'
 import {pauseAt} from './pause.js'
 import {checkServer} from './preflight.js'
 import {
-  copyState,
   dropPublication,
   dropSlot,
   dropSubscription,
@@ -18,8 +17,11 @@ import {
   lagBytes,
   markerRoundTrip,
   ReplicationTimeout,
+  slotExists,
+  subscriptionExists,
 } from './replication.js'
-import {buildSecondaryIndexes, prepareTargetSchema, schemaExists, schemaTables} from './schema.js'
+import {buildIndexes, dropSchema, missingIndexes, prepareTargetSchema, schemaExists, schemaTables, validateForeignKeys} from './schema.js'
+import {snapshotCopy} from './copy.js'
 import {ensureServerObjects, liftFence, setFenceSql} from './server-objects.js'
 import {verifyCopies, type VerifyResult} from './verify.js'
 
@@ -30,6 +32,8 @@ import {verifyCopies, type VerifyResult} from './verify.js'
 export interface PhaseFacts {
   rowsCopied?: number
   indexesBuilt?: number
+  /** Of the copy phase: how long index builds ran on after the last rows were copied. */
+  indexMs?: number
   lagMs?: number
   lagBytes?: number | null
   verify?: VerifyResult
@@ -81,34 +85,56 @@ async function schema(run: MoveRun): Promise<void> {
   // A marker row left by an earlier move of this shard would collide with the copied one.
   await run.target.pool.query(`DELETE FROM ${MOVE_SCHEMA}.marker WHERE schema_name = $1`, [run.schema])
   await ensurePublication(run.source.pool, run.job.id, 'fwd', run.schema)
-  run.say(`tables ready, ${deferred.length} index${deferred.length === 1 ? '' : 'es'} deferred`)
+  run.say(`tables ready, ${deferred.length} indexes and keys deferred`)
 }
 
 async function copy(run: MoveRun, facts: PhaseFacts): Promise<void> {
   const name = streamName(run.job.id, 'fwd')
-  await ensureSubscription(run.target.pool, run.job.id, 'fwd', {publisherUrl: run.source.url, copyData: true})
-  await pauseAt('copy')
-  let rows = 0
-  for (;;) {
-    checkSignal(run)
-    const s = await copyState(run.target.pool, name)
-    rows = Math.max(rows, s.rowsCopying)
-    if (s.tables > 0 && s.ready === s.tables) break
-    run.say(`${s.ready}/${s.tables} tables copied${s.rowsCopying ? `, ${s.rowsCopying} rows in flight` : ''}`)
-    await sleep(50)
+  if (!(await subscriptionExists(run.target.pool, name))) {
+    if (await slotExists(run.source.pool, name)) {
+      // An earlier copy died part-way: it starts over from a fresh slot into an empty target.
+      run.say('an earlier copy stopped part-way; starting it over')
+      await dropSlot(run.source.pool, name)
+      await dropSchema(run.target.pool, run.schema)
+      await schema(run)
+    }
+    const tables = await schemaTables(run.source.pool, run.schema)
+    const indexes = await missingIndexes(run.source.pool, run.target.pool, run.schema)
+    const keys = indexes.filter((ix) => ix.kind !== 'foreign key')
+    const builds: Promise<void>[] = []
+    const build = (table: string) => {
+      const b = buildIndexes(run.target.pool, run.schema, keys.filter((ix) => ix.table === table))
+      b.catch(() => undefined) // awaited below; not an unhandled rejection meanwhile
+      builds.push(b)
+    }
+    try {
+      facts.rowsCopied = await snapshotCopy({
+        sourceUrl: run.source.url,
+        source: run.source.pool,
+        target: run.target.pool,
+        schema: run.schema,
+        slot: name,
+        tables,
+        onProgress: (done, parts, rows) => run.say(`${done}/${parts} parts copied, ${rows} rows`),
+        // A table's indexes are built as soon as its rows are in, beside the copies still running.
+        onTable: build,
+        signal: run.signal,
+      })
+    } catch (err) {
+      await Promise.allSettled(builds)
+      throw err
+    }
+    const copiedAt = performance.now()
+    run.say('building indexes')
+    await Promise.all(builds)
+    await buildIndexes(run.target.pool, run.schema, indexes.filter((ix) => ix.kind === 'foreign key'))
+    facts.indexesBuilt = indexes.length
+    facts.indexMs = performance.now() - copiedAt
+    // Streams what changed since the copy's snapshot (the slot has kept it).
+    await ensureSubscription(run.target.pool, run.job.id, 'fwd', {publisherUrl: run.source.url})
   }
-  run.say('building indexes')
-  facts.indexesBuilt = await buildSecondaryIndexes(run.source.pool, run.target.pool, run.schema)
-  facts.rowsCopied = await countRows(run)
-  run.say(`${facts.rowsCopied} rows, ${facts.indexesBuilt} indexes built`)
-}
-
-async function countRows(run: MoveRun): Promise<number> {
-  const tables = await schemaTables(run.target.pool, run.schema)
-  const r = await run.target.pool.query<{n: string}>(
-    `SELECT (${tables.map((t) => `(SELECT count(*) FROM ${q(run.schema)}.${q(t)})`).join(' + ') || '0'})::text AS n`,
-  )
-  return Number(r.rows[0]!.n)
+  await pauseAt('copy')
+  run.say(`${facts.rowsCopied ?? 'all'} rows, ${facts.indexesBuilt ?? 0} indexes built; streaming`)
 }
 
 /** Waits until a change made on the source is applied on the target within maxLagMs. */
@@ -208,6 +234,7 @@ async function reverse(run: MoveRun): Promise<void> {
   await dropSubscription(run.target.pool, streamName(run.job.id, 'fwd'), run.source.pool)
   await dropPublication(run.source.pool, streamName(run.job.id, 'fwd'))
   await ensurePublication(run.target.pool, run.job.id, 'rev', run.schema)
-  await ensureSubscription(run.source.pool, run.job.id, 'rev', {publisherUrl: run.target.url, copyData: false})
+  await ensureSubscription(run.source.pool, run.job.id, 'rev', {publisherUrl: run.target.url})
+  await validateForeignKeys(run.target.pool, run.schema)
   run.say(`${run.target.name} → ${run.source.name} streaming`)
 }

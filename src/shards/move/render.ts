@@ -1,6 +1,7 @@
 import {textTable} from '../../cli/text-table.js'
 import type {ShardCheck} from './check.js'
 import type {Finding} from './doctor.js'
+import type {FenceRepair} from './fences.js'
 import type {MoveJob} from './jobs.js'
 import type {MoveResult} from './run.js'
 
@@ -74,4 +75,10 @@ export function findingsTable(findings: readonly Finding[], fix: boolean): strin
     ['KIND', 'SERVER', 'NAME', 'WHY', ...(fix ? ['FIXED'] : [])],
     findings.map((f) => [f.kind, f.server, f.name, f.detail, ...(fix ? [f.fixed ? 'yes' : `no: ${f.error ?? ''}`] : [])]),
   ).trimEnd()
+}
+
+export function fenceRepairsText(repairs: readonly FenceRepair[]): string {
+  return repairs
+    .map((r) => `Shard ${r.shard} (job ${r.job}): ${r.action === 'lifted' ? `lifted the fence on ${r.server}, its home` : `fenced the old copy on ${r.server} for good`}.`)
+    .join('\n')
 }

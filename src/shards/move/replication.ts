@@ -7,9 +7,10 @@ import {readMarker, writeMarker} from './server-objects.js'
 
 /**
  * Logical replication of one shard schema between two servers: a publication on the side that has the
- * data (`FOR TABLES IN SCHEMA`, plus this schema's marker row), a subscription on the other. Forward
- * (source → target) copies the data and then streams; reverse (target → old source, after the flip)
- * streams only, from a slot made during the cutover. Every step checks what exists first, so it can
+ * data (`FOR TABLES IN SCHEMA`, plus this schema's marker row), a subscription on the other. Both
+ * directions stream only, from a slot made beforehand: forward (source → target) from the slot whose
+ * snapshot the initial copy used (copy.ts), reverse (target → old source, after the flip) from a slot
+ * made during the cutover. Every step checks what exists first, so it can
  * be run again after a crash.
  */
 
@@ -29,8 +30,6 @@ export async function dropPublication(pool: pg.Pool, name: string): Promise<void
 export interface SubscriptionOptions {
   /** libpq URL of the publishing server, as the subscribing server will reach it. */
   publisherUrl: string
-  /** Copy the tables first (forward), or stream only from an existing slot (reverse). */
-  copyData: boolean
 }
 
 export async function subscriptionExists(pool: pg.Pool | pg.ClientBase, name: string): Promise<boolean> {
@@ -41,10 +40,9 @@ export async function subscriptionExists(pool: pg.Pool | pg.ClientBase, name: st
 export async function ensureSubscription(pool: pg.Pool, jobId: number, dir: Direction, opts: SubscriptionOptions): Promise<void> {
   const name = streamName(jobId, dir)
   if (await subscriptionExists(pool, name)) return
-  const slot = opts.copyData ? `create_slot = true` : `create_slot = false, copy_data = false`
   await pool.query(
     `CREATE SUBSCRIPTION ${q(name)} CONNECTION ${quoteLiteral(opts.publisherUrl)} PUBLICATION ${q(name)}
-     WITH (slot_name = ${quoteLiteral(name)}, ${slot})`,
+     WITH (slot_name = ${quoteLiteral(name)}, create_slot = false, copy_data = false)`,
   )
 }
 
@@ -104,25 +102,6 @@ export async function ensureSlot(pool: pg.Pool | pg.ClientBase, name: string): P
 export async function slotExists(pool: pg.Pool, name: string): Promise<boolean> {
   const r = await pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [name])
   return (r.rowCount ?? 0) > 0
-}
-
-export interface CopyState {
-  tables: number
-  /** Tables whose initial copy is done (state s or r). */
-  ready: number
-  /** Rows copied so far by the running table copies (pg_stat_progress_copy). */
-  rowsCopying: number
-}
-
-export async function copyState(pool: pg.Pool, subName: string): Promise<CopyState> {
-  const r = await pool.query<{tables: number; ready: number; copying: string}>(
-    `SELECT count(*)::int AS tables, count(*) FILTER (WHERE sr.srsubstate IN ('s', 'r'))::int AS ready,
-            (SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy WHERE datname = current_database())::text AS copying
-     FROM pg_subscription s JOIN pg_subscription_rel sr ON sr.srsubid = s.oid WHERE s.subname = $1`,
-    [subName],
-  )
-  const row = r.rows[0]!
-  return {tables: row.tables, ready: row.ready, rowsCopying: Number(row.copying)}
 }
 
 /** Bytes of WAL the subscriber has not confirmed yet (from the publisher's slot); null without the slot. */

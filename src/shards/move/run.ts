@@ -9,7 +9,7 @@ import {streamName} from './names.js'
 import {MoveStopped, PHASES, PHASE_NAMES, mapEntry, type PhaseFacts, type PhaseName} from './phases.js'
 import {dropPublication, dropSubscription, markerRoundTrip, slotExists, subscriptionExists} from './replication.js'
 import {schemaExists, schemaTables} from './schema.js'
-import {liftFence, setFenceSql} from './server-objects.js'
+import {leaseFence, liftFence, setFenceSql} from './server-objects.js'
 
 /**
  * `shards move`, `shards complete`, `shards revert`: input checks (bad input changes nothing), the shard's
@@ -57,6 +57,10 @@ function entryOf(map: {shards: ShardMapEntry[]; logical: number}, shard: number)
   return e
 }
 
+function alreadyThere(shard: number, to: string): UserError {
+  return new UserError(`Shard ${shard} is already on ${to}.`, {fix: 'Pass --to with another server.'})
+}
+
 function checkServerName(env: MoveEnv, name: string): void {
   if (!env.settings.servers.some((s) => s.name === name)) {
     throw new UserError(`Server "${name}" is not in env.shards.servers (${env.settings.servers.map((s) => s.name).join(', ')}).`, {
@@ -96,6 +100,9 @@ export async function moveShard(env: MoveEnv, shard: number, to: string, hooks: 
   checkServerName(env, to)
   const map = await readShardMap(env.pools.catalog)
   const entry = entryOf(map, shard)
+  // Checked before the shard's lock too, so that this bad input is told as such (exit 2) even while
+  // another command holds the lock for a moment; a catalog without the move tables has no jobs.
+  if (entry.server === to && !(await liveJob(env.pools.catalog, shard).catch(() => undefined))) throw alreadyThere(shard, to)
   return withClaim(env, shard, async (claim) => {
     let job = await liveJob(claim.client, shard)
     let start: MoveStart = 'new'
@@ -112,9 +119,7 @@ export async function moveShard(env: MoveEnv, shard: number, to: string, hooks: 
         })
       }
     } else {
-      if (entry.server === to) {
-        throw new UserError(`Shard ${shard} is already on ${to}.`, {fix: 'Pass --to with another server.'})
-      }
+      if (entry.server === to) throw alreadyThere(shard, to)
       await assertTargetClean(env, claim.client, shard, entry.server, to)
     }
     let phase = job?.phase ?? 'preflight'
@@ -213,18 +218,20 @@ async function assertTargetClean(env: MoveEnv, catalog: MoveRun['catalog'], shar
 }
 
 /** `shards complete`: the move stays; the old copy, its streams and its fence go. */
-export async function completeMove(env: MoveEnv, shard: number): Promise<MoveJob> {
+export async function completeMove(env: MoveEnv, shard: number, hooks: MoveHooks = {}): Promise<MoveJob> {
   const map = await readShardMap(env.pools.catalog)
   entryOf(map, shard)
   return withClaim(env, shard, async (claim) => {
     const job = await flippedJob(claim.client, shard, 'complete')
     claim.setJob(job.id)
-    const run = makeRun(env, job, claim.client, {}, () => 'complete')
+    const run = makeRun(env, job, claim.client, hooks, () => 'complete')
     await updateJob(claim.client, job.id, {phase: 'complete'})
     if ((await mapEntry(run)).server !== job.target) throw new Error(`shard ${shard} is not on ${job.target}; refusing to drop its copy on ${job.source}`)
+    run.say('stopping reverse replication')
     await dropSubscription(run.source.pool, streamName(job.id, 'rev'), run.target.pool)
     await dropPublication(run.target.pool, streamName(job.id, 'rev'))
     await dropPublication(run.source.pool, streamName(job.id, 'fwd'))
+    run.say(`dropping the old copy on ${job.source}`)
     await dropCopy(run, 'source')
     await unfenceHome(run, 'target')
     return updateJob(claim.client, job.id, {status: 'completed', error: null})
@@ -261,7 +268,8 @@ export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks =
     const job = await flippedJob(claim.client, shard, 'revert')
     claim.setJob(job.id)
     const run = makeRun(env, job, claim.client, hooks, () => 'revert')
-    const wasFlipped = job.status === 'flipped'
+    // Switched, or an earlier revert of a switched move died part-way (the job keeps its switch's freeze time).
+    const wasFlipped = job.status === 'flipped' || (job.phase === 'revert' && job.freezeMs !== null)
     if (!wasFlipped && (await mapEntry(run)).server === job.target) {
       throw new UserError(`The move of shard ${shard} switched to ${job.target} but did not start its reverse replication (job ${job.id}).`, {
         fix: `Run \`feedops shards move ${shard} --to ${job.target}\` to finish it, then revert.`,
@@ -270,7 +278,7 @@ export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks =
     await updateJob(claim.client, job.id, {phase: 'revert', status: 'running'})
     try {
       const freezeMs = wasFlipped ? await moveBack(run) : undefined
-      hooks.onPhase?.('revert', `dropping the copy on ${job.target}`)
+      run.say(`dropping the copy on ${job.target}`)
       await dropSubscription(run.source.pool, streamName(job.id, 'rev'), run.target.pool)
       await dropPublication(run.target.pool, streamName(job.id, 'rev'))
       await undoUnswitched(run)
@@ -283,7 +291,13 @@ export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks =
   })
 }
 
-/** The cutover from target back to source over the reverse stream; returns how long writes were held. */
+/**
+ * The cutover from target back to source over the reverse stream; returns how long writes were held.
+ * The source's own fence (permanent since the move) must go when the map points back at it, and that
+ * cannot be one transaction with the flip: just before the flip it is set to lapse with the freeze's
+ * lease, so a revert that dies right after the flip leaves the shard's writes refused for at most that
+ * long, not until someone runs it again. If the flip does not happen, it is made permanent again.
+ */
 async function moveBack(run: MoveRun): Promise<number | undefined> {
   const {job} = run
   if ((await mapEntry(run)).server === job.target) {
@@ -291,24 +305,35 @@ async function moveBack(run: MoveRun): Promise<number | undefined> {
     const lag = await markerRoundTrip(run.target.pool, run.source.pool, run.schema, run.env.moves.catchUpTimeoutS * 1000)
     run.say(`lag ${lag.toFixed(1)} ms; freezing`)
     await liftFence(run.target.pool, run.schema) // an earlier revert's lapsed fence
-    const r = await cutover({
-      catalog: run.catalog,
-      shard: run.shard,
-      schema: run.schema,
-      tables: await schemaTables(run.target.pool, run.schema),
-      jobId: job.id,
-      from: run.target,
-      to: run.source,
-      leaseMs: run.env.moves.freezeLeaseMs,
-      lockTimeoutMs: run.env.moves.lockTimeoutMs,
-      announce: (v) => announce(run.env, v),
-    })
-    await run.target.pool.query(setFenceSql(run.schema, job.id, null))
-    await liftFence(run.source.pool, run.schema)
-    return r.freezeMs
+    try {
+      const r = await cutover({
+        catalog: run.catalog,
+        shard: run.shard,
+        schema: run.schema,
+        tables: await schemaTables(run.target.pool, run.schema),
+        jobId: job.id,
+        from: run.target,
+        to: run.source,
+        leaseMs: run.env.moves.freezeLeaseMs,
+        lockTimeoutMs: run.env.moves.lockTimeoutMs,
+        announce: (v) => announce(run.env, v),
+        beforeFlip: () => leaseFence(run.source.pool, run.schema, run.env.moves.freezeLeaseMs),
+      })
+      run.say(`switched back; writes held ${r.freezeMs.toFixed(1)} ms`)
+      await settleAfterMoveBack(run)
+      return r.freezeMs
+    } catch (err) {
+      const stayed = await mapEntry(run).then((e) => e.server === job.target, () => true)
+      if (stayed) await run.source.pool.query(setFenceSql(run.schema, job.id, null)).catch(() => undefined)
+      throw err
+    }
   }
   // Switched back by an earlier revert that died before this point.
-  await run.target.pool.query(setFenceSql(run.schema, job.id, null))
-  await liftFence(run.source.pool, run.schema)
+  await settleAfterMoveBack(run)
   return undefined
+}
+
+/** After the switch back: the target's copy is fenced for good, the source's fence goes. */
+async function settleAfterMoveBack(run: MoveRun): Promise<void> {
+  await Promise.all([run.target.pool.query(setFenceSql(run.schema, run.job.id, null)), liftFence(run.source.pool, run.schema)])
 }

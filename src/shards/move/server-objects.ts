@@ -79,6 +79,11 @@ export function setFenceSql(schema: string, jobId: number, leaseMs: number | nul
   ON CONFLICT (schema_name) DO UPDATE SET job = EXCLUDED.job, expires_at = EXCLUDED.expires_at`
 }
 
+/** Makes a shard's fence on this server lapse leaseMs from now. */
+export async function leaseFence(pool: pg.Pool, schema: string, leaseMs: number): Promise<void> {
+  await pool.query(`UPDATE ${MOVE_SCHEMA}.fence SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' WHERE schema_name = $1`, [schema, Math.round(leaseMs)])
+}
+
 export async function liftFence(pool: pg.Pool | pg.ClientBase, schema: string): Promise<void> {
   await pool.query(`DELETE FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1`, [schema])
 }

@@ -1,0 +1,148 @@
+import {pipeline} from 'node:stream/promises'
+
+import pg from 'pg'
+import {from as copyFrom, to as copyTo} from 'pg-copy-streams'
+
+import {MoveInterrupted} from './context.js'
+import {MOVE_SCHEMA, q, quoteLiteral} from './names.js'
+
+/**
+ * The initial copy of a shard schema, as Citus's shard mover does it: a logical replication slot is made
+ * on the source with an exported snapshot; the tables are copied under that snapshot by several streams
+ * at once (binary COPY out of the source piped into COPY into the target, large tables split into ranges
+ * of pages), into tables that have no indexes yet; the caller builds each table's indexes once its rows
+ * are in, then subscribes from the slot, which holds exactly the changes made after the snapshot.
+ *
+ * Splitting by page ranges (ctid, as pgcopydb does) needs no index and reads each page once. A range
+ * ends where the table ended when the snapshot was taken; the last range is open, so nothing visible to
+ * the snapshot is missed even if the table grew.
+ */
+
+/** Copy streams at once (each a source and a target session); more than the cores only adds waiting. */
+export const COPY_STREAMS = 2
+
+/** Pages per range of a large table (64 MB of 8 kB pages). */
+const RANGE_PAGES = 8192
+
+export interface CopyPart {
+  table: string
+  columns: string[]
+  /** Page range [from, to); to = null: to the end. */
+  from: number
+  to: number | null
+}
+
+/**
+ * Splits each table into page ranges, a few per stream, so the streams stay busy to the end. Smallest
+ * table first: each table's indexes can be built as soon as its rows are in, beside the larger copies.
+ */
+export function planParts(tables: readonly {table: string; columns: string[]; pages: number}[], streams = COPY_STREAMS): CopyPart[] {
+  const total = tables.reduce((a, t) => a + t.pages, 0)
+  const size = Math.max(1, Math.min(RANGE_PAGES, Math.ceil(total / (streams * 4))))
+  const parts: CopyPart[] = []
+  for (const t of [...tables].sort((a, b) => a.pages - b.pages || a.table.localeCompare(b.table))) {
+    const n = Math.max(1, Math.ceil(t.pages / size))
+    for (let i = 0; i < n; i++) parts.push({table: t.table, columns: t.columns, from: i * size, to: i === n - 1 ? null : (i + 1) * size})
+  }
+  return parts
+}
+
+/** The SELECT of one part, under the snapshot. */
+export function partSelect(schema: string, part: CopyPart): string {
+  const cols = part.columns.map(q).join(', ')
+  const where = [`ctid >= '(${part.from},0)'::tid`, ...(part.to === null ? [] : [`ctid < '(${part.to},0)'::tid`])].join(' AND ')
+  return `SELECT ${cols} FROM ${q(schema)}.${q(part.table)} WHERE ${where}`
+}
+
+export interface SnapshotCopyOptions {
+  sourceUrl: string
+  source: pg.Pool
+  target: pg.Pool
+  schema: string
+  /** The slot the subscription will stream from; made here (it must not exist). */
+  slot: string
+  tables: readonly string[]
+  /** Progress: parts done of all, rows so far. */
+  onProgress?(done: number, parts: number, rows: number): void
+  /** All rows of a table are in. */
+  onTable?(table: string): void
+  signal?: AbortSignal
+}
+
+/** Makes the slot and copies every table under its snapshot; returns the rows copied. */
+export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<number> {
+  const {schema} = opts
+  // A walsender session: its exported snapshot lives until this session runs another command or ends.
+  const repl = new pg.Client({connectionString: opts.sourceUrl, replication: 'database', application_name: 'feedops move copy'} as pg.ClientConfig)
+  repl.on('error', () => undefined)
+  await repl.connect()
+  try {
+    const made = await repl.query<{snapshot_name: string}>(`CREATE_REPLICATION_SLOT ${q(opts.slot)} LOGICAL pgoutput (SNAPSHOT 'export')`)
+    const snapshot = made.rows[0]!.snapshot_name
+    const shapes = await opts.source.query<{table: string; columns: string[]; pages: string}>(
+      `SELECT c.relname AS table, pg_relation_size(c.oid) / current_setting('block_size')::int AS pages,
+              array_agg(a.attname::text ORDER BY a.attnum) AS columns
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+       WHERE n.nspname = $1 AND c.relname = ANY($2) GROUP BY c.oid, c.relname`,
+      [schema, opts.tables],
+    )
+    const parts = planParts(shapes.rows.map((r) => ({table: r.table, columns: r.columns, pages: Number(r.pages)})))
+    const left = new Map<string, number>()
+    for (const p of parts) left.set(p.table, (left.get(p.table) ?? 0) + 1)
+    let next = 0
+    let done = 0
+    let rows = 0
+    let failed = false
+    const stream = async (first: boolean) => {
+      const src = await opts.source.connect()
+      const dst = await opts.target.connect()
+      let broken: Error | undefined
+      try {
+        await src.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`)
+        // The marker row travels with the shard (the stream's later updates of it need it on the target).
+        if (first) await copyMarker(src, dst, schema)
+        while (next < parts.length && !failed) {
+          if (opts.signal?.aborted) throw new MoveInterrupted()
+          const part = parts[next++]!
+          // As a subscription's own copy does: the rows are the source's, already checked there, so the
+          // target's triggers (foreign keys, the fence) do not fire for them.
+          await dst.query('BEGIN; SET LOCAL session_replication_role = replica')
+          const into = dst.query(copyFrom(`COPY ${q(schema)}.${q(part.table)} (${part.columns.map(q).join(', ')}) FROM STDIN (FORMAT binary)`))
+          await pipeline(src.query(copyTo(`COPY (${partSelect(schema, part)}) TO STDOUT (FORMAT binary)`)), into)
+          await dst.query('COMMIT')
+          rows += Number(into.rowCount ?? 0)
+          opts.onProgress?.(++done, parts.length, rows)
+          left.set(part.table, left.get(part.table)! - 1)
+          if (left.get(part.table) === 0) opts.onTable?.(part.table)
+        }
+        await src.query('COMMIT')
+      } catch (err) {
+        failed = true
+        broken = err as Error
+        throw err
+      } finally {
+        // A session that failed mid-COPY is closed, not handed back to the pool.
+        src.release(broken)
+        dst.release(broken)
+      }
+    }
+    // Every stream ends (a failure stops the others at their next part) before the snapshot's session does.
+    const ended = await Promise.allSettled(Array.from({length: Math.min(COPY_STREAMS, parts.length)}, (_, i) => stream(i === 0)))
+    const failure = ended.find((e) => e.status === 'rejected')
+    if (failure) throw failure.reason
+    return rows
+  } finally {
+    await repl.end().catch(() => undefined)
+  }
+}
+
+async function copyMarker(src: pg.ClientBase, dst: pg.ClientBase, schema: string): Promise<void> {
+  const r = await src.query<{token: string}>(`SELECT token FROM ${MOVE_SCHEMA}.marker WHERE schema_name = $1`, [schema])
+  const token = r.rows[0]?.token
+  if (token === undefined) return
+  await dst.query(
+    `INSERT INTO ${MOVE_SCHEMA}.marker (schema_name, token) VALUES ($1, $2) ON CONFLICT (schema_name) DO UPDATE SET token = EXCLUDED.token`,
+    [schema, token],
+  )
+}

@@ -11,10 +11,12 @@
  * (with a day/night cycle), owned by 1 M users (some post far more than others), each photo on its
  * owner's logical shard out of 8192. The bench starts its own redis-server on a free loopback port in a
  * temp dir with Redis's stock redis.conf setting hash-max-listpack-entries 128 (the built-in default is
- * 512), and stops it by pid. Lookups alternate getMany and MGET round by round (the plain keys are the
- * first `--side` ids), so both see the same machine. `--baseline DIR` is a build of the fixed-size map
- * (DIR/dist/src/shards/photo-map.js, e.g. commit c617620: `git archive c617620 | tar -x -C DIR`, link
- * node_modules, `npx tsc -p DIR`); its writes alternate with the growing map's in chunks of 100,000.
+ * 512), and stops it by pid. Lookups alternate round by round between getMany, MGET (the plain keys are
+ * the first `--side` ids), the same script call doing no work per id (the floor) and, with `--baseline`,
+ * the fixed-size map, so all see the same machine; time inside Redis is then taken one kind at a time.
+ * `--baseline DIR` is a build of the fixed-size map (DIR/dist/src/shards/photo-map.js, e.g. commit
+ * c617620: `git archive c617620 | tar -x -C DIR`, link node_modules, `npx tsc -p DIR`); its writes
+ * alternate with the growing map's in chunks of 100,000.
  * Writes test/bench/results/photo-map.json.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
@@ -27,6 +29,7 @@ import {parseArgs} from 'node:util'
 import {Redis} from 'ioredis'
 
 import {IdGenerator} from '../../src/shards/ids.js'
+import {permuteInto} from '../../src/shards/photo-map/layout.js'
 import {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {shardOfUser} from '../../src/shards/placement.js'
 import {median, percentile, repoRoot, table} from './util.js'
@@ -158,7 +161,13 @@ async function main(): Promise<void> {
     let written = 0
     const t0 = Date.now()
     for (const point of [...POINTS].sort((a, b) => a - b)) {
-      for (; written < point; written = Math.min(point, written + 1_000_000)) await map.setMany(pairsOf(ids, owners, written, Math.min(point, written + 1_000_000)))
+      // the map's own bulk write (what the seed and reindex-photos use): 1,000 pairs a script call, pipelined
+      while (written < point) {
+        const to = Math.min(point, written + 1_000_000)
+        await map.setMany(pairsOf(ids, owners, written, to))
+        written = to
+        if (written % 5_000_000 === 0) log(`filled ${written.toLocaleString()} (${Math.round(written / ((Date.now() - t0) / 1000)).toLocaleString()}/s)`)
+      }
       const bytes = ((await usedMemory(redis)) - m0) / point
       const st = await map.stats()
       points.push({mappings: point, bytesPerMapping: bytes, buckets: st.state.buckets, level: st.state.level, split: st.state.split, meanFill: st.meanFill, maxFill: st.maxFill, overflowKeys: st.overflowKeys, notListpack: st.notListpack, seconds: (Date.now() - t0) / 1000})
@@ -184,33 +193,84 @@ async function main(): Promise<void> {
       const l = await fixedLookup.layout()
       for (let from = 0; from < SIDE; from += 500_000) await fixedLookup.setMany(pairsOf(ids, owners, from, Math.min(SIDE, from + 500_000)), l)
     }
-    for (let i = 0; i < 20; i++) await map.getMany(sample(MAPPINGS).map((k) => ids[k]!))
-    await redis.config('RESETSTAT')
-    const lookupMs: number[] = []
-    const plainMs: number[] = []
-    const fixedMs: number[] = []
-    for (let r = 0; r < ROUNDS; r++) {
-      const ks = sample(MAPPINGS)
-      const q = ks.map((k) => ids[k]!)
-      let t = process.hrtime.bigint()
-      const got = await map.getMany(q)
-      lookupMs.push(Number(process.hrtime.bigint() - t) / 1e6)
-      if (got.some((g, i) => g !== BigInt(owners[ks[i]!]!))) throw new Error('a lookup gave a wrong owner')
-      const keys = sample(SIDE).map((k) => `p:${ids[k]}`)
-      t = process.hrtime.bigint()
-      await redis.mget(...keys)
-      plainMs.push(Number(process.hrtime.bigint() - t) / 1e6)
-      if (fixedLookup) {
-        const fq = sample(SIDE).map((k) => ids[k]!)
-        t = process.hrtime.bigint()
-        await fixedLookup.getMany(fq)
-        fixedMs.push(Number(process.hrtime.bigint() - t) / 1e6)
-      }
+    // the floor of one call: the same packed ids sent to a script that reads the state and does nothing per id
+    const noWork = `local gen = redis.call('GET', ARGV[1] .. ':gen')
+redis.call('HMGET', ARGV[1] .. ':' .. gen .. ':state', 'l', 's', 'n')
+return string.rep(',', #ARGV[2] / 8 - 1)`
+    const noWorkSha = (await redis.script('LOAD', noWork)) as string
+    const noWorkCall = async (q: bigint[]): Promise<unknown> => {
+      const xs = Buffer.allocUnsafe(q.length * 8)
+      for (let i = 0; i < q.length; i++) permuteInto(q[i]!, xs, i * 8)
+      return redis.evalsha(noWorkSha, 0, map.prefix, xs)
     }
-    const stats = await commandStats(redis)
-    const lookupRedisMs = (stats.get('evalsha')?.usec ?? 0) / ROUNDS / 1000
-    const plainRedisMs = (stats.get('mget')?.usec ?? 0) / ROUNDS / 1000
-    const hgetUs = stats.get('hget')?.usecPerCall ?? 0
+    const since = (t: bigint): number => Number(process.hrtime.bigint() - t) / 1e6
+    // each run draws its 1,000 ids, then times the call alone (a call's own packing and parsing included)
+    const kinds: {name: string; keys: number; command: string; run: () => Promise<number>}[] = [
+      {
+        name: 'feedops getMany (one Lua call)',
+        keys: MAPPINGS,
+        command: 'evalsha',
+        run: async () => {
+          const ks = sample(MAPPINGS)
+          const q = ks.map((k) => ids[k]!)
+          const t = process.hrtime.bigint()
+          const got = await map.getMany(q)
+          const took = since(t)
+          if (got.some((g, i) => g !== BigInt(owners[ks[i]!]!))) throw new Error('a lookup gave a wrong owner')
+          return took
+        },
+      },
+      {
+        name: 'plain MGET',
+        keys: SIDE,
+        command: 'mget',
+        run: async () => {
+          const keys = sample(SIDE).map((k) => `p:${ids[k]}`)
+          const t = process.hrtime.bigint()
+          await redis.mget(...keys)
+          return since(t)
+        },
+      },
+      {
+        name: 'the same call, no work per id (floor)',
+        keys: MAPPINGS,
+        command: 'evalsha',
+        run: async () => {
+          const q = sample(MAPPINGS).map((k) => ids[k]!)
+          const t = process.hrtime.bigint()
+          await noWorkCall(q)
+          return since(t)
+        },
+      },
+      ...(fixedLookup
+        ? [{
+            name: 'fixed-size map of before, getMany',
+            keys: SIDE,
+            command: 'evalsha',
+            run: async () => {
+              const q = sample(SIDE).map((k) => ids[k]!)
+              const t = process.hrtime.bigint()
+              await fixedLookup.getMany(q)
+              return since(t)
+            },
+          }]
+        : []),
+    ]
+    for (const kind of kinds) for (let i = 0; i < 20; i++) await kind.run()
+    // round by round, every kind in turn, so all see the same machine
+    const ms = kinds.map(() => [] as number[])
+    for (let r = 0; r < ROUNDS; r++) for (const [j, kind] of kinds.entries()) ms[j]!.push(await kind.run())
+    // time inside Redis, one kind at a time (INFO commandstats cannot tell one script from another)
+    const inRedisMs: number[] = []
+    let hgetUs = 0
+    for (const kind of kinds) {
+      await redis.config('RESETSTAT')
+      for (let i = 0; i < 50; i++) await kind.run()
+      const st = await commandStats(redis)
+      inRedisMs.push((st.get(kind.command)?.usecPerCall ?? 0) / 1000)
+      if (kind === kinds[0]) hgetUs = st.get('hget')?.usecPerCall ?? 0
+    }
+    const lookup = kinds.map((kind, j) => ({name: kind.name, keys: kind.keys, medianMs: median(ms[j]!), p90Ms: percentile(ms[j]!, 90), p99Ms: percentile(ms[j]!, 99), inRedisMs: inRedisMs[j]!}))
 
     // 3. writes of new mappings from empty: the growing map (with its splits) against the fixed-size one
     await redis.flushall()
@@ -245,20 +305,16 @@ async function main(): Promise<void> {
         points.map((p) => [p.mappings.toLocaleString(), p.bytesPerMapping.toFixed(2), p.buckets.toLocaleString(), String(p.level), p.split.toLocaleString(), p.meanFill.toFixed(1), String(p.maxFill), String(p.overflowKeys), p.notListpack === 0 ? 'all listpack' : `${p.notListpack} not listpack`]),
       ),
     )
-    const lookupMedian = median(lookupMs)
-    const plainMedian = median(plainMs)
+    const lookupMedian = lookup[0]!.medianMs
+    const plainMedian = lookup[1]!.medianMs
     console.log(`\nLookup of 1000 owners in one call at ${MAPPINGS.toLocaleString()} mappings, ${ROUNDS} rounds alternating (ms)\n`)
     console.log(
       table(
-        ['lookup', 'median', 'p90', 'p99', 'in Redis (mean)'],
-        [
-          ['feedops getMany (1000 ids)', lookupMedian.toFixed(3), percentile(lookupMs, 90).toFixed(3), percentile(lookupMs, 99).toFixed(3), lookupRedisMs.toFixed(3)],
-          [`plain MGET (1000 of ${SIDE.toLocaleString()} keys)`, plainMedian.toFixed(3), percentile(plainMs, 90).toFixed(3), percentile(plainMs, 99).toFixed(3), plainRedisMs.toFixed(3)],
-          ...(fixedMs.length ? [[`fixed-size map of before (1000 of ${SIDE.toLocaleString()})`, median(fixedMs).toFixed(3), percentile(fixedMs, 90).toFixed(3), percentile(fixedMs, 99).toFixed(3), '']] : []),
-        ],
+        ['lookup', 'keys', 'median', 'p90', 'p99', 'vs MGET', 'in Redis (mean)'],
+        lookup.map((l) => [l.name, l.keys.toLocaleString(), l.medianMs.toFixed(3), l.p90Ms.toFixed(3), l.p99Ms.toFixed(3), `${(l.medianMs / plainMedian).toFixed(2)}×`, l.inRedisMs.toFixed(3)]),
       ),
     )
-    console.log(`getMany / MGET: ${(lookupMedian / plainMedian).toFixed(2)}× (median)${fixedMs.length ? `; fixed-size map / MGET: ${(median(fixedMs) / plainMedian).toFixed(2)}×` : ''}; each HGET ${hgetUs.toFixed(2)} µs inside Redis`)
+    console.log(`each HGET ${hgetUs.toFixed(2)} µs inside Redis`)
     console.log(`\nWrites of ${WRITES.toLocaleString()} new mappings from empty, chunks of 100,000 alternating\n`)
     console.log(
       table(
@@ -288,9 +344,7 @@ async function main(): Promise<void> {
           users: USERS,
           logicalShards: LOGICAL,
           points,
-          lookup1000: {atMappings: MAPPINGS, rounds: ROUNDS, medianMs: lookupMedian, p90Ms: percentile(lookupMs, 90), p99Ms: percentile(lookupMs, 99), redisMeanMs: lookupRedisMs, hgetUs},
-          fixedGetMany1000: fixedMs.length ? {keys: SIDE, medianMs: median(fixedMs), p99Ms: percentile(fixedMs, 99)} : null,
-          plainMget1000: {keys: SIDE, medianMs: plainMedian, p90Ms: percentile(plainMs, 90), p99Ms: percentile(plainMs, 99), redisMeanMs: plainRedisMs},
+          lookup1000: {atMappings: MAPPINGS, rounds: ROUNDS, hgetUs, kinds: lookup},
           writes: {mappings: WRITES, growing: {seconds: growSecs, perSecond: growRate, buckets: growState.buckets}, fixed: fixedRate && fixedLayout ? {seconds: fixedSecs, perSecond: fixedRate, capacity: fixedLayout.capacity, buckets: fixedLayout.buckets} : null},
           checks,
         },

@@ -198,14 +198,17 @@ describe('PhotoOwnerMap on a real Redis', () => {
     const map = new PhotoOwnerMap(redis, {prefix: 'grow'})
     const ids = randomIds(60_000)
     const levels = new Set<number>()
+    let narrowed = false
     let written = 0
-    // batches of changing size, each followed by a lookup of everything written so far
-    for (const size of [1, 2, 60, 500, 3000, 20_000, 36_437]) {
+    // batches of changing size, each followed by a lookup of everything written so far; 8,000 stops at
+    // level 7 with buckets split, whose fields are a byte narrower than the unsplit ones' (8 → 7)
+    for (const size of [1, 2, 60, 500, 3000, 4437, 20_000, 32_000]) {
       const batch = ids.slice(written, written + size)
       assert.equal(await map.setMany(batch.map((id, i) => [id, BigInt(written + i)])), batch.length)
       written += batch.length
       const state = await map.state()
       levels.add(state.level)
+      if (state.split > 0 && fieldBytesAt(state.level + 1) < fieldBytesAt(state.level)) narrowed = true
       assert.equal(state.mappings, written)
       assert.ok(state.buckets >= written / SPLIT_FILL && state.buckets <= written / SPLIT_FILL + 1, `${state.buckets} buckets for ${written}`)
       assert.deepEqual(await map.getMany(ids.slice(0, written)), ids.slice(0, written).map((_, i) => BigInt(i)))
@@ -214,6 +217,7 @@ describe('PhotoOwnerMap on a real Redis', () => {
     const state = await map.state()
     assert.equal(state.level, 10) // 1072 buckets: 2^10 + 48
     assert.ok(levels.size >= 6, `levels seen: ${[...levels]}`)
+    assert.ok(narrowed, 'looked up while split and unsplit buckets had fields of two widths')
     assert.equal(fieldBytesAt(state.level), 7, 'fields lost a byte at level 8')
     const found = await checkInvariants(redis, map)
     assert.equal(found.size, ids.length)

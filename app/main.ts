@@ -37,7 +37,7 @@ function notifyReady(): void {
     writeSync(fd, `ready ${process.pid}\n`)
     closeSync(fd)
   } catch {
-    // The manager gave up waiting; it reads the pid file and the health URL instead.
+    // The manager gave up waiting (and stops this process); nothing to tell.
   }
 }
 

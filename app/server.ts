@@ -13,8 +13,8 @@ import type {Logger} from './logger.js'
  * the balancer counts as sent, and must not resend).
  */
 export class Connections {
-  private readonly open = new Map<Socket, {active: number; served: number; since: number}>()
   /** `since`: when the connection was accepted, then when its last response ended. */
+  private readonly open = new Map<Socket, {active: number; served: number; since: number}>()
 
   constructor(server: http.Server) {
     server.on('connection', (socket: Socket) => {

@@ -1,5 +1,7 @@
 import type {Duplex} from 'node:stream'
 
+import type {Connection} from '../ssh/pool.js'
+
 /**
  * The health gate of a deploy: a restarted host passes once its health URL answers 200 reporting the
  * release id (an old process still running never does), and, for the canary, still does from the same
@@ -57,7 +59,10 @@ export function gateFailure(url: string, want: string, o: GateOutcome): string {
  */
 export async function askOver(open: () => Promise<Duplex>, host: string, path: string, timeoutMs = 2000): Promise<HealthAnswer> {
   let stream: Duplex | undefined
-  const timer = new Promise<HealthAnswer>((resolve) => setTimeout(() => resolve({status: 0, error: `no answer within ${timeoutMs} ms`}), timeoutMs).unref())
+  let timeout: NodeJS.Timeout | undefined
+  const timer = new Promise<HealthAnswer>((resolve) => {
+    timeout = setTimeout(() => resolve({status: 0, error: `no answer within ${timeoutMs} ms`}), timeoutMs)
+  })
   const asked = (async (): Promise<HealthAnswer> => {
     stream = await open()
     const chunks: Buffer[] = []
@@ -76,8 +81,23 @@ export async function askOver(open: () => Promise<Duplex>, host: string, path: s
   try {
     return await Promise.race([asked, timer])
   } finally {
+    clearTimeout(timeout)
     stream?.destroy()
   }
+}
+
+/**
+ * One GET of `path` on the app of a host, from here, through a direct-tcpip channel of its pooled SSH
+ * connection (the deploy's gate, `feedops releases`). An sshd that refuses forwarding (AllowTcpForwarding no)
+ * is an error that says so.
+ */
+export async function askThrough(conn: Connection, port: number, path: string): Promise<HealthAnswer> {
+  const {address, name} = conn.host
+  const answer = await askOver(() => conn.ssh.forwardOut('127.0.0.1', 0, address, port), address, path)
+  if (answer.error && /prohibited/i.test(answer.error)) {
+    throw new Error(`${name}'s sshd refuses TCP forwarding, which feedops uses to ask the app for its health: allow it (AllowTcpForwarding local)`)
+  }
+  return answer
 }
 
 export function parseAnswer(raw: string): HealthAnswer {

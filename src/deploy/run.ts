@@ -14,7 +14,7 @@ import {execOn} from '../ssh/exec.js'
 import type {Connection, ConnectionPool} from '../ssh/pool.js'
 import {appendLocalAudit, auditLine, type AuditEntry} from './audit.js'
 import {buildBundle, type Bundle} from './bundle.js'
-import {askOver, gate, gateFailure, type HealthAnswer} from './gate.js'
+import {askThrough, gate, gateFailure, type HealthAnswer} from './gate.js'
 import {acquireStep, describeHolder, heartbeatStep, isStale, newLockOwner, parseAcquire, parseReadLock, readLockStep, releaseStep, type LockHolder, type LockOwner} from './lock.js'
 import {ensureRuntime, feedopsCacheDir, type Runtime} from './runtime.js'
 import * as steps from './steps.js'
@@ -136,16 +136,9 @@ class Remote {
     throw err
   }
 
-  /**
-   * One GET of the app's health path on this host, from here, through a direct-tcpip channel of the pooled
-   * connection; an sshd that refuses forwarding (AllowTcpForwarding no) is a failed step that says so.
-   */
-  async ask(port: number, urlPath: string): Promise<HealthAnswer> {
-    const answer = await askOver(() => this.conn.ssh.forwardOut('127.0.0.1', 0, this.host.address, port), this.host.address, urlPath)
-    if (answer.error && /prohibited/i.test(answer.error)) {
-      throw new StepFailed(`${this.host.name}'s sshd refuses TCP forwarding, which the health gate uses to reach the app: allow it (AllowTcpForwarding local)`)
-    }
-    return answer
+  /** One GET of the app's health path on this host, through this connection (src/deploy/gate.ts). */
+  ask(port: number, urlPath: string): Promise<HealthAnswer> {
+    return askThrough(this.conn, port, urlPath)
   }
 
   /** SFTP upload; fails as soon as the connection drops (an SFTP write on a dead connection never settles). */
@@ -203,7 +196,8 @@ function appSecret(loaded: LoadedConfig): string {
   return secret
 }
 
-function healthPort(settings: DeploySettings, env: EnvironmentConfig): number {
+/** The port the app answers its health paths on. */
+export function healthPort(settings: DeploySettings, env: EnvironmentConfig): number {
   return settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
 }
 

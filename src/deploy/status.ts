@@ -5,9 +5,10 @@ import {errorText} from '../errors.js'
 import type {Host} from '../inventory/host.js'
 import {commandLine, type RemoteStep} from '../ssh/command.js'
 import {execOn} from '../ssh/exec.js'
-import type {ConnectionPool} from '../ssh/pool.js'
+import type {Connection, ConnectionPool} from '../ssh/pool.js'
 import {parseAudit, readLocalAudit, type AuditEntry} from './audit.js'
-import {deploySettings} from './run.js'
+import {askThrough} from './gate.js'
+import {deploySettings, healthPort} from './run.js'
 import * as steps from './steps.js'
 
 /** `feedops releases` and `feedops audit`: read-only looks at every host's layout. */
@@ -26,25 +27,24 @@ export interface HostReleases {
   error: string | null
 }
 
-async function onHost<T>(pool: ConnectionPool, host: Host, work: (run: (step: RemoteStep) => Promise<string>) => Promise<T>): Promise<T> {
+async function onHost<T>(pool: ConnectionPool, host: Host, work: (run: (step: RemoteStep) => Promise<string>, conn: Connection) => Promise<T>): Promise<T> {
   const conn = await pool.connect(host)
   return work(async (step) => {
     const r = await execOn(conn, commandLine(step), {timeoutMs: 30_000})
     if (r.exitCode !== 0) throw new Error(r.stderr.trim().split('\n').at(-1) || `exit ${r.exitCode}`)
     return r.stdout
-  })
+  }, conn)
 }
 
 export async function listReleases(env: EnvironmentConfig, hosts: readonly Host[], pool: ConnectionPool): Promise<HostReleases[]> {
   const settings = deploySettings(env)
-  const port = settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
+  const port = healthPort(settings, env)
   return pMap(
     hosts,
     async (host): Promise<HostReleases> => {
       try {
-        return await onHost(pool, host, async (run) => {
-          const probe = steps.parseProbe(await run(steps.probeStep(settings.path, settings.runtime)))
-          const answer = JSON.parse((await run(steps.askStep(steps.hostLayout(probe.root), `http://${host.address}:${port}/healthz`))).trim() || '{}') as {release?: string}
+        return await onHost(pool, host, async (run, conn) => {
+          const [probe, answer] = await Promise.all([run(steps.probeStep(settings.path, settings.runtime)).then(steps.parseProbe), askThrough(conn, port, '/healthz')])
           const running = answer.release ?? null
           return {host: host.name, current: probe.current, running, differs: probe.current !== running, releases: probe.releases, bad: probe.bad, runtime: probe.hasRuntime, error: null}
         })

@@ -167,15 +167,6 @@ export function stopStep(l: HostLayout, id: string, stopTimeout: number): Remote
   return {argv: [path.join(dir, 'node'), path.join(dir, 'pm.mjs'), 'stop'], env: {FEEDOPS_STOP_TIMEOUT: String(stopTimeout)}}
 }
 
-/** What the running process answers on the URL, asked from the host with current's runtime. */
-export function askStep(l: HostLayout, url: string): RemoteStep {
-  return sh(
-    '[ -x "$1/current/node" ] || { echo "{}"; exit 0; }; "$1/current/node" -e "fetch(process.argv[1],{signal:AbortSignal.timeout(2000)}).then(r=>r.json()).then(b=>console.log(JSON.stringify(b)),()=>console.log(\'{}\'))" "$2"',
-    l.root,
-    url,
-  )
-}
-
 export function markBadStep(l: HostLayout, id: string, reason: string): RemoteStep {
   return sh('[ -d "$1" ] && printf "%s\\n" "$2" > "$1/BAD" || true', releaseDir(l, id), reason)
 }

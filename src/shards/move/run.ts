@@ -69,7 +69,9 @@ function checkServerName(env: MoveEnv, name: string): void {
   }
 }
 
-async function withClaim<T>(env: MoveEnv, shard: number, fn: (catalog: Awaited<ReturnType<typeof claimShard>>) => Promise<T>): Promise<T> {
+type Claim = Awaited<ReturnType<typeof claimShard>>
+
+async function withClaim<T>(env: MoveEnv, shard: number, fn: (catalog: Claim) => Promise<T>): Promise<T> {
   const claim = await claimShard(env.pools.catalog, shard)
   try {
     return await fn(claim)
@@ -219,12 +221,12 @@ async function assertTargetClean(env: MoveEnv, catalog: MoveRun['catalog'], shar
 
 /** `shards complete`: the move stays; the old copy, its streams and its fence go. */
 export async function completeMove(env: MoveEnv, shard: number, hooks: MoveHooks = {}): Promise<MoveJob> {
-  const map = await readShardMap(env.pools.catalog)
-  entryOf(map, shard)
-  return withClaim(env, shard, async (claim) => {
-    const job = await flippedJob(claim.client, shard, 'complete')
-    claim.setJob(job.id)
-    const run = makeRun(env, job, claim.client, hooks, () => 'complete')
+  return withLiveJob(env, shard, 'complete', hooks, async (job, run, claim) => {
+    if (job.status !== 'flipped') {
+      throw new UserError(`The move of shard ${shard} (job ${job.id}) has not switched yet (${job.phase}, ${job.status}).`, {
+        fix: `Run \`feedops shards move ${shard} --to ${job.target}\` to finish it first.`,
+      })
+    }
     await updateJob(claim.client, job.id, {phase: 'complete'})
     if ((await mapEntry(run)).server !== job.target) throw new Error(`shard ${shard} is not on ${job.target}; refusing to drop its copy on ${job.source}`)
     run.say('stopping reverse replication')
@@ -238,15 +240,15 @@ export async function completeMove(env: MoveEnv, shard: number, hooks: MoveHooks
   })
 }
 
-async function flippedJob(catalog: MoveRun['catalog'], shard: number, verb: string): Promise<MoveJob> {
-  const job = await liveJob(catalog, shard)
-  if (!job) throw new UserError(`Shard ${shard} has no move to ${verb}.`, {fix: 'See `feedops shards moves`.', exitCode: ExitCode.nothingDone})
-  if (job.status !== 'flipped' && verb === 'complete') {
-    throw new UserError(`The move of shard ${shard} (job ${job.id}) has not switched yet (${job.phase}, ${job.status}).`, {
-      fix: `Run \`feedops shards move ${shard} --to ${job.target}\` to finish it first.`,
-    })
-  }
-  return job
+/** Claims the shard, finds its live move and runs `work` on it (`shards complete`, `shards revert`). */
+async function withLiveJob<T>(env: MoveEnv, shard: number, verb: 'complete' | 'revert', hooks: MoveHooks, work: (job: MoveJob, run: MoveRun, claim: Claim) => Promise<T>): Promise<T> {
+  entryOf(await readShardMap(env.pools.catalog), shard)
+  return withClaim(env, shard, async (claim) => {
+    const job = await liveJob(claim.client, shard)
+    if (!job) throw new UserError(`Shard ${shard} has no move to ${verb}.`, {fix: 'See `feedops shards moves`.', exitCode: ExitCode.nothingDone})
+    claim.setJob(job.id)
+    return work(job, makeRun(env, job, claim.client, hooks, () => verb), claim)
+  })
 }
 
 export interface RevertResult {
@@ -262,12 +264,7 @@ export interface RevertResult {
  * then drops the target's copy.
  */
 export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks = {}): Promise<RevertResult> {
-  const map = await readShardMap(env.pools.catalog)
-  entryOf(map, shard)
-  return withClaim(env, shard, async (claim) => {
-    const job = await flippedJob(claim.client, shard, 'revert')
-    claim.setJob(job.id)
-    const run = makeRun(env, job, claim.client, hooks, () => 'revert')
+  return withLiveJob(env, shard, 'revert', hooks, async (job, run, claim) => {
     // Switched, or an earlier revert of a switched move died part-way (the job keeps its switch's freeze time).
     const wasFlipped = job.status === 'flipped' || (job.phase === 'revert' && job.freezeMs !== null)
     if (!wasFlipped && (await mapEntry(run)).server === job.target) {

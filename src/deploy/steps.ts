@@ -1,6 +1,6 @@
 import path from 'node:path/posix'
 
-import type {RemoteStep} from '../ssh/command.js'
+import {commandLine, type RemoteStep} from '../ssh/command.js'
 
 /**
  * Everything a deploy does on a host, as data: each function returns the argv (or the short script with
@@ -200,6 +200,11 @@ export function markBadStep(l: HostLayout, id: string, reason: string): RemoteSt
 
 export function removeReleasesStep(l: HostLayout, ids: readonly string[]): RemoteStep {
   return {argv: ['rm', '-rf', '--', ...ids.map((id) => releaseDir(l, id))]}
+}
+
+/** Several steps as one command (one round trip), each in its own subshell, stopping at the first that fails. */
+export function inOrder(...parts: RemoteStep[]): RemoteStep {
+  return {script: parts.map((p) => `(${commandLine(p)})`).join(' && ')}
 }
 
 export function appendAuditStep(l: HostLayout, line: string): RemoteStep {

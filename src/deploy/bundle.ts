@@ -125,7 +125,30 @@ export async function buildBundle(opts: {
   await run('tar', ['-czf', `${tarball}.tmp`, '-C', dir, 'app.mjs', 'pm.mjs', 'manifest.json', ...(compileCache ? [COMPILE_CACHE] : [])])
   renameSync(`${tarball}.tmp`, tarball)
   const tarballSha256 = (await hashFile(tarball, 'sha256')).hex
+  pruneBuilds(out, id)
   return {manifest, dir, tarball, tarballSha256, buildMs: Math.round(performance.now() - started), reused}
+}
+
+/** Builds kept in the local cache: what hosts run is on the hosts; these are for reuse and inspection. */
+export const KEEP_LOCAL_BUILDS = 5
+
+/**
+ * Removes all but the newest KEEP_LOCAL_BUILDS releases (ids sort by time) from the local cache, never the
+ * one just built nor the one the last esbuild run wrote (the next build may reuse it). Best effort.
+ */
+function pruneBuilds(out: string, justBuilt: string): void {
+  let keep = new Set([justBuilt])
+  try {
+    keep.add((JSON.parse(readFileSync(lastBuildFile(out), 'utf8')) as LastBuild).release)
+  } catch {}
+  try {
+    const ids = readdirSync(out).filter((f) => /^\d{8}T\d{6}Z-[0-9a-f]+$/.test(f)).sort().reverse()
+    keep = new Set([...keep, ...ids.slice(0, KEEP_LOCAL_BUILDS)])
+    for (const id of ids.filter((i) => !keep.has(i))) {
+      rmSync(path.join(out, id), {recursive: true, force: true})
+      rmSync(path.join(out, `${id}.tar.gz`), {force: true})
+    }
+  } catch {}
 }
 
 /**

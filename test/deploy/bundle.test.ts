@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import {execFileSync, spawnSync} from 'node:child_process'
-import {mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {after, describe, it} from 'node:test'
 
-import {buildBundle} from '../../src/deploy/bundle.js'
+import {buildBundle, KEEP_LOCAL_BUILDS} from '../../src/deploy/bundle.js'
 import {ensureRuntime, feedopsCacheDir, localRuntimeNode} from '../../src/deploy/runtime.js'
 
 function smallProject(main: string): {root: string; cacheDir: string} {
@@ -40,6 +40,17 @@ describe('release bundle', () => {
     // So does a setting esbuild reads without listing it as an input.
     writeFileSync(path.join(root, 'tsconfig.json'), '{}\n')
     assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root})).reused, false)
+  })
+
+  it('keeps the newest builds in the local cache, and the one the next build may reuse', async () => {
+    const builds = []
+    for (let i = 0; i < KEEP_LOCAL_BUILDS + 2; i++) builds.push(await buildBundle({cacheDir, runtime: '24.22.3', root}))
+    const left = readdirSync(path.join(cacheDir, 'releases')).filter((f) => /^\d{8}T\d{6}Z-/.test(f) && !f.endsWith('.tar.gz'))
+    const newest = builds.slice(-KEEP_LOCAL_BUILDS).map((b) => b.manifest.id)
+    const esbuildRun = (JSON.parse(readFileSync(path.join(cacheDir, 'releases', 'last-build.json'), 'utf8')) as {release: string}).release
+    assert.deepEqual(left.sort(), [...new Set([...newest, esbuildRun])].sort())
+    for (const id of left) assert.ok(existsSync(path.join(cacheDir, 'releases', `${id}.tar.gz`)))
+    assert.ok(builds.every((b) => b.reused), 'the first of them reuses a build that is still there')
   })
 })
 

@@ -137,7 +137,7 @@ class Remote {
       if (r.exitCode === 0) return r.stdout
       const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-1)[0] ?? ''
       const why = r.timedOut ? 'timed out' : r.exitCode === null ? 'lost the connection' : `exit ${r.exitCode}`
-      const err = new StepFailed(`${detail && detail !== 'received' ? detail : why}`)
+      const err = new StepFailed(`${detail && !steps.MARKS.has(detail) ? detail : why}`)
       ;(err as StepFailed & {exitCode?: number | null}).exitCode = r.exitCode
       throw err
     } finally {
@@ -491,12 +491,14 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
         if (!o.ok) throw new StepFailed(gateFailure(healthUrl(settings, env, s.host), id, o))
       })
     }
-    const restart = (s: HostState, id: string) =>
-      timed(s, 'restart', () =>
-        s.remote!.run(steps.restartStep(s.layout!, id, settings.restart, {stop: settings.stopTimeout, start: settings.health.timeout}), {
-          timeoutMs: (settings.stopTimeout + settings.health.timeout + 30) * 1000,
-        }),
-      )
+    /** The restart command, after `before` when given (in the same command). */
+    const restart = (s: HostState, id: string, before?: RemoteStep, onStdout?: (chunk: Buffer) => void) => {
+      const step = steps.restartStep(s.layout!, id, settings.restart, {stop: settings.stopTimeout, start: settings.health.timeout})
+      return s.remote!.run(before ? steps.inOrder(before, step) : step, {
+        timeoutMs: (settings.stopTimeout + settings.health.timeout + 30) * 1000,
+        ...(onStdout ? {onStdout} : {}),
+      })
+    }
     const rolled = await rollOut(
       batches,
       Math.max(0, maxFail - shipFailed),
@@ -506,10 +508,14 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
         },
         switchHost: async (s, shouldStop) => {
           try {
-            await timed(s, 'switch', () => s.remote!.run(steps.switchStep(s.layout!, release)))
-            s.result.current = release
-            if (shouldStop()) return {ok: false, interrupted: true}
-            await restart(s, release)
+            // One command switches and restarts: a round trip less per host.
+            await twoPhases(
+              (phase, work) => timed(s, phase, work),
+              ['switch', 'restart'],
+              steps.SWITCHED,
+              (onStdout) => restart(s, release, steps.inOrder(steps.switchStep(s.layout!, release), steps.say(steps.SWITCHED)), onStdout),
+              () => (s.result.current = release),
+            )
             if (shouldStop()) return {ok: false, interrupted: true}
             await gateHost(s, release, canary.has(s) ? settings.health.stableMs : 0)
             say(s.host.name, `runs ${release}`, {ok: true})
@@ -533,7 +539,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
               }
             })
             if (prev) {
-              await restart(s, prev)
+              await timed(s, 'restart', () => restart(s, prev))
               await gateHost(s, prev, 0)
             }
             say(s.host.name, `back on ${prev ?? 'nothing'}`, {ok: false})
@@ -601,6 +607,27 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
   for (const s of active) if (s.result.outcome !== 'updated') say(s.host.name, s.result.outcome, {ok: false})
 }
 
+/**
+ * Remote work timed as two phases: the first ends when the host prints `mark` (steps.MARKS), the second
+ * when the work is done; `between` runs when the first phase has passed.
+ */
+async function twoPhases(
+  timed: (phase: Phase, work: () => Promise<unknown>) => Promise<unknown>,
+  phases: [Phase, Phase],
+  mark: string,
+  start: (onStdout: (chunk: Buffer) => void) => Promise<unknown>,
+  between?: () => void,
+): Promise<void> {
+  let marked!: () => void
+  const seen = new Promise<void>((resolve) => (marked = resolve))
+  const running = start((chunk) => {
+    if (chunk.includes(mark)) marked()
+  })
+  await timed(phases[0], () => Promise.race([seen, running]))
+  between?.()
+  await timed(phases[1], () => running)
+}
+
 async function ship(s: HostState, bundle: Bundle, runtime: Runtime, ctx: RollContext): Promise<void> {
   const {timed} = ctx
   const r = s.remote!
@@ -611,18 +638,14 @@ async function ship(s: HostState, bundle: Bundle, runtime: Runtime, ctx: RollCon
     await timed(s, 'upload runtime', () => r.run(steps.installRuntimeStep(l, runtime.version, upload, runtime.sha512), {upload: runtime.tarball}))
     s.result.runtimeUploaded = true
   }
-  // One command receives, checks and unpacks the release; its `received` line ends the upload phase.
-  let received!: () => void
-  const uploaded = new Promise<void>((resolve) => (received = resolve))
-  const installing = r.run(steps.installReleaseStep(l, id, runtime.version, path.posix.join(l.tmp, `${id}.tar.gz`), bundle.tarballSha256, bundle.manifest.sha256), {
-    upload: bundle.tarball,
-    onStdout: (chunk) => {
-      if (chunk.includes('received')) received()
-    },
-  })
-  await timed(s, 'upload', () => Promise.race([uploaded, installing]))
-  await timed(s, 'unpack', async () => {
-    await installing
-    await r.run(steps.writeSharedStep(l), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n${sharedConfigFor(ctx.opts.loaded, s.host)}`})
-  })
+  // One command receives, checks and unpacks the release, then one writes the shared files.
+  await twoPhases(
+    (phase, work) => timed(s, phase, work),
+    ['upload', 'unpack'],
+    steps.RECEIVED,
+    (onStdout) =>
+      r
+        .run(steps.installReleaseStep(l, id, runtime.version, path.posix.join(l.tmp, `${id}.tar.gz`), bundle.tarballSha256, bundle.manifest.sha256), {upload: bundle.tarball, onStdout})
+        .then(() => r.run(steps.writeSharedStep(l), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n${sharedConfigFor(ctx.opts.loaded, s.host)}`})),
+  )
 }

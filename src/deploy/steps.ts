@@ -44,6 +44,16 @@ export const releaseDir = (l: HostLayout, id: string) => path.join(l.releases, i
 const sh = (script: string, ...args: string[]): RemoteStep => ({argv: ['sh', '-c', script, 'sh', ...args]})
 
 /**
+ * Lines a command prints to mark where it is, so that one command can time as two phases (the upload and
+ * the unpack; the switch and the restart). Never an error message.
+ */
+export const RECEIVED = 'received'
+export const SWITCHED = 'switched'
+export const MARKS: ReadonlySet<string> = new Set([RECEIVED, SWITCHED])
+
+export const say = (mark: string): RemoteStep => ({argv: ['echo', mark]})
+
+/**
  * What preflight needs to know about a host, in one command: the layout root with ~ expanded, free disk
  * (KiB) where it lives, whether the runtime is there, where current points, the releases present and
  * those marked bad. Prints key=value lines (see parseProbe).
@@ -116,7 +126,7 @@ export function installRuntimeStep(l: HostLayout, version: string, upload: strin
 }
 
 /**
- * Receives the release tarball on stdin into tmp/ (and says `received`), checks its sha256, unpacks it into
+ * Receives the release tarball on stdin into tmp/ (and says RECEIVED), checks its sha256, unpacks it into
  * releases/<id> (a temp dir renamed into place), checks each file against the manifest's sums, links its
  * runtime and the shared log folder. One command, so shipping costs a host one round trip. Nothing serving changes.
  */
@@ -130,7 +140,7 @@ export function installReleaseStep(l: HostLayout, id: string, runtime: string, u
       'D=$1 U=$2 S=$3 V=$4 F=$5; shift 5',
       'mkdir -p -- "$@"',
       'cat > "$U"',
-      'echo received',
+      `echo ${RECEIVED}`,
       'printf "%s  %s\\n" "$S" "$U" | sha256sum -c --status || { echo "checksum mismatch for $U" >&2; rm -f "$U"; exit 1; }',
       't=$D.tmp; rm -rf "$t"; mkdir -p "$t"',
       'tar -xzf "$U" -C "$t"',

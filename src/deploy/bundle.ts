@@ -21,7 +21,7 @@ import {hashFile} from './runtime.js'
  * Start-up is the floor of every batch of a rolling deploy (each host starts the new app before the next
  * batch may begin), so the release is made to start fast: the compile cache is made here by the hosts'
  * own runtime (Node's portable NODE_COMPILE_CACHE; pm.ts points the app at it), so no host compiles the
- * 2 MB bundle from scratch, and Node built-ins are loaded with require() (builtinsViaRequire).
+ * bundle from scratch, and Node built-ins are loaded with require() (builtinsViaRequire).
  */
 
 const run = promisify(execFile)
@@ -114,7 +114,14 @@ export async function buildBundle(opts: {
   if (!reused) {
     await bundleInto(out, root, options, key)
     const node = await opts.runtimeNode?.()
-    if (node) await makeCompileCache(node, tmp)
+    // Only a faster start: a runtime that cannot run here (a musl or locked-down machine) leaves the release
+    // without it, and the next build is not a reuse of this one, so that it tries again.
+    if (node) {
+      await makeCompileCache(node, tmp).catch(() => {
+        rmSync(path.join(tmp, COMPILE_CACHE), {recursive: true, force: true})
+        rmSync(lastBuildFile(out), {force: true})
+      })
+    }
   }
   const compileCache = existsSync(path.join(tmp, COMPILE_CACHE))
   const sha256: Record<string, string> = {}

@@ -1,6 +1,6 @@
 import type {ChainableCommander, Redis} from 'ioredis'
 
-import {idAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteInto, stateOf, type MapState} from './layout.js'
+import {entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteInto, stateOf, type MapState} from './layout.js'
 import {DELETE, GET_MANY, SET_MANY, type Script} from './scripts.js'
 
 export {SPLIT_FILL, type MapState} from './layout.js'
@@ -156,7 +156,10 @@ export class PhotoOwnerMap {
     const out: [bigint, bigint][] = []
     for (const k of [key, `${key}+`]) {
       const flat = (await this.redis.callBuffer('HGETALL', k)) as Buffer[]
-      for (let i = 0; i + 1 < flat.length; i += 2) out.push([idAt(bucket, flat[i]!, state), BigInt(flat[i + 1]!.toString())])
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const {id, owner} = entryAt(bucket, flat[i]!, flat[i + 1]!, state)
+        out.push([id, owner])
+      }
     }
     return out
   }

@@ -138,12 +138,16 @@ function collidingIds(rand: () => number, groups: number, from: number, lows: re
   return ids
 }
 
-/** Owners of every size: listpack's small integers, past 2^21 (no longer 24-bit with 2 spare bits), past 2^53, up to 2^64 − 1. */
+/**
+ * Owners of every size: listpack's small integers, past 2^21 (no longer 24-bit with 2 spare bits), of 15
+ * digits (past the 14 that Lua prints a number with), about 2^53 (past Lua's exact doubles), up to 2^64 − 1.
+ */
 function randomOwner(rand: () => number): bigint {
   const r = rand()
   if (r < 0.5) return BigInt(Math.floor(rand() * 2 ** 21))
-  if (r < 0.7) return BigInt(2 ** 21 + Math.floor(rand() * 2 ** 30))
-  if (r < 0.85) return (1n << 53n) + BigInt(Math.floor(rand() * 1000)) - 500n
+  if (r < 0.6) return BigInt(2 ** 21 + Math.floor(rand() * 2 ** 40))
+  if (r < 0.75) return BigInt(1e14 + Math.floor(rand() * 9e14))
+  if (r < 0.87) return (1n << 53n) + BigInt(Math.floor(rand() * 1000)) - 500n
   return (1n << 64n) - 1n - BigInt(Math.floor(rand() * 2 ** 32))
 }
 

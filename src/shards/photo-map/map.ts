@@ -1,6 +1,6 @@
 import type {ChainableCommander, Redis} from 'ioredis'
 
-import {entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteInto, stateOf, type MapState} from './layout.js'
+import {entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteInto, spareBitsAt, stateOf, type MapState} from './layout.js'
 import {DELETE, GET_MANY, SET_MANY, type Script} from './scripts.js'
 
 export {SPLIT_FILL, type MapState} from './layout.js'
@@ -124,11 +124,21 @@ export class PhotoOwnerMap {
     const n = photoIds.length
     const xs = Buffer.allocUnsafe(n * 8)
     for (let i = 0; i < n; i++) permuteInto(photoIds[i]!, xs, i * 8)
-    const values = ((await this.evalScript(GET_MANY, [this.prefix, xs])) as string).split(',')
+    const [joined, level, split] = (await this.evalScript(GET_MANY, [this.prefix, xs])) as [string, number, number]
+    const values = joined.split(',')
+    // each value is the user id × 2^m + m bits of the id, m by the level of the id's bucket (layout.ts)
+    const buckets = 2 ** level
+    const m0 = spareBitsAt(level)
+    const m1 = spareBitsAt(level + 1)
     const out: (bigint | null)[] = new Array<bigint | null>(n)
     for (let i = 0; i < n; i++) {
       const v = values[i]
-      out[i] = v ? BigInt(v) : null
+      if (!v) {
+        out[i] = null
+        continue
+      }
+      const m = xs.readUInt32BE(i * 8 + 4) % buckets < split ? m1 : m0
+      out[i] = m === 0 ? BigInt(v) : v.length < 16 ? BigInt(Math.floor(Number(v) / 2 ** m)) : BigInt(v) >> BigInt(m)
     }
     return out
   }

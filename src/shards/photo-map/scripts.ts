@@ -21,8 +21,8 @@ function script(lua: string): Script {
 
 /**
  * Sets L, S, M = 2^L, the field widths w0 (level L) and w1 (level L + 1) and q0, q1 = 2^m at each (1 where
- * the value carries no spare bits), from the state hash; and the decimal helpers for values past 2^53
- * (Lua numbers are doubles): a value splits as hi·10^10 + lo, each part exact.
+ * the value carries no spare bits), from the state hash; and the value helpers, exact past 2^53 (Lua
+ * numbers are doubles: a long value is taken as hi·10^10 + lo, each part exact).
  */
 const READ_STATE = `local base = prefix .. ':' .. gen .. ':'
 local st = redis.call('HMGET', base .. 'state', 'l', 's', 'n')
@@ -35,22 +35,22 @@ end
 local w0, q0 = widths(L)
 local w1, q1 = widths(L + 1)
 local E10 = 1e10
--- v (decimal) = quotient * q + remainder
-local function divmod(v, q)
-  if #v < 16 then
-    local n = tonumber(v)
-    local r = n % q
-    return string.format('%d', (n - r) / q), r
-  end
+-- the spare bits of a value v (decimal): 1000 is a multiple of q, so its last 3 digits tell
+local function spare(v, q)
+  if #v < 16 then return tonumber(v) % q end
+  return tonumber(string.sub(v, -3)) % q
+end
+-- the user id in a value v (decimal) of q = 2^m: floor(v / q)
+local function owner(v, q)
+  if #v < 16 then return string.format('%d', math.floor(tonumber(v) / q)) end
   local hi, lo = tonumber(string.sub(v, 1, -11)), tonumber(string.sub(v, -10))
   local rh = hi % q
-  local t = rh * E10 + lo
-  local r = t % q
-  return string.format('%d%010d', (hi - rh) / q, (t - r) / q), r
+  return string.format('%d%010d', (hi - rh) / q, math.floor((rh * E10 + lo) / q))
 end
--- o (decimal) * q + r
-local function muladd(o, q, r)
-  if #o < 16 then return string.format('%d', tonumber(o) * q + r) end
+-- the value of user id o (decimal) with spare bits r: o * q + r (a number when exact: redis.call writes
+-- integers below 2^53 in full)
+local function value(o, q, r)
+  if #o < 16 then return tonumber(o) * q + r end
   local t = tonumber(string.sub(o, -10)) * q + r
   local lo = t % E10
   return string.format('%d%010d', tonumber(string.sub(o, 1, -11)) * q + (t - lo) / E10, lo)
@@ -70,40 +70,43 @@ const LOCATE = `local function locate(i)
 end`
 
 /**
- * ARGV: prefix, xs. Answers the owners joined by commas, empty where unknown. A miss in a bucket tries its
+ * ARGV: prefix, xs. Answers the values joined by commas (empty where unknown), L and S: the client takes
+ * the user id out of each value (value >> m, m from the id's level). A miss in a bucket tries its
  * overflow hash (layout.ts), which exists only for full buckets and for ids whose short field another
- * id holds: a value whose spare bits are not the id's own is such a miss. Lookups of known photos rarely miss.
+ * id holds: a value whose spare bits are not the id's own is such a miss. Lookups of known photos rarely
+ * miss.
  */
 export const GET_MANY = script(`local prefix, xs = ARGV[1], ARGV[2]
 local gen = redis.call('GET', prefix .. ':gen')
-if not gen then return string.rep(',', #xs / 8 - 1) end
+if not gen then return {string.rep(',', #xs / 8 - 1), 0, 0} end
 ${READ_STATE}
-${LOCATE}
--- the owner in v when v carries the spare bits r
-local function own(v, q, r)
-  if v then
-    local o, vr = divmod(v, q)
-    if vr == r then return o end
-  end
-end
+-- locate() and spare() written out, the spare bits taken only where the value carries them: the calls
+-- cost a fifth of the lookup's time (measured), the checks themselves next to nothing
 local out = {}
+local call, sub, floor = redis.call, string.sub, math.floor
 for i = 0, #xs / 8 - 1 do
-  local key, p, w, q, r = locate(i)
-  local f = string.sub(xs, p + 1, p + w)
-  local v = redis.call('HGET', key, f)
+  local p = 8 * i
+  local a, b, c, d = string.byte(xs, p + 5, p + 8)
+  local low = ((a * 256 + b) * 256 + c) * 256 + d
+  local k, w, q, below = low % M, w0, q0, M
+  if k < S then k, w, q, below = low % (M + M), w1, q1, M + M end
+  local key = base .. k
+  local v = call('HGET', key, sub(xs, p + 1, p + w))
   if q == 1 then
-    if not v then v = redis.call('HGET', key .. '+', f) end
+    if not v then v = call('HGET', key .. '+', sub(xs, p + 1, p + w)) end
   else
-    local o = own(v, q, r)
-    if not o then
-      if not v then v = redis.call('HGET', key .. '+', f); o = own(v, q, r) end
-      if not o and v then o = redis.call('HGET', key .. '+', string.sub(xs, p + 1, p + w + 1)) end
+    local r = floor(low / below) % q
+    if not (v and (#v < 16 and tonumber(v) or tonumber(sub(v, -3))) % q == r) then -- spare(v, q) == r
+      if not v then v = call('HGET', key .. '+', sub(xs, p + 1, p + w)) end
+      if v and spare(v, q) ~= r then
+        v = call('HGET', key .. '+', sub(xs, p + 1, p + w + 1))
+        if v then v = value(v, q, r); if type(v) == 'number' then v = string.format('%d', v) end end
+      end
     end
-    v = o
   end
   out[i + 1] = v or ''
 end
-return table.concat(out, ',')`)
+return {table.concat(out, ','), L, S}`)
 
 /**
  * ARGV: prefix, generation ('' = the active one, made 1 when there is none), xs, then one user id per id.
@@ -127,19 +130,17 @@ local function put(i, o)
   local f = string.sub(xs, p + 1, p + w)
   if redis.call('HLEN', key) < CAP then
     if q == 1 then return redis.call('HSET', key, f, o) end
-    local v = muladd(o, q, r)
+    local v = value(o, q, r)
     if redis.call('HSETNX', key, f, v) == 1 then return 1 end
-    local _, vr = divmod(redis.call('HGET', key, f), q)
-    if vr == r then redis.call('HSET', key, f, v); return 0 end
+    if spare(redis.call('HGET', key, f), q) == r then redis.call('HSET', key, f, v); return 0 end
   else
-    local v = q == 1 and o or muladd(o, q, r)
+    local v = q == 1 and o or value(o, q, r)
     local at = key
     if redis.call('HEXISTS', key, f) == 0 then at = key .. '+' end
     local held = redis.call('HGET', at, f)
     if not held then return redis.call('HSET', at, f, v) end
     if q == 1 then redis.call('HSET', at, f, v); return 0 end
-    local _, vr = divmod(held, q)
-    if vr == r then redis.call('HSET', at, f, v); return 0 end
+    if spare(held, q) == r then redis.call('HSET', at, f, v); return 0 end
   end
   -- another id holds the short field: this one goes to the overflow under its wide field
   return redis.call('HSET', key .. '+', string.sub(xs, p + 1, p + w + 1), o)
@@ -155,7 +156,7 @@ local function fill(key, list)
       local s = string.sub(f, 1, w1)
       if not held[s] then
         held[s] = true
-        v = muladd(v, q1, math.floor(string.byte(f, w1 + 1) * q1 / 256))
+        v = value(v, q1, math.floor(string.byte(f, w1 + 1) * q1 / 256))
         f = s
         if #flat < 2 * CAP then t = flat end
       end
@@ -181,8 +182,7 @@ local function split()
   for j = 1, #all, 2 do
     local f, v = all[j], all[j + 1]
     if q0 > 1 and #f == w0 then -- a short field: its spare bits out of the value, back into the field
-      local o, r = divmod(v, q0)
-      f, v = f .. string.char(r * 256 / q0 + implied), o
+      f, v = f .. string.char(spare(v, q0) * 256 / q0 + implied), owner(v, q0)
     end
     local t = stay
     if math.floor(string.byte(f, byte0) / bit) % 2 == 1 then t = move; gone[#gone + 1] = all[j] end
@@ -233,7 +233,7 @@ local at = key
 local v = redis.call('HGET', key, f)
 if not v then at = over; v = redis.call('HGET', over, f) end
 local mine = v and true
-if mine and q > 1 then local _, vr = divmod(v, q); mine = vr == r end
+if mine and q > 1 then mine = spare(v, q) == r end
 local n = 0
 if mine then
   n = redis.call('HDEL', at, f)
@@ -245,7 +245,7 @@ if mine then
       local o = s ~= r and redis.call('HGET', over, sib)
       if o then
         redis.call('HDEL', over, sib)
-        redis.call('HSET', at, f, muladd(o, q, s))
+        redis.call('HSET', at, f, value(o, q, s))
         at = nil
         break
       end

@@ -1,17 +1,25 @@
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
-import {createRequire} from 'node:module'
+import {chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {builtinModules, createRequire} from 'node:module'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
+
+import type {Plugin} from 'esbuild'
 
 import {hashFile} from './runtime.js'
 
 /**
  * A release is built once on the operator's machine: the feed app (app/main.ts) and the process manager
  * (src/deploy/pm.ts) bundled by esbuild into two self-contained files, so hosts run no `npm install`,
- * plus manifest.json, packed as one tarball that every host receives byte for byte.
+ * plus manifest.json and the app's V8 compile cache (cache/), packed as one tarball that every host
+ * receives byte for byte.
+ *
+ * Start-up is the floor of every batch of a rolling deploy (each host starts the new app before the next
+ * batch may begin), so the release is made to start fast: the compile cache is made here by the hosts'
+ * own runtime (Node's portable NODE_COMPILE_CACHE; pm.ts points the app at it), so no host compiles the
+ * 2 MB bundle from scratch, and Node built-ins are loaded with require() (builtinsViaRequire).
  */
 
 const run = promisify(execFile)
@@ -25,6 +33,8 @@ export interface Manifest {
   sha256: Record<string, string>
   /** Node version the release runs on (runtimes/<version> on the host). */
   runtime: string
+  /** The release carries cache/, the app's V8 compile cache made by this runtime (absent when it could not run here). */
+  compileCache?: boolean
   /**
    * Test-only: a release made to misbehave (from $FEEDOPS_DEPLOY_FAULT at build time): `unready` never passes
    * /readyz, `crash` exits soon after its first ready answer, `keep-old` restarts without stopping the old process.
@@ -71,7 +81,14 @@ async function gitRevision(root: string): Promise<string> {
 }
 
 /** Builds the release into <cacheDir>/releases/<id>/ and <id>.tar.gz. */
-export async function buildBundle(opts: {cacheDir: string; runtime: string; root?: string; fault?: string | undefined}): Promise<Bundle> {
+export async function buildBundle(opts: {
+  cacheDir: string
+  runtime: string
+  root?: string
+  fault?: string | undefined
+  /** The runtime's node binary on this machine (runtime.ts localRuntimeNode), to make the compile cache with; none: no cache. */
+  runtimeNode?: () => Promise<string | null>
+}): Promise<Bundle> {
   const started = performance.now()
   const root = opts.root ?? projectRoot()
   const fault = opts.fault && (FAULTS as readonly string[]).includes(opts.fault) ? (opts.fault as Manifest['fault']) : undefined
@@ -90,20 +107,48 @@ export async function buildBundle(opts: {cacheDir: string; runtime: string; root
   rmSync(tmp, {recursive: true, force: true})
   mkdirSync(tmp, {recursive: true})
 
-  const {options, key} = esbuildOptions(root, tmp)
+  const {options, key} = esbuildOptions(root, tmp, opts.runtimeNode ? opts.runtime : null)
   const reused = reuseLastBuild(out, root, tmp, key)
-  if (!reused) await bundleInto(out, root, options, key)
+  if (!reused) {
+    await bundleInto(out, root, options, key)
+    const node = await opts.runtimeNode?.()
+    if (node) await makeCompileCache(node, tmp)
+  }
+  const compileCache = existsSync(path.join(tmp, COMPILE_CACHE))
   const sha256: Record<string, string> = {}
   for (const f of ['app.mjs', 'pm.mjs']) sha256[f] = (await hashFile(path.join(tmp, f), 'sha256')).hex
-  const manifest: Manifest = {id, revision, builtAt: at.toISOString(), sha256, runtime: opts.runtime, ...(fault ? {fault} : {})}
+  const manifest: Manifest = {id, revision, builtAt: at.toISOString(), sha256, runtime: opts.runtime, ...(compileCache ? {compileCache} : {}), ...(fault ? {fault} : {})}
   writeFileSync(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
   renameSync(tmp, dir)
 
   const tarball = `${dir}.tar.gz`
-  await run('tar', ['-czf', `${tarball}.tmp`, '-C', dir, 'app.mjs', 'pm.mjs', 'manifest.json'])
+  await run('tar', ['-czf', `${tarball}.tmp`, '-C', dir, 'app.mjs', 'pm.mjs', 'manifest.json', ...(compileCache ? [COMPILE_CACHE] : [])])
   renameSync(`${tarball}.tmp`, tarball)
   const tarballSha256 = (await hashFile(tarball, 'sha256')).hex
+  pruneBuilds(out, id)
   return {manifest, dir, tarball, tarballSha256, buildMs: Math.round(performance.now() - started), reused}
+}
+
+/** Builds kept in the local cache: what hosts run is on the hosts; these are for reuse and inspection. */
+export const KEEP_LOCAL_BUILDS = 5
+
+/**
+ * Removes all but the newest KEEP_LOCAL_BUILDS releases (ids sort by time) from the local cache, never the
+ * one just built nor the one the last esbuild run wrote (the next build may reuse it). Best effort.
+ */
+function pruneBuilds(out: string, justBuilt: string): void {
+  let keep = new Set([justBuilt])
+  try {
+    keep.add((JSON.parse(readFileSync(lastBuildFile(out), 'utf8')) as LastBuild).release)
+  } catch {}
+  try {
+    const ids = readdirSync(out).filter((f) => /^\d{8}T\d{6}Z-[0-9a-f]+$/.test(f)).sort().reverse()
+    keep = new Set([...keep, ...ids.slice(0, KEEP_LOCAL_BUILDS)])
+    for (const id of ids.filter((i) => !keep.has(i))) {
+      rmSync(path.join(out, id), {recursive: true, force: true})
+      rmSync(path.join(out, `${id}.tar.gz`), {force: true})
+    }
+  } catch {}
 }
 
 /**
@@ -125,7 +170,41 @@ function esbuildVersion(): string {
   return (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('esbuild/package.json'), 'utf8')) as {version: string}).version
 }
 
-function esbuildOptions(root: string, outdir: string) {
+/** The release's compile cache folder (pm.ts sets NODE_COMPILE_CACHE to it). */
+export const COMPILE_CACHE = 'cache'
+
+/**
+ * Runs the new app once (`--help`: every module loaded, nothing connected) on the hosts' runtime with a
+ * portable compile cache in the release, so that it holds the code of every module the app loads. Only the
+ * runtime's own flags: V8 accepts a cache made under the same version and flags, and ignores any other.
+ */
+async function makeCompileCache(node: string, dir: string): Promise<void> {
+  const env = {PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: path.join(dir, COMPILE_CACHE), NODE_COMPILE_CACHE_PORTABLE: '1'}
+  await run(node, [path.join(dir, 'app.mjs'), '--help'], {cwd: dir, env, timeout: 60_000})
+  // Node writes it 0600; under systemd the app runs as another user than the one who unpacks the release.
+  for (const f of readdirSync(env.NODE_COMPILE_CACHE, {recursive: true, withFileTypes: true})) {
+    chmodSync(path.join(f.parentPath, f.name), f.isDirectory() ? 0o755 : 0o644)
+  }
+}
+
+/**
+ * Node built-ins imported by our ESM sources are loaded through require() (what the bundle's CommonJS
+ * dependencies do anyway): an ESM import of a built-in makes Node build its ESM facade, which reads every
+ * export, and node:http's lazy WebSocket exports then load undici, ~50 ms of every start.
+ */
+const builtins = new Set(builtinModules)
+const BUILTIN = 'builtin'
+const builtinsViaRequire: Plugin = {
+  name: 'builtins-via-require-1',
+  setup(b) {
+    b.onResolve({filter: /^(node:)?[a-z_/]+$/}, (a) =>
+      a.kind === 'import-statement' && builtins.has(a.path.replace(/^node:/, '')) ? {path: a.path, namespace: BUILTIN} : undefined,
+    )
+    b.onLoad({filter: /.*/, namespace: BUILTIN}, (a) => ({contents: `module.exports = require(${JSON.stringify(a.path)})`, loader: 'js'}))
+  },
+}
+
+function esbuildOptions(root: string, outdir: string, cacheRuntime: string | null) {
   const version = esbuildVersion()
   const options = {
     entryPoints: {app: path.join('app', 'main.ts'), pm: path.join('src', 'deploy', 'pm.ts')},
@@ -144,17 +223,20 @@ function esbuildOptions(root: string, outdir: string) {
     banner: {js: "import {createRequire as __feedopsRequire} from 'node:module';const require=__feedopsRequire(import.meta.url);"},
     logLevel: 'error' as const,
     metafile: true,
+    plugins: [builtinsViaRequire],
   }
-  const {outdir: _o, ...rest} = options
+  const {outdir: _o, plugins, ...rest} = options
   // How packages resolve and how TypeScript is read are inputs too, though not files esbuild lists.
   const settings = ['package-lock.json', 'tsconfig.json'].map((f) => (existsSync(path.join(root, f)) ? sha256Of(path.join(root, f)) : ''))
-  return {options, key: JSON.stringify({esbuild: version, settings, ...rest})}
+  // The compile cache is made by one runtime: another runtime needs a new one.
+  return {options, key: JSON.stringify({esbuild: version, settings, plugins: plugins.map((p) => p.name), cacheRuntime, ...rest})}
 }
 
 async function bundleInto(out: string, root: string, options: ReturnType<typeof esbuildOptions>['options'], key: string): Promise<void> {
   const {build} = await import('esbuild')
   const result = await build(options)
-  const inputs = Object.fromEntries(Object.keys(result.metafile?.inputs ?? {}).map((f) => [f, sha256Of(path.join(root, f))]))
+  const files = Object.keys(result.metafile?.inputs ?? {}).filter((f) => !f.startsWith(`${BUILTIN}:`)) // not files: builtinsViaRequire's
+  const inputs = Object.fromEntries(files.map((f) => [f, sha256Of(path.join(root, f))]))
   const record: LastBuild = {options: key, inputs, release: path.basename(options.outdir, '.tmp')}
   writeFileSync(`${lastBuildFile(out)}.tmp`, JSON.stringify(record))
   renameSync(`${lastBuildFile(out)}.tmp`, lastBuildFile(out))
@@ -176,5 +258,6 @@ function reuseLastBuild(out: string, root: string, tmp: string, key: string): bo
     return false // an input is gone
   }
   for (const f of ['app.mjs', 'pm.mjs']) copyFileSync(path.join(prev, f), path.join(tmp, f))
+  if (existsSync(path.join(prev, COMPILE_CACHE))) cpSync(path.join(prev, COMPILE_CACHE), path.join(tmp, COMPILE_CACHE), {recursive: true})
   return true
 }

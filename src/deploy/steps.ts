@@ -1,6 +1,6 @@
 import path from 'node:path/posix'
 
-import type {RemoteStep} from '../ssh/command.js'
+import {commandLine, type RemoteStep} from '../ssh/command.js'
 
 /**
  * Everything a deploy does on a host, as data: each function returns the argv (or the short script with
@@ -42,6 +42,16 @@ export function hostLayout(root: string): HostLayout {
 export const releaseDir = (l: HostLayout, id: string) => path.join(l.releases, id)
 
 const sh = (script: string, ...args: string[]): RemoteStep => ({argv: ['sh', '-c', script, 'sh', ...args]})
+
+/**
+ * Lines a command prints to mark where it is, so that one command can time as two phases (the upload and
+ * the unpack; the switch and the restart). Never an error message.
+ */
+export const RECEIVED = 'received'
+export const SWITCHED = 'switched'
+export const MARKS: ReadonlySet<string> = new Set([RECEIVED, SWITCHED])
+
+export const say = (mark: string): RemoteStep => ({argv: ['echo', mark]})
 
 /**
  * What preflight needs to know about a host, in one command: the layout root with ~ expanded, free disk
@@ -88,30 +98,37 @@ export function parseProbe(stdout: string): Probe {
   return {root, freeKb: Number(kv.get('free_kb') ?? 0), hasRuntime: kv.get('runtime') === 'yes', current: current ? path.basename(current) : null, releases: list('releases'), bad: list('bad')}
 }
 
-export function prepareStep(l: HostLayout): RemoteStep {
-  return {argv: ['mkdir', '-p', '--', l.releases, l.runtimes, path.join(l.shared, 'log'), l.tmp]}
-}
+/** The layout's folders, made by the first step that sends a file (a host's first deploy has none). */
+const folders = (l: HostLayout) => [l.releases, l.runtimes, path.join(l.shared, 'log'), l.tmp]
 
-/** Checks the uploaded registry tarball's sha512, unpacks bin/node into runtimes/<v> (via a temp dir renamed into place). */
+/**
+ * Receives the registry tarball on stdin into tmp/, checks its sha512, unpacks bin/node into
+ * runtimes/<v> (via a temp dir renamed into place).
+ */
 export function installRuntimeStep(l: HostLayout, version: string, upload: string, sha512: string): RemoteStep {
   return sh(
     [
       'set -e',
-      'printf "%s  %s\\n" "$3" "$2" | sha512sum -c --status || { echo "checksum mismatch for $2" >&2; rm -f "$2"; exit 1; }',
-      't=$1.tmp.$$; rm -rf "$t"; mkdir -p "$t"',
-      'tar -xzf "$2" -C "$t" --strip-components=1 package/bin/node package/LICENSE',
-      '[ -e "$1" ] && rm -rf "$t" || mv -T "$t" "$1"',
-      'rm -f "$2"',
+      'D=$1 U=$2 S=$3; shift 3',
+      'mkdir -p -- "$@"',
+      'cat > "$U"',
+      'printf "%s  %s\\n" "$S" "$U" | sha512sum -c --status || { echo "checksum mismatch for $U" >&2; rm -f "$U"; exit 1; }',
+      't=$D.tmp.$$; rm -rf "$t"; mkdir -p "$t"',
+      'tar -xzf "$U" -C "$t" --strip-components=1 package/bin/node package/LICENSE',
+      '[ -e "$D" ] && rm -rf "$t" || mv -T "$t" "$D"',
+      'rm -f "$U"',
     ].join('\n'),
     path.join(l.runtimes, version),
     upload,
     sha512,
+    ...folders(l),
   )
 }
 
 /**
- * Checks the release tarball's sha256, unpacks it into releases/<id> (a temp dir renamed into place), checks
- * each file against the manifest's sums, links its runtime and the shared log folder. Nothing serving changes.
+ * Receives the release tarball on stdin into tmp/ (and says RECEIVED), checks its sha256, unpacks it into
+ * releases/<id> (a temp dir renamed into place), checks each file against the manifest's sums, links its
+ * runtime and the shared log folder. One command, so shipping costs a host one round trip. Nothing serving changes.
  */
 export function installReleaseStep(l: HostLayout, id: string, runtime: string, upload: string, sha256: string, fileSums: Readonly<Record<string, string>>): RemoteStep {
   const sums = Object.entries(fileSums)
@@ -120,26 +137,46 @@ export function installReleaseStep(l: HostLayout, id: string, runtime: string, u
   return sh(
     [
       'set -e',
-      'printf "%s  %s\\n" "$3" "$2" | sha256sum -c --status || { echo "checksum mismatch for $2" >&2; rm -f "$2"; exit 1; }',
-      't=$1.tmp; rm -rf "$t"; mkdir -p "$t"',
-      'tar -xzf "$2" -C "$t"',
-      '(cd "$t" && printf "$5" | sha256sum -c --status) || { echo "a file of the release does not match its manifest" >&2; exit 1; }',
-      'ln -sfn "../../runtimes/$4/bin/node" "$t/node"',
+      'D=$1 U=$2 S=$3 V=$4 F=$5; shift 5',
+      'mkdir -p -- "$@"',
+      'cat > "$U"',
+      `echo ${RECEIVED}`,
+      'printf "%s  %s\\n" "$S" "$U" | sha256sum -c --status || { echo "checksum mismatch for $U" >&2; rm -f "$U"; exit 1; }',
+      't=$D.tmp; rm -rf "$t"; mkdir -p "$t"',
+      'tar -xzf "$U" -C "$t"',
+      '(cd "$t" && printf "$F" | sha256sum -c --status) || { echo "a file of the release does not match its manifest" >&2; exit 1; }',
+      'ln -sfn "../../runtimes/$V/bin/node" "$t/node"',
       'ln -sfn ../../shared/log "$t/log"',
-      'rm -rf "$1"; mv -T "$t" "$1"',
-      'rm -f "$2"',
+      'rm -rf "$D"; mv -T "$t" "$D"',
+      'rm -f "$U"',
     ].join('\n'),
     releaseDir(l, id),
     upload,
     sha256,
     runtime,
     sums,
+    ...folders(l),
   )
 }
 
-/** Writes a file under shared/ from stdin (so secrets never appear in a command line), with this mode. */
-export function writeFileStep(file: string, mode: '0600' | '0644'): RemoteStep {
-  return sh('umask 077; cat > "$1.tmp" && chmod "$2" "$1.tmp" && mv -f "$1.tmp" "$1"', file, mode)
+/**
+ * Writes the app's two files under shared/ from stdin, each renamed into place: the first line is app.env
+ * (mode 0600: the secret never appears in a command line), the rest feedops.yml.
+ */
+export function writeSharedStep(l: HostLayout): RemoteStep {
+  return sh(
+    [
+      'set -e',
+      'umask 077',
+      'IFS= read -r line',
+      'printf "%s\\n" "$line" > "$1/app.env.tmp"',
+      'cat > "$1/feedops.yml.tmp"',
+      'chmod 0644 "$1/feedops.yml.tmp"',
+      'mv -f "$1/app.env.tmp" "$1/app.env"',
+      'mv -f "$1/feedops.yml.tmp" "$1/feedops.yml"',
+    ].join('\n'),
+    l.shared,
+  )
 }
 
 /** Points current at releases/<id>: a new link renamed over the old one, never rm + ln. */
@@ -173,6 +210,11 @@ export function markBadStep(l: HostLayout, id: string, reason: string): RemoteSt
 
 export function removeReleasesStep(l: HostLayout, ids: readonly string[]): RemoteStep {
   return {argv: ['rm', '-rf', '--', ...ids.map((id) => releaseDir(l, id))]}
+}
+
+/** Several steps as one command (one round trip), each in its own subshell, stopping at the first that fails. */
+export function inOrder(...parts: RemoteStep[]): RemoteStep {
+  return {script: parts.map((p) => `(${commandLine(p)})`).join(' && ')}
 }
 
 export function appendAuditStep(l: HostLayout, line: string): RemoteStep {

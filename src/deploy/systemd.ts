@@ -1,8 +1,8 @@
 import path from 'node:path/posix'
 
 /**
- * Production hosts run the app under systemd. The unit starts whatever `current` points at, on the
- * runtime that release links (current/node), so a deploy or rollback is `systemctl restart` after the
+ * Production hosts run the app under systemd. The unit starts whatever `current` points at, from its
+ * real path, on the runtime that release links (current/node), so a deploy or rollback is `systemctl restart` after the
  * switch; systemd reads shared/app.env (mode 0600, the deployer's) before it drops to the service user.
  * The app's port belongs to feed.socket (socket activation), not to the process: it stays open through a
  * restart, and connections that arrive meanwhile wait in its queue for the new process instead of being
@@ -27,7 +27,8 @@ Type=simple
 User=${opts.user ?? SERVICE_USER}
 WorkingDirectory=${current}
 EnvironmentFile=${shared}/app.env
-ExecStart=${current}/node ${current}/app.mjs --config ${shared}/feedops.yml
+# From the release's real path, which the compile cache it carries is keyed by (pm.ts does the same); $$ is a literal $.
+ExecStart=/bin/sh -c 'r=$$(readlink -f ${current}) && NODE_COMPILE_CACHE="$$r/cache" NODE_COMPILE_CACHE_PORTABLE=1 exec "$$r/node" "$$r/app.mjs" --config ${shared}/feedops.yml'
 # The app drains on SIGTERM (readyz 503, in-flight requests finish), then exits.
 KillSignal=SIGTERM
 TimeoutStopSec=${opts.stopTimeoutS ?? 15}

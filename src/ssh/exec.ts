@@ -1,3 +1,5 @@
+import type {Readable} from 'node:stream'
+
 import type {ClientChannel} from 'ssh2'
 
 import type {Connection} from './pool.js'
@@ -7,7 +9,8 @@ export interface ExecOptions {
   timeoutMs?: number
   /** Stops the command on the host when aborted (Ctrl-C), as a timeout does. */
   signal?: AbortSignal
-  stdin?: string
+  /** Sent to the command, then end of file: a string, or a stream (a file to upload). */
+  stdin?: string | Readable
   onStdout?: (chunk: Buffer) => void
   onStderr?: (chunk: Buffer) => void
   /** Bytes of each stream kept in the result (default 16 MiB); the rest is still passed to the callbacks. */

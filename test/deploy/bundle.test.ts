@@ -1,20 +1,26 @@
 import assert from 'node:assert/strict'
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {execFileSync, spawnSync} from 'node:child_process'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {after, describe, it} from 'node:test'
 
-import {buildBundle} from '../../src/deploy/bundle.js'
+import {buildBundle, KEEP_LOCAL_BUILDS} from '../../src/deploy/bundle.js'
+import {ensureRuntime, feedopsCacheDir, localRuntimeNode} from '../../src/deploy/runtime.js'
 
-/** The release build on a small project of its own: esbuild runs only when an input changed. */
-describe('release bundle', () => {
+function smallProject(main: string): {root: string; cacheDir: string} {
   const root = mkdtempSync(path.join(tmpdir(), 'feedops-bundle-'))
-  const cacheDir = path.join(root, 'cache')
   mkdirSync(path.join(root, 'app'))
   mkdirSync(path.join(root, 'src', 'deploy'), {recursive: true})
   writeFileSync(path.join(root, 'app', 'lib.ts'), "export const word: string = 'one'\n")
-  writeFileSync(path.join(root, 'app', 'main.ts'), "import {word} from './lib.js'\nconsole.log(word)\n")
+  writeFileSync(path.join(root, 'app', 'main.ts'), main)
   writeFileSync(path.join(root, 'src', 'deploy', 'pm.ts'), "console.log('pm')\n")
+  return {root, cacheDir: path.join(root, 'cache')}
+}
+
+/** The release build on a small project of its own: esbuild runs only when an input changed. */
+describe('release bundle', () => {
+  const {root, cacheDir} = smallProject("import {word} from './lib.js'\nconsole.log(word)\n")
   after(() => rmSync(root, {recursive: true, force: true}))
 
   it('reuses the last build while no input changed, and builds again once one does', async () => {
@@ -34,5 +40,57 @@ describe('release bundle', () => {
     // So does a setting esbuild reads without listing it as an input.
     writeFileSync(path.join(root, 'tsconfig.json'), '{}\n')
     assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root})).reused, false)
+  })
+
+  it('keeps the newest builds in the local cache, and the one the next build may reuse', async () => {
+    const builds = []
+    for (let i = 0; i < KEEP_LOCAL_BUILDS + 2; i++) builds.push(await buildBundle({cacheDir, runtime: '24.22.3', root}))
+    const left = readdirSync(path.join(cacheDir, 'releases')).filter((f) => /^\d{8}T\d{6}Z-/.test(f) && !f.endsWith('.tar.gz'))
+    const newest = builds.slice(-KEEP_LOCAL_BUILDS).map((b) => b.manifest.id)
+    const esbuildRun = (JSON.parse(readFileSync(path.join(cacheDir, 'releases', 'last-build.json'), 'utf8')) as {release: string}).release
+    assert.deepEqual(left.sort(), [...new Set([...newest, esbuildRun])].sort())
+    for (const id of left) assert.ok(existsSync(path.join(cacheDir, 'releases', `${id}.tar.gz`)))
+    assert.ok(builds.every((b) => b.reused), 'the first of them reuses a build that is still there')
+  })
+})
+
+describe('release bundle: start-up', () => {
+  const {root, cacheDir} = smallProject("import {STATUS_CODES} from 'node:http'\nimport {word} from './lib.js'\nconsole.log(word, STATUS_CODES[200])\n")
+  after(() => rmSync(root, {recursive: true, force: true}))
+
+  it("carries a compile cache made by the hosts' runtime, which that runtime accepts wherever the release is unpacked", async () => {
+    const runtime = await ensureRuntime('24.22.3', feedopsCacheDir())
+    const node = await localRuntimeNode(runtime)
+    assert.ok(node, 'this machine runs the linux-x64 runtime')
+    const built = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node})
+    assert.equal(built.manifest.compileCache, true)
+    // Built-ins come through require(), not as ESM imports (see bundle.ts).
+    const code = readFileSync(path.join(built.dir, 'app.mjs'), 'utf8')
+    assert.match(code, /\("node:http"\)/) // a require() call, through the shim esbuild puts over it
+    assert.doesNotMatch(code, /from\s*"node:http"/)
+    // Unpacked somewhere else, as on a host, and started as pm.ts starts it: the cache is read and accepted.
+    const host = mkdtempSync(path.join(tmpdir(), 'feedops-host-'))
+    try {
+      execFileSync('tar', ['-xzf', built.tarball, '-C', host])
+      // Readable by the service user, who is not the one who unpacks the release.
+      const files = readdirSync(path.join(host, 'cache'), {recursive: true, withFileTypes: true}).filter((f) => f.isFile())
+      assert.ok(files.length > 0)
+      for (const f of files) assert.equal(statSync(path.join(f.parentPath, f.name)).mode & 0o777, 0o644)
+      const ran = spawnSync(node!, [path.join(host, 'app.mjs')], {
+        env: {PATH: process.env.PATH, NODE_COMPILE_CACHE: path.join(host, 'cache'), NODE_COMPILE_CACHE_PORTABLE: '1', NODE_DEBUG_NATIVE: 'COMPILE_CACHE'},
+        encoding: 'utf8',
+      })
+      assert.equal(ran.stdout, 'one OK\n')
+      assert.match(ran.stderr, /V8 code cache for ESM .*app\.mjs was accepted/)
+    } finally {
+      rmSync(host, {recursive: true, force: true})
+    }
+    // A reused build keeps the cache; one without a runtime to make it with builds anew, without it.
+    const again = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node})
+    assert.equal(again.reused, true)
+    assert.equal(again.manifest.compileCache, true)
+    const none = await buildBundle({cacheDir, runtime: '24.22.3', root})
+    assert.equal(none.reused, false)
+    assert.equal(none.manifest.compileCache, undefined)
   })
 })

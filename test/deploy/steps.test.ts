@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict'
+import {spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
 import {describe, it} from 'node:test'
 
 import {describeHolder, isStale, parseAcquire, parseReadLock} from '../../src/deploy/lock.js'
 import {FAULTS, releaseId} from '../../src/deploy/bundle.js'
 import {integrityToHex} from '../../src/deploy/runtime.js'
 import * as steps from '../../src/deploy/steps.js'
-import {commandLine} from '../../src/ssh/command.js'
+import {commandLine, type RemoteStep} from '../../src/ssh/command.js'
 
 const l = steps.hostLayout('/srv/feed')
 
@@ -33,6 +37,21 @@ describe('deploy steps as data', () => {
     assert.equal(step.env!.FEEDOPS_RELEASE, '/srv/feed/releases/r2')
     assert.equal(step.env!.FEEDOPS_STOP_TIMEOUT, '15')
     assert.equal(step.env!.FEEDOPS_START_TIMEOUT, '30')
+  })
+
+  it('runs several steps as one command, each in its own subshell, stopping at the first that fails', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'feedops-steps-'))
+    try {
+      const run = (step: RemoteStep) => spawnSync('sh', ['-c', commandLine(step)]).status
+      const made = path.join(dir, 'made')
+      assert.equal(run(steps.inOrder({argv: ['true'], cwd: '/'}, {script: 'touch made', cwd: dir})), 0)
+      assert.ok(existsSync(made), 'the second step ran, in its own folder')
+      rmSync(made)
+      assert.notEqual(run(steps.inOrder({argv: ['false']}, {argv: ['touch', made]})), 0)
+      assert.ok(!existsSync(made), 'nothing after a failed step runs')
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 
   it('reads a probe', () => {

@@ -34,15 +34,18 @@
  *
  * Growth: the map keeps its mapping count n in its state hash; when n > SPLIT_FILL × buckets, the write
  * that crossed it splits bucket S (its entries with bit L of x set move to bucket S + 2^L, the others
- * stay; bit L is the field's last byte's or the value's lowest spare bit) and S moves on; when S reaches 2^L the level goes up and S is
- * 0 again. One split at a time, inside the atomic write script, so the map never has a capacity and is
- * never rebuilt to grow: readers need only L and S, which the lookup script reads itself.
+ * stay; bit L is in the field's last byte, or the value's lowest spare bit) and S moves on; when S reaches
+ * 2^L the level goes up and S is 0 again. One split at a time, inside the atomic write script, so the map
+ * never has a capacity and is never rebuilt to grow: readers need only L and S, which the lookup script
+ * reads itself (and answers with the values, for the client to take the user ids out).
  *
  * Overflow: a bucket not yet split this level covers twice the hash range of a split one, so near the end
  * of a level it holds up to 2 × SPLIT_FILL on average, and a few reach Redis's listpack limit (128 entries
  * by default; one more and Redis turns the hash into a hashtable, 5× bigger, for good). A bucket at the
  * limit takes further new fields in an overflow hash `<bucket>+`; a lookup that misses in the bucket
- * tries its overflow; a split empties both and writes its two halves in the new level's layout. So every key stays a listpack.
+ * tries its overflow; a split empties both and writes its two halves in the new level's layout (fields
+ * a byte shorter from levels 5 → 6, 13 → 14, 21 → 22, 29 → 30; values re-encoded). So every key stays a
+ * listpack.
  *
  * Why SPLIT_FILL = 56: memory per mapping falls with the mean fill (each key costs ~75 bytes besides its
  * entries), and lookups slow with it (a listpack is searched from its start). See BENCHMARKS.md.

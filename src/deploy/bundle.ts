@@ -1,10 +1,12 @@
-import {execFile} from 'node:child_process'
+import {execFile, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, copyFileSync, cpSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {builtinModules, createRequire} from 'node:module'
 import path from 'node:path'
+import {pipeline} from 'node:stream/promises'
 import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
+import {createGzip} from 'node:zlib'
 
 import type {Plugin} from 'esbuild'
 
@@ -122,11 +124,25 @@ export async function buildBundle(opts: {
   renameSync(tmp, dir)
 
   const tarball = `${dir}.tar.gz`
-  await run('tar', ['-czf', `${tarball}.tmp`, '-C', dir, 'app.mjs', 'pm.mjs', 'manifest.json', ...(compileCache ? [COMPILE_CACHE] : [])])
+  await packTarball(dir, ['app.mjs', 'pm.mjs', 'manifest.json', ...(compileCache ? [COMPILE_CACHE] : [])], `${tarball}.tmp`)
   renameSync(`${tarball}.tmp`, tarball)
   const tarballSha256 = (await hashFile(tarball, 'sha256')).hex
   pruneBuilds(out, id)
   return {manifest, dir, tarball, tarballSha256, buildMs: Math.round(performance.now() - started), reused}
+}
+
+/**
+ * tar's archive, gzipped at level 1 in Node's thread pool: a third of `tar -z`'s CPU (gzip -6) for a tarball
+ * 15% bigger (0.83 against 0.72 MB), and the build is on every deploy's way to its first upload.
+ */
+async function packTarball(dir: string, files: string[], out: string): Promise<void> {
+  const tar = spawn('tar', ['-cf', '-', '-C', dir, ...files], {stdio: ['ignore', 'pipe', 'pipe']})
+  let stderr = ''
+  tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const exited = new Promise<number | null>((resolve) => tar.once('close', resolve))
+  await pipeline(tar.stdout, createGzip({level: 1}), createWriteStream(out))
+  const code = await exited
+  if (code !== 0) throw new Error(`tar exited with ${code}: ${stderr.trim()}`)
 }
 
 /** Builds kept in the local cache: what hosts run is on the hosts; these are for reuse and inspection. */

@@ -26,7 +26,7 @@ import {appConfigFrom} from '../../app/config.js'
 import {loadConfig} from '../../src/config/load.js'
 import {deploySchema, type DeploySettings} from '../../src/config/schema.js'
 import {buildBundle} from '../../src/deploy/bundle.js'
-import {ensureRuntime, feedopsCacheDir} from '../../src/deploy/runtime.js'
+import {ensureRuntime, feedopsCacheDir, localRuntimeNode} from '../../src/deploy/runtime.js'
 import {parseBatchSpec, planBatches} from '../../src/deploy/strategy.js'
 import {labPaths} from '../../src/lab/layout.js'
 import {nginxNodeFiles} from '../../src/lb/nginx-conf.js'
@@ -213,7 +213,10 @@ async function feedopsRun(ctx: LabContext, tool: string, extra: string[] = []): 
 
 /** A fresh release (built the way feedops builds it, not timed) deployed by a peer. */
 async function peerRun(ctx: LabContext, tool: 'ansible' | 'fabric', links: {src: string; dest: string}[]): Promise<Row> {
-  const bundle = await buildBundle({cacheDir: path.join(workDir, 'bundles'), runtime: ctx.deploy.runtime})
+  // The release feedops would ship, compile cache included (made by the same runtime), built before the clock starts.
+  const runtime = await ensureRuntime(ctx.deploy.runtime, feedopsCacheDir())
+  const bundle = await buildBundle({cacheDir: path.join(workDir, 'bundles'), runtime: ctx.deploy.runtime, runtimeNode: () => localRuntimeNode(runtime)})
+  if (!bundle.manifest.compileCache) throw new Error('the peers must get the release feedops ships, with its compile cache')
   const job: PeerJob = {
     dir: workDir,
     hosts: ctx.hosts,

@@ -4,7 +4,7 @@ import {after, before, describe, it} from 'node:test'
 import {Redis} from 'ioredis'
 
 import {encodeId, IdGenerator} from '../../src/shards/ids.js'
-import {entryAt, fieldBytesAt, levelOf, LISTPACK_MAX_ENTRIES, locate, permuteInto, spareBitsAt, SPLIT_FILL, unpermute, valueOf} from '../../src/shards/photo-map/layout.js'
+import {entryAt, fieldBytesAt, levelOf, LISTPACK_MAX_ENTRIES, locate, spareBitsAt, SPLIT_FILL, unpermute, valueOf} from '../../src/shards/photo-map/layout.js'
 import {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 
@@ -114,12 +114,6 @@ function prng(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
   }
-}
-
-function xOf(id: bigint): bigint {
-  const b = Buffer.allocUnsafe(8)
-  permuteInto(id, b, 0)
-  return b.readBigUInt64BE(0)
 }
 
 /**

@@ -22,7 +22,7 @@ export interface PhotoMapStats {
   state: MapState
   /** Bucket keys of the generation (SCAN), overflow hashes not counted. */
   bucketKeys: number
-  /** Overflow hashes (of full buckets). */
+  /** Overflow hashes (of full buckets, or of ids whose short field another id holds: layout.ts). */
   overflowKeys: number
   /** Mappings found in the keys (the state's count should agree). */
   mappings: number

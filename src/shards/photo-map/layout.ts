@@ -47,11 +47,14 @@
  * a byte shorter from levels 5 → 6, 13 → 14, 21 → 22, 29 → 30; values re-encoded). So every key stays a
  * listpack.
  *
- * Why SPLIT_FILL = 56: memory per mapping falls with the mean fill (each key costs ~75 bytes besides its
- * entries), and lookups slow with it (a listpack is searched from its start). See BENCHMARKS.md.
+ * Why SPLIT_FILL = 60: memory per mapping falls with the mean fill (each key costs ~75 bytes besides its
+ * entries, and its listpack's jemalloc size class rounds up), and lookups slow with it (a listpack is
+ * searched from its start); 60 is the lowest fill measured at ≤ 16 bytes per mapping at 1 M mappings (58:
+ * 15.99, 60: 15.94), and buckets not yet split this level still stay under 128 entries to the end of a level
+ * (a few spill into overflow hashes). See BENCHMARKS.md.
  */
 
-export const SPLIT_FILL = 56
+export const SPLIT_FILL = 60
 /** Redis's default hash-max-listpack-entries: a bucket never holds more. */
 export const LISTPACK_MAX_ENTRIES = 128
 /** The longest element we write: a 64-bit user id × 4 + 3 in decimal (20 digits), under the default -value (64). */

@@ -4,7 +4,7 @@ import {after, before, describe, it} from 'node:test'
 import {Redis} from 'ioredis'
 
 import {encodeId, IdGenerator} from '../../src/shards/ids.js'
-import {fieldBytesAt, idAt, levelOf, LISTPACK_MAX_ENTRIES, locate, SPLIT_FILL} from '../../src/shards/photo-map/layout.js'
+import {entryAt, fieldBytesAt, levelOf, LISTPACK_MAX_ENTRIES, locate, spareBitsAt, SPLIT_FILL, unpermute, valueOf} from '../../src/shards/photo-map/layout.js'
 import {PhotoOwnerMap} from '../../src/shards/photo-map/map.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 
@@ -46,13 +46,17 @@ async function encodings(redis: Redis, map: PhotoOwnerMap): Promise<{lens: numbe
 /**
  * Reads every key of the active generation and checks the linear-hashing invariants: each field sits in
  * the bucket (and with the width) that locate() gives its id under the saved state, buckets are below
- * 2^L + S, an overflow hash exists only beside a full bucket, and the state counts what the keys hold.
- * Answers the mappings found.
+ * 2^L + S, a short field is held once per bucket, in its overflow only when the bucket is full, a wide
+ * field only in the overflow and only while another id holds its short field, and the state counts what
+ * the keys hold (less `uncounted`, mappings a test put in the state without writing them). Answers the
+ * mappings found.
  */
-async function checkInvariants(redis: Redis, map: PhotoOwnerMap): Promise<Map<bigint, bigint>> {
+async function checkInvariants(redis: Redis, map: PhotoOwnerMap, uncounted = 0, seen?: {wide: number; overflowShort: number}): Promise<Map<bigint, bigint>> {
   const state = await map.state()
   const found = new Map<bigint, bigint>()
   const lens = new Map<string, number>()
+  const short = new Map<string, bigint>() // bucket + short field (hex) → the id holding it
+  const wide: [string, bigint][] = []
   for await (const all of map.scanBuckets(state.generation)) {
     const keys = all.filter((k) => !k.endsWith(':state'))
     const pipe = redis.pipeline()
@@ -68,17 +72,30 @@ async function checkInvariants(redis: Redis, map: PhotoOwnerMap): Promise<Map<bi
       const flat = replies[2 * j + 1] as Buffer[]
       lens.set(key, flat.length / 2)
       for (let i = 0; i < flat.length; i += 2) {
-        const id = idAt(bucket, flat[i]!, state)
+        const {id, owner} = entryAt(bucket, flat[i]!, flat[i + 1]!, state)
         const at = locate(id, state)
         assert.equal(at.bucket, bucket, `${id} is in bucket ${bucket}, belongs in ${at.bucket}`)
-        assert.ok(at.field.equals(flat[i]!))
         assert.ok(!found.has(id), `${id} is stored twice`)
-        found.set(id, BigInt(flat[i + 1]!.toString()))
+        found.set(id, owner)
+        const name = `${bucket}/${at.field.toString('hex')}`
+        if (at.field.equals(flat[i]!)) {
+          assert.equal(flat[i + 1]!.toString(), valueOf(owner, at))
+          assert.ok(!short.has(name), `short field ${name} held twice`)
+          short.set(name, id)
+          if (key.endsWith('+')) {
+            assert.equal(lens.get(key.slice(0, -1)) ?? (await redis.hlen(key.slice(0, -1))), LISTPACK_MAX_ENTRIES, `${key} holds a short field beside a bucket that is not full`)
+            if (seen && at.spareBits > 0) seen.overflowShort++
+          }
+        } else {
+          assert.ok(at.spareBits > 0 && at.wide.equals(flat[i]!) && key.endsWith('+'), `${id}: field ${flat[i]!.toString('hex')} in ${key}`)
+          wide.push([name, id])
+          if (seen) seen.wide++
+        }
       }
     }
   }
-  for (const [key, len] of lens) if (key.endsWith('+')) assert.equal(lens.get(key.slice(0, -1)), LISTPACK_MAX_ENTRIES, `${key} beside a bucket that is not full`)
-  assert.equal(found.size, state.mappings, 'the state counts what the buckets hold')
+  for (const [name, id] of wide) assert.ok(short.has(name) && short.get(name) !== id, `wide field of ${id} while no other id holds ${name}`)
+  assert.equal(found.size, state.mappings - uncounted, 'the state counts what the buckets hold')
   return found
 }
 
@@ -87,6 +104,74 @@ function randomIds(n: number): bigint[] {
   const out = new Set<bigint>()
   while (out.size < n) out.add(BigInt.asUintN(64, (BigInt(Math.floor(Math.random() * 2 ** 32)) << 32n) | BigInt(Math.floor(Math.random() * 2 ** 32))))
   return [...out]
+}
+
+/** A small seeded PRNG (mulberry32), so a failing run repeats. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+  }
+}
+
+/**
+ * Ids in groups whose permuted x agree everywhere but in bits `from` .. `from` + 2: at a level whose spare
+ * bits are among those, the ids of a group that share a bucket share its short field. Each group's low
+ * `from` bits are one of `lows`; 1 to 8 members a group.
+ */
+function collidingIds(rand: () => number, groups: number, from: number, lows: readonly number[]): bigint[] {
+  const ids: bigint[] = []
+  const r64 = () => (BigInt(Math.floor(rand() * 2 ** 32)) << 32n) | BigInt(Math.floor(rand() * 2 ** 32))
+  for (let g = 0; g < groups; g++) {
+    const low = BigInt(lows[g % lows.length]!) & ((1n << BigInt(from)) - 1n)
+    const x = (r64() & ~((1n << BigInt(from + 3)) - 1n)) | low
+    for (let k = 0n; k < 8n; k++) if (k === 0n || rand() < 0.5) ids.push(unpermute(x | (k << BigInt(from))))
+  }
+  return ids
+}
+
+/**
+ * Owners of every size: listpack's small integers, past 2^21 (no longer 24-bit with 2 spare bits), of 15
+ * digits (past the 14 that Lua prints a number with), about 2^53 (past Lua's exact doubles), up to 2^64 − 1.
+ */
+function randomOwner(rand: () => number): bigint {
+  const r = rand()
+  if (r < 0.5) return BigInt(Math.floor(rand() * 2 ** 21))
+  if (r < 0.6) return BigInt(2 ** 21 + Math.floor(rand() * 2 ** 40))
+  if (r < 0.75) return BigInt(1e14 + Math.floor(rand() * 9e14))
+  if (r < 0.87) return (1n << 53n) + BigInt(Math.floor(rand() * 1000)) - 500n
+  return (1n << 64n) - 1n - BigInt(Math.floor(rand() * 2 ** 32))
+}
+
+/**
+ * Random rounds of writes (new and overwrites), deletes and a lookup of every id (written or not) against
+ * a JS model, with the invariants checked after each round. `boost` is called after the first round and
+ * answers mappings it put in the state's count (see below): they make the map split.
+ */
+async function modelRounds(redis: Redis, map: PhotoOwnerMap, ids: bigint[], rand: () => number, rounds: number, boost: () => Promise<number>): Promise<{wide: number; overflowShort: number}> {
+  const model = new Map<bigint, bigint>()
+  const seen = {wide: 0, overflowShort: 0}
+  let uncounted = 0
+  for (let round = 0; round < rounds; round++) {
+    const pairs: [bigint, bigint][] = []
+    for (const id of ids) if (rand() < (round === 0 ? 0.9 : 0.3)) pairs.push([id, randomOwner(rand)])
+    const fresh = pairs.filter(([id]) => !model.has(id)).length
+    assert.equal(await map.setMany(pairs), fresh, `round ${round}: new mappings`)
+    for (const [id, owner] of pairs) model.set(id, owner)
+    const known = [...model.keys()]
+    for (let k = 0; k < 12 && known.length > 0; k++) {
+      const id = known[Math.floor(rand() * known.length)]!
+      assert.equal(await map.delete(id), model.delete(id), `round ${round}: delete ${id}`)
+    }
+    assert.deepEqual(await map.getMany(ids), ids.map((id) => model.get(id) ?? null), `round ${round}: lookups`)
+    const found = await checkInvariants(redis, map, uncounted, seen)
+    assert.equal(found.size, model.size)
+    for (const [id, owner] of model) assert.equal(found.get(id), owner)
+    if (round === 0) uncounted += await boost()
+  }
+  return seen
 }
 
 describe('PhotoOwnerMap on a real Redis', () => {
@@ -200,9 +285,10 @@ describe('PhotoOwnerMap on a real Redis', () => {
     const levels = new Set<number>()
     let narrowed = false
     let written = 0
-    // batches of changing size, each followed by a lookup of everything written so far; 8,000 stops at
-    // level 7 with buckets split, whose fields are a byte narrower than the unsplit ones' (8 → 7)
-    for (const size of [1, 2, 60, 500, 3000, 4437, 20_000, 32_000]) {
+    // batches of changing size, each followed by a lookup of everything written so far; 2,563 stops at
+    // level 5 with buckets split, whose fields are a byte narrower than the unsplit ones' (8 → 7), and
+    // 7,000 at level 6, where values carry 2 spare bits and the split buckets' 1
+    for (const size of [1, 2, 60, 500, 2000, 4437, 20_000, 33_000]) {
       const batch = ids.slice(written, written + size)
       assert.equal(await map.setMany(batch.map((id, i) => [id, BigInt(written + i)])), batch.length)
       written += batch.length
@@ -215,10 +301,10 @@ describe('PhotoOwnerMap on a real Redis', () => {
     }
     assert.equal(written, ids.length)
     const state = await map.state()
-    assert.equal(state.level, 10) // 1072 buckets: 2^10 + 48
-    assert.ok(levels.size >= 6, `levels seen: ${[...levels]}`)
+    assert.equal(state.level, Math.floor(Math.log2(Math.ceil(ids.length / SPLIT_FILL)))) // 1000 buckets at 60 a bucket: 2^9 + 488
+    assert.ok(levels.size >= 6 && levels.has(6), `levels seen: ${[...levels]}`)
     assert.ok(narrowed, 'looked up while split and unsplit buckets had fields of two widths')
-    assert.equal(fieldBytesAt(state.level), 7, 'fields lost a byte at level 8')
+    assert.equal(fieldBytesAt(state.level), 7, 'fields lost a byte at level 6')
     const found = await checkInvariants(redis, map)
     assert.equal(found.size, ids.length)
     assert.equal((await map.stats()).notListpack, 0)
@@ -249,6 +335,46 @@ describe('PhotoOwnerMap on a real Redis', () => {
     const found = await checkInvariants(redis, map)
     for (const id of same.slice(1)) assert.ok(found.has(id))
   })
+
+  it('matches a model from empty through levels 0 to 8, with random ids and ids crafted to collide at levels 6 and 7', async () => {
+    const rand = prng(7)
+    const map = new PhotoOwnerMap(redis, {prefix: 'model'})
+    const ids = [...new Set([...randomIds(7000), ...collidingIds(rand, 700, 6, [0, 1, 2, 63, 64, 65, 127])])]
+    const seen = await modelRounds(redis, map, ids, rand, 6, async () => 0)
+    const state = await map.state()
+    assert.ok(state.level >= 7, `level ${state.level}`)
+    assert.ok(seen.wide > 0 && seen.overflowShort > 0, `collisions stored wide ${seen.wide} times, short fields overflowed ${seen.overflowShort} times`)
+  })
+
+  // Seeded near the end of level L (S = 2^L − 2, the mapping count raised after the first round so that
+  // every pair written splits one more bucket), so the crafted ids' buckets 2^L − 2 and 2^L − 1 split
+  // into level L + 1 and then its buckets 0 and 1 into L + 2, with the buckets full of short fields that
+  // collide: 13 → 14 → 15 and 21 → 22 → 23 start spare bits, 15 → 16 → 17 and 23 → 24 → 25 end them.
+  for (const level of [13, 15, 21, 23]) {
+    it(`matches a model across the splits from level ${level} to ${level + 2}, ids crafted to collide, owners of every size`, async () => {
+      const rand = prng(level)
+      const prefix = `model${level}`
+      const map = new PhotoOwnerMap(redis, {prefix})
+      await redis.set(`${prefix}:gen`, '1')
+      await redis.hset(`${prefix}:1:state`, 'l', level, 's', 2 ** level - 2, 'n', 0)
+      const m = 2 ** level
+      const ids = [...new Set([
+        ...collidingIds(rand, 50, level, [m - 2]), // over 128 short fields in one bucket: it overflows
+        ...collidingIds(rand, 14, level, [m - 1]),
+        ...collidingIds(rand, 30, level, [0, 1]),
+      ])]
+      const boost = SPLIT_FILL * 2 ** (level + 2)
+      const seen = await modelRounds(redis, map, ids, rand, 5, async () => {
+        await redis.hincrby(`${prefix}:1:state`, 'n', boost)
+        return boost
+      })
+      assert.ok(seen.wide > 0, 'collisions were stored under wide fields')
+      if (spareBitsAt(level) > 0) assert.ok(seen.overflowShort > 0, 'a full bucket of short fields overflowed')
+      const state = await map.state()
+      assert.equal(state.level, level + 1)
+      assert.ok(state.split > 2, `split ${state.split}: buckets 0 and 1 of level ${level + 1} were split`)
+    })
+  }
 
   it('stays exact with concurrent writers splitting and readers reading at once', async () => {
     const writers = await Promise.all(Array.from({length: 4}, async () => {
@@ -350,24 +476,29 @@ describe('PhotoOwnerMap on a real Redis', () => {
 })
 
 describe('photo map layout (pure)', () => {
-  it('locate and idAt are inverse for ids of every shape, at every level and split', () => {
-    for (const [level, split] of [[0, 0], [3, 5], [7, 100], [8, 0], [15, 30_000], [16, 1], [23, 2 ** 23 - 1], [24, 0], [31, 2 ** 30]] as const) {
+  it('locate and entryAt are inverse for ids of every shape, at every level and split, short and wide', () => {
+    for (const [level, split] of [[0, 0], [3, 5], [5, 7], [6, 0], [7, 100], [8, 0], [13, 8000], [14, 1], [15, 30_000], [16, 1], [22, 5], [23, 2 ** 23 - 1], [24, 0], [30, 7], [31, 2 ** 30]] as const) {
       const state = {level, split}
       for (const id of [0n, 1n, (1n << 64n) - 1n, ...lowRateIds(200), ...burstIds(200)]) {
-        const {bucket, field} = locate(id, state)
-        assert.ok(bucket >= 0 && bucket < 2 ** level + split)
-        assert.equal(field.length, fieldBytesAt(levelOf(bucket, state)))
-        assert.equal(idAt(bucket, Buffer.from(field), state), id)
+        const at = locate(id, state)
+        const l = levelOf(at.bucket, state)
+        assert.ok(at.bucket >= 0 && at.bucket < 2 ** level + split)
+        assert.equal(at.field.length, fieldBytesAt(l))
+        assert.equal(at.spareBits, spareBitsAt(l))
+        for (const owner of [0n, 5n, (1n << 21n) - 1n, (1n << 53n) + 1n, (1n << 64n) - 1n]) {
+          assert.deepEqual(entryAt(at.bucket, Buffer.from(at.field), valueOf(owner, at), state), {id, owner})
+          if (at.spareBits > 0) assert.deepEqual(entryAt(at.bucket, Buffer.from(at.wide), owner.toString(), state), {id, owner})
+        }
       }
     }
   })
 
-  it('uses 7-byte fields from 2^8 buckets, 6-byte from 2^16 and 5-byte from 2^24', () => {
-    assert.equal(fieldBytesAt(0), 8)
-    assert.equal(fieldBytesAt(8), 7)
-    assert.equal(fieldBytesAt(16), 6)
-    assert.equal(fieldBytesAt(23), 6)
-    assert.equal(fieldBytesAt(24), 5)
-    assert.throws(() => idAt(0, Buffer.alloc(6), {level: 8, split: 0}), RangeError)
+  it('drops the last field byte where the bucket implies all but 2 of its bits, and carries those in the value', () => {
+    const widths = [0, 5, 6, 7, 8, 13, 14, 15, 16, 21, 22, 23, 24, 29, 30, 31].map((l) => [l, fieldBytesAt(l), spareBitsAt(l)])
+    assert.deepEqual(widths, [[0, 8, 0], [5, 8, 0], [6, 7, 2], [7, 7, 1], [8, 7, 0], [13, 7, 0], [14, 6, 2], [15, 6, 1], [16, 6, 0], [21, 6, 0], [22, 5, 2], [23, 5, 1], [24, 5, 0], [29, 5, 0], [30, 4, 2], [31, 4, 1]])
+    // owners below 2^21 stay in listpack's 24-bit integers (up to 8,388,607) with 2 spare bits
+    assert.equal(valueOf((1n << 21n) - 1n, {spareBits: 2, spare: 3}), '8388607')
+    assert.throws(() => entryAt(0, Buffer.alloc(6), '1', {level: 8, split: 0}), RangeError)
+    assert.throws(() => entryAt(0, Buffer.alloc(8), '1', {level: 8, split: 0}), RangeError, 'no wide field where no bits are spare')
   })
 })

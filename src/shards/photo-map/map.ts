@@ -1,6 +1,6 @@
 import type {ChainableCommander, Redis} from 'ioredis'
 
-import {idAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteInto, stateOf, type MapState} from './layout.js'
+import {entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteInto, spareBitsAt, stateOf, type MapState} from './layout.js'
 import {DELETE, GET_MANY, SET_MANY, type Script} from './scripts.js'
 
 export {SPLIT_FILL, type MapState} from './layout.js'
@@ -22,7 +22,7 @@ export interface PhotoMapStats {
   state: MapState
   /** Bucket keys of the generation (SCAN), overflow hashes not counted. */
   bucketKeys: number
-  /** Overflow hashes (of full buckets). */
+  /** Overflow hashes (of full buckets, or of ids whose short field another id holds: layout.ts). */
   overflowKeys: number
   /** Mappings found in the keys (the state's count should agree). */
   mappings: number
@@ -124,11 +124,21 @@ export class PhotoOwnerMap {
     const n = photoIds.length
     const xs = Buffer.allocUnsafe(n * 8)
     for (let i = 0; i < n; i++) permuteInto(photoIds[i]!, xs, i * 8)
-    const values = ((await this.evalScript(GET_MANY, [this.prefix, xs])) as string).split(',')
+    const [joined, level, split] = (await this.evalScript(GET_MANY, [this.prefix, xs])) as [string, number, number]
+    const values = joined.split(',')
+    // each value is the user id × 2^m + m bits of the id, m by the level of the id's bucket (layout.ts)
+    const buckets = 2 ** level
+    const m0 = spareBitsAt(level)
+    const m1 = spareBitsAt(level + 1)
     const out: (bigint | null)[] = new Array<bigint | null>(n)
     for (let i = 0; i < n; i++) {
       const v = values[i]
-      out[i] = v ? BigInt(v) : null
+      if (!v) {
+        out[i] = null
+        continue
+      }
+      const m = xs.readUInt32BE(i * 8 + 4) % buckets < split ? m1 : m0
+      out[i] = m === 0 ? BigInt(v) : v.length < 16 ? BigInt(Math.floor(Number(v) / 2 ** m)) : BigInt(v) >> BigInt(m)
     }
     return out
   }
@@ -156,7 +166,10 @@ export class PhotoOwnerMap {
     const out: [bigint, bigint][] = []
     for (const k of [key, `${key}+`]) {
       const flat = (await this.redis.callBuffer('HGETALL', k)) as Buffer[]
-      for (let i = 0; i + 1 < flat.length; i += 2) out.push([idAt(bucket, flat[i]!, state), BigInt(flat[i + 1]!.toString())])
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const {id, owner} = entryAt(bucket, flat[i]!, flat[i + 1]!, state)
+        out.push([id, owner])
+      }
     }
     return out
   }

@@ -102,7 +102,18 @@ export function parseProbe(stdout: string): Probe {
 const folders = (l: HostLayout) => [l.releases, l.runtimes, path.join(l.shared, 'log'), l.tmp]
 
 /**
- * Receives the registry tarball on stdin into tmp/, checks its sha512, unpacks bin/node into
+ * How a step that is sent a file begins: with $U the upload's path, $S its checksum and the layout's
+ * folders left in "$@", it makes the folders, writes stdin to $U, says RECEIVED and checks the sum.
+ */
+const receive = (sum: 'sha256sum' | 'sha512sum') => [
+  'mkdir -p -- "$@"',
+  'cat > "$U"',
+  `echo ${RECEIVED}`,
+  `printf "%s  %s\\n" "$S" "$U" | ${sum} -c --status || { echo "checksum mismatch for $U" >&2; rm -f "$U"; exit 1; }`,
+]
+
+/**
+ * Receives the registry tarball on stdin into tmp/ (and says RECEIVED), checks its sha512, unpacks bin/node into
  * runtimes/<v> (via a temp dir renamed into place).
  */
 export function installRuntimeStep(l: HostLayout, version: string, upload: string, sha512: string): RemoteStep {
@@ -110,9 +121,7 @@ export function installRuntimeStep(l: HostLayout, version: string, upload: strin
     [
       'set -e',
       'D=$1 U=$2 S=$3; shift 3',
-      'mkdir -p -- "$@"',
-      'cat > "$U"',
-      'printf "%s  %s\\n" "$S" "$U" | sha512sum -c --status || { echo "checksum mismatch for $U" >&2; rm -f "$U"; exit 1; }',
+      ...receive('sha512sum'),
       't=$D.tmp.$$; rm -rf "$t"; mkdir -p "$t"',
       'tar -xzf "$U" -C "$t" --strip-components=1 package/bin/node package/LICENSE',
       '[ -e "$D" ] && rm -rf "$t" || mv -T "$t" "$D"',
@@ -138,10 +147,7 @@ export function installReleaseStep(l: HostLayout, id: string, runtime: string, u
     [
       'set -e',
       'D=$1 U=$2 S=$3 V=$4 F=$5; shift 5',
-      'mkdir -p -- "$@"',
-      'cat > "$U"',
-      `echo ${RECEIVED}`,
-      'printf "%s  %s\\n" "$S" "$U" | sha256sum -c --status || { echo "checksum mismatch for $U" >&2; rm -f "$U"; exit 1; }',
+      ...receive('sha256sum'),
       't=$D.tmp; rm -rf "$t"; mkdir -p "$t"',
       'tar -xzf "$U" -C "$t"',
       '(cd "$t" && printf "$F" | sha256sum -c --status) || { echo "a file of the release does not match its manifest" >&2; exit 1; }',

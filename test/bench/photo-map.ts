@@ -204,6 +204,13 @@ return string.rep(',', #ARGV[2] / 8 - 1)`
       return redis.evalsha(noWorkSha, 0, map.prefix, xs)
     }
     const since = (t: bigint): number => Number(process.hrtime.bigint() - t) / 1e6
+    /** A run that draws 1,000 of the first `range` ids and times `call` on them alone. */
+    const timedOn = (range: number, call: (q: bigint[]) => Promise<unknown>) => async (): Promise<number> => {
+      const q = sample(range).map((k) => ids[k]!)
+      const t = process.hrtime.bigint()
+      await call(q)
+      return since(t)
+    }
     // each run draws its 1,000 ids, then times the call alone (a call's own packing and parsing included)
     const kinds: {name: string; keys: number; command: string; run: () => Promise<number>}[] = [
       {
@@ -231,30 +238,8 @@ return string.rep(',', #ARGV[2] / 8 - 1)`
           return since(t)
         },
       },
-      {
-        name: 'the same call, no work per id (floor)',
-        keys: MAPPINGS,
-        command: 'evalsha',
-        run: async () => {
-          const q = sample(MAPPINGS).map((k) => ids[k]!)
-          const t = process.hrtime.bigint()
-          await noWorkCall(q)
-          return since(t)
-        },
-      },
-      ...(fixedLookup
-        ? [{
-            name: 'fixed-size map of before, getMany',
-            keys: SIDE,
-            command: 'evalsha',
-            run: async () => {
-              const q = sample(SIDE).map((k) => ids[k]!)
-              const t = process.hrtime.bigint()
-              await fixedLookup.getMany(q)
-              return since(t)
-            },
-          }]
-        : []),
+      {name: 'the same call, no work per id (floor)', keys: MAPPINGS, command: 'evalsha', run: timedOn(MAPPINGS, noWorkCall)},
+      ...(fixedLookup ? [{name: 'fixed-size map of before, getMany', keys: SIDE, command: 'evalsha', run: timedOn(SIDE, (q) => fixedLookup.getMany(q))}] : []),
     ]
     for (const kind of kinds) for (let i = 0; i < 20; i++) await kind.run()
     // round by round, every kind in turn, so all see the same machine

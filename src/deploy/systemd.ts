@@ -2,8 +2,9 @@ import path from 'node:path/posix'
 
 /**
  * Production hosts run the app under systemd. The unit starts whatever `current` points at, from its
- * real path, on the runtime that release links (current/node), so a deploy or rollback is `systemctl restart` after the
- * switch; systemd reads shared/app.env (mode 0600, the deployer's) before it drops to the service user.
+ * real path, on the runtime that release links (current/node), so a deploy or rollback is `systemctl
+ * restart` after the switch; systemd reads shared/app.env (mode 0600, the deployer's) before it drops to
+ * the service user.
  * The app's port belongs to feed.socket (socket activation), not to the process: it stays open through a
  * restart, and connections that arrive meanwhile wait in its queue for the new process instead of being
  * refused or reset.

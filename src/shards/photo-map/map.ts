@@ -1,6 +1,6 @@
 import type {ChainableCommander, Redis} from 'ioredis'
 
-import {entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteInto, spareBitsAt, stateOf, type MapState} from './layout.js'
+import {entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteMany, spareBitsAt, stateOf, type MapState} from './layout.js'
 import {DELETE, GET_MANY, SET_MANY, type Script} from './scripts.js'
 
 export {SPLIT_FILL, type MapState} from './layout.js'
@@ -37,6 +37,17 @@ export interface PhotoMapStats {
 export interface ListpackLimits {
   entries: number
   value: number
+}
+
+/** The decimal digits text[from, to) (fewer than 16: exact as a number). */
+function decimalAt(text: string, from: number, to: number): number {
+  let v = 0
+  for (let j = from; j < to; j++) {
+    const digit = text.charCodeAt(j) - 48
+    if (digit < 0 || digit > 9) throw new Error(`The photo map holds a value that is not a number: ${text.slice(from, to)}`)
+    v = v * 10 + digit
+  }
+  return v
 }
 
 /** Pairs per script call: a call blocks Redis, so big batches go as several calls in one pipeline. */
@@ -91,14 +102,13 @@ export class PhotoOwnerMap {
    */
   async setMany(pairs: readonly (readonly [bigint, bigint])[], generation?: number): Promise<number> {
     if (pairs.length === 0) return 0
-    const xs = Buffer.allocUnsafe(pairs.length * 8)
     const users = new Array<string>(pairs.length)
     for (let i = 0; i < pairs.length; i++) {
-      const [photoId, userId] = pairs[i]!
+      const userId = pairs[i]![1]
       if (typeof userId !== 'bigint' || userId < 0n || userId > 0xffffffffffffffffn) throw new RangeError(`User id ${String(userId)} is not an unsigned 64-bit integer.`)
-      permuteInto(photoId, xs, i * 8)
       users[i] = userId.toString()
     }
+    const xs = permuteMany(pairs.map((p) => p[0]))
     const gen = generation === undefined ? '' : String(generation)
     const calls: Promise<unknown>[] = []
     for (let i = 0; i < pairs.length; i += PAIRS_PER_CALL) {
@@ -122,32 +132,32 @@ export class PhotoOwnerMap {
   async getMany(photoIds: readonly bigint[]): Promise<(bigint | null)[]> {
     if (photoIds.length === 0) return []
     const n = photoIds.length
-    const xs = Buffer.allocUnsafe(n * 8)
-    for (let i = 0; i < n; i++) permuteInto(photoIds[i]!, xs, i * 8)
+    const xs = permuteMany(photoIds)
     const [joined, level, split] = (await this.evalScript(GET_MANY, [this.prefix, xs])) as [string, number, number]
-    const values = joined.split(',')
-    // each value is the user id × 2^m + m bits of the id, m by the level of the id's bucket (layout.ts)
+    // each value is the user id × 2^m + m bits of the id, m by the level of the id's bucket (layout.ts);
+    // read in place (no split into strings): this loop is a tenth of a lookup's time
     const buckets = 2 ** level
-    const m0 = spareBitsAt(level)
-    const m1 = spareBitsAt(level + 1)
+    const d0 = 2 ** spareBitsAt(level)
+    const d1 = 2 ** spareBitsAt(level + 1)
     const out: (bigint | null)[] = new Array<bigint | null>(n)
+    let from = 0
     for (let i = 0; i < n; i++) {
-      const v = values[i]
-      if (!v) {
-        out[i] = null
-        continue
+      let to = joined.indexOf(',', from)
+      if (to < 0) to = joined.length
+      if (to === from) out[i] = null
+      else {
+        const d = xs.readUInt32BE(i * 8 + 4) % buckets < split ? d1 : d0
+        out[i] = to - from < 16 ? BigInt(Math.floor(decimalAt(joined, from, to) / d)) : BigInt(joined.slice(from, to)) / BigInt(d)
       }
-      const m = xs.readUInt32BE(i * 8 + 4) % buckets < split ? m1 : m0
-      out[i] = m === 0 ? BigInt(v) : v.length < 16 ? BigInt(Math.floor(Number(v) / 2 ** m)) : BigInt(v) >> BigInt(m)
+      from = to + 1
     }
+    if (from !== joined.length + 1) throw new Error(`The photo map's lookup answered values for other than ${n} ids.`)
     return out
   }
 
   /** Removes a mapping; true when there was one. Buckets are never merged again. */
   async delete(photoId: bigint): Promise<boolean> {
-    const x = Buffer.allocUnsafe(8)
-    permuteInto(photoId, x, 0)
-    return Number(await this.evalScript(DELETE, [this.prefix, x])) === 1
+    return Number(await this.evalScript(DELETE, [this.prefix, permuteMany([photoId])])) === 1
   }
 
   private async evalScript(script: Script, args: (string | Buffer)[]): Promise<unknown> {

@@ -15,6 +15,9 @@ export interface Script {
   sha: string
 }
 
+// spare() reads v mod q off v's last two digits: right while q = 2^SPARE_BITS divides 100
+if (100 % 2 ** SPARE_BITS !== 0) throw new Error('SPARE_BITS is too large for spare() in the photo-map scripts')
+
 function script(lua: string): Script {
   return {lua, sha: createHash('sha1').update(lua).digest('hex')}
 }
@@ -35,10 +38,12 @@ end
 local w0, q0 = widths(L)
 local w1, q1 = widths(L + 1)
 local E10 = 1e10
--- the spare bits of a value v (decimal): 1000 is a multiple of q, so its last 3 digits tell
+-- the spare bits of a value v (decimal): 100 is a multiple of q, so its last 2 digits tell (read as
+-- bytes: tonumber made the lookup's check of them an eighth of its time, measured)
 local function spare(v, q)
-  if #v < 16 then return tonumber(v) % q end
-  return tonumber(string.sub(v, -3)) % q
+  local c1, c0 = string.byte(v, -2, -1)
+  if not c0 then c1, c0 = 48, c1 end
+  return ((c1 - 48) * 10 + c0 - 48) % q
 end
 -- the user id in a value v (decimal) of q = 2^m: floor(v / q)
 local function owner(v, q)
@@ -84,10 +89,10 @@ ${READ_STATE}
 -- cost a fifth of the lookup's time (measured), the checks themselves next to nothing
 local out = {}
 -- the key's number through '%d': \`..\` writes a number with '%.14g', which cost a tenth of the lookup (measured)
-local call, sub, floor, fmt = redis.call, string.sub, math.floor, string.format
+local call, sub, byte, floor, fmt = redis.call, string.sub, string.byte, math.floor, string.format
 for i = 0, #xs / 8 - 1 do
   local p = 8 * i
-  local a, b, c, d = string.byte(xs, p + 5, p + 8)
+  local a, b, c, d = byte(xs, p + 5, p + 8)
   local low = ((a * 256 + b) * 256 + c) * 256 + d
   local k, w, q, below = low % M, w0, q0, M
   if k < S then k, w, q, below = low % (M + M), w1, q1, M + M end
@@ -97,7 +102,9 @@ for i = 0, #xs / 8 - 1 do
     if not v then v = call('HGET', key .. '+', sub(xs, p + 1, p + w)) end
   else
     local r = floor(low / below) % q
-    if not (v and (#v < 16 and tonumber(v) or tonumber(sub(v, -3))) % q == r) then -- spare(v, q) == r
+    local c1, c0
+    if v then c1, c0 = byte(v, -2, -1); if not c0 then c1, c0 = 48, c1 end end
+    if not (v and ((c1 - 48) * 10 + c0 - 48) % q == r) then -- spare(v, q) == r
       if not v then v = call('HGET', key .. '+', sub(xs, p + 1, p + w)) end
       if v and spare(v, q) ~= r then
         v = call('HGET', key .. '+', sub(xs, p + 1, p + w + 1))

@@ -70,8 +70,8 @@ const LOCATE = `local function locate(i)
   local a, b, c, d = string.byte(xs, p + 5, p + 8)
   local low = ((a * 256 + b) * 256 + c) * 256 + d
   local k = low % M
-  if k < S then return base .. string.format('%d', low % (M + M)), p, w1, q1, math.floor(low / (M + M)) % q1 end
-  return base .. string.format('%d', k), p, w0, q0, math.floor(low / M) % q0
+  if k < S then return string.format('%s%d', base, low % (M + M)), p, w1, q1, math.floor(low / (M + M)) % q1 end
+  return string.format('%s%d', base, k), p, w0, q0, math.floor(low / M) % q0
 end`
 
 /**
@@ -86,9 +86,10 @@ local gen = redis.call('GET', prefix .. ':gen')
 if not gen then return {string.rep(',', #xs / 8 - 1), 0, 0} end
 ${READ_STATE}
 -- locate() and spare() written out, the spare bits taken only where the value carries them: the calls
--- cost a fifth of the lookup's time (measured), the checks themselves next to nothing
+-- cost a fifth of the lookup's time (measured)
 local out = {}
--- the key's number through '%d': \`..\` writes a number with '%.14g', which cost a tenth of the lookup (measured)
+-- the key in one format('%s%d'): \`base .. k\` writes the number with '%.14g' and makes a second string,
+-- which cost a seventh of the lookup in Redis (measured)
 local call, sub, byte, floor, fmt = redis.call, string.sub, string.byte, math.floor, string.format
 for i = 0, #xs / 8 - 1 do
   local p = 8 * i
@@ -96,7 +97,7 @@ for i = 0, #xs / 8 - 1 do
   local low = ((a * 256 + b) * 256 + c) * 256 + d
   local k, w, q, below = low % M, w0, q0, M
   if k < S then k, w, q, below = low % (M + M), w1, q1, M + M end
-  local key = base .. fmt('%d', k)
+  local key = fmt('%s%d', base, k)
   local v = call('HGET', key, sub(xs, p + 1, p + w))
   if q == 1 then
     if not v then v = call('HGET', key .. '+', sub(xs, p + 1, p + w)) end

@@ -88,6 +88,8 @@ export async function buildBundle(opts: {
   runtime: string
   root?: string
   fault?: string | undefined
+  /** Build from the sources even when the last build's inputs are all unchanged (`deploy --rebuild`). */
+  rebuild?: boolean
   /** The runtime's node binary on this machine (runtime.ts localRuntimeNode), to make the compile cache with; none: no cache. */
   runtimeNode?: () => Promise<string | null>
 }): Promise<Bundle> {
@@ -110,7 +112,7 @@ export async function buildBundle(opts: {
   mkdirSync(tmp, {recursive: true})
 
   const {options, key} = esbuildOptions(root, tmp, opts.runtimeNode ? opts.runtime : null)
-  const reused = reuseLastBuild(out, root, tmp, key)
+  const reused = !opts.rebuild && reuseLastBuild(out, root, tmp, key)
   if (!reused) {
     await bundleInto(out, root, options, key)
     const node = await opts.runtimeNode?.()

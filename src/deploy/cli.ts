@@ -32,6 +32,7 @@ export interface RollingFlags extends HostFlagValues {
   'dry-run'?: boolean | undefined
   'skip-unreachable'?: boolean | undefined
   message?: string | undefined
+  rebuild?: boolean | undefined
 }
 
 export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, action: 'deploy' | 'rollback', out: {json: boolean; to?: string}): Promise<DeployResult> {
@@ -62,6 +63,7 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
             dryRun: flags['dry-run'] ?? false,
             skipUnreachable: flags['skip-unreachable'] ?? false,
             ...(flags.message ? {message: flags.message} : {}),
+            rebuild: flags.rebuild ?? false,
             // In-flight steps are not cut on Ctrl-C: the run finishes them or switches the host back.
             signal,
             onHost: (host, text, done) => (done ? progress.done(host, done.ok, text) : progress.update(host, text)),

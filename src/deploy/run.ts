@@ -102,6 +102,8 @@ export interface DeployOptions {
   dryRun?: boolean
   skipUnreachable?: boolean
   message?: string
+  /** deploy: build the bundle from the sources, not reusing the last build. */
+  rebuild?: boolean
   signal?: AbortSignal
   /** Hosts worked on at once (default: ssh.concurrency). */
   concurrency?: number
@@ -255,6 +257,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
           cacheDir,
           runtime: settings.runtime,
           fault: process.env.FEEDOPS_DEPLOY_FAULT,
+          rebuild: Boolean(opts.rebuild),
           // No runtime here (its fetch failed: reported when it is needed): the release goes without the cache.
           ...(runtimeReady ? {runtimeNode: () => runtimeReady.then(localRuntimeNode, () => null)} : {}),
         })

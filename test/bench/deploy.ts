@@ -11,7 +11,9 @@
  * the new release (the bench checks each host afterwards). CPU is the command's own (user + system, with the
  * children it waited for, from /usr/bin/time), i.e. the operator machine's cost, not the hosts'.
  * The runtime is on the hosts before any timed run (the first deploy brings it); a deploy that brings a new
- * runtime as well is timed on its own row. Each size gets a lab of its own (app hosts, 3 NGINX nodes, 2 Postgres
+ * runtime as well is timed on its own row. The timed feedops deploys reuse the first deploy's bundle (no source
+ * changes between them: a new release id, manifest and tarball); one more row builds it anew (`--rebuild`), as
+ * a code change would. Each size gets a lab of its own (app hosts, 3 NGINX nodes, 2 Postgres
  * servers behind PgBouncer, Redis, Memcached, the cloud endpoint), stopped at the end.
  */
 import {spawn} from 'node:child_process'
@@ -197,6 +199,8 @@ function failedHosts(stdout: string): string | undefined {
   }
 }
 
+const REBUILT = 'feedops (default ramp), bundle built anew (--rebuild: as after a code change)'
+
 /** A feedops deploy; one that fails (exit 1: a gate failed, every host rolled back) is a row with its error. */
 async function feedopsRun(ctx: LabContext, tool: string, extra: string[] = []): Promise<Row> {
   const started = performance.now()
@@ -309,6 +313,8 @@ async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadRepor
     const tools: [string, () => Promise<Row>][] = [
       ['feedops', () => feedopsRun(ctx, 'feedops (default ramp)')],
       ['feedops 100%', () => feedopsRun(ctx, 'feedops --batch 100%', ['--batch', '100%'])],
+      // The runs above reuse the first deploy's bundle (no source changed in between); a code change is this.
+      ['feedops rebuilt', () => feedopsRun(ctx, REBUILT, ['--rebuild'])],
       ['fabric', () => peerRun(ctx, 'fabric', links)],
       ...(flags['no-ansible'] ? [] : [['ansible', () => peerRun(ctx, 'ansible', links)] as [string, () => Promise<Row>]]),
     ]
@@ -361,6 +367,7 @@ for (const n of sizes) {
   ratios[`feedopsVsAnsible@${n}`] = ramp / medianOf(n, 'ansible')
   ratios[`feedops100VsFabric@${n}`] = full / fabric
   ratios[`feedopsRampVsFabric@${n}`] = ramp / fabric
+  ratios[`feedopsRebuiltRampVsFabric@${n}`] = medianOf(n, REBUILT) / fabric
   // The peers get the tarball ready-made; feedops builds it inside the timed command.
   ratios[`feedops100VsFabricWithoutBuild@${n}`] = medianOf(n, 'feedops --batch 100%', sansBuild) / fabric
   ratios[`feedopsRampVsFabricWithoutBuild@${n}`] = medianOf(n, 'feedops (default ramp)', sansBuild) / fabric
@@ -381,7 +388,8 @@ console.log(
         (n) =>
           `${n} hosts: default ramp ÷ Ansible ${ratios[`feedopsVsAnsible@${n}`]!.toFixed(2)} (goal ≤ 0.10), ` +
           `--batch 100% ÷ Fabric ${ratios[`feedops100VsFabric@${n}`]!.toFixed(2)} (goal ≤ 1.0; ${ratios[`feedops100VsFabricWithoutBuild@${n}`]!.toFixed(2)} without the build), ` +
-          `default ramp ÷ Fabric ${ratios[`feedopsRampVsFabric@${n}`]!.toFixed(2)} (goal ≤ 1.5; ${ratios[`feedopsRampVsFabricWithoutBuild@${n}`]!.toFixed(2)} without the build)`,
+          `default ramp ÷ Fabric ${ratios[`feedopsRampVsFabric@${n}`]!.toFixed(2)} (goal ≤ 1.5; ${ratios[`feedopsRampVsFabricWithoutBuild@${n}`]!.toFixed(2)} without the build; ` +
+          `${ratios[`feedopsRebuiltRampVsFabric@${n}`]!.toFixed(2)} with the bundle built anew)`,
       )
       .join('\n'),
 )

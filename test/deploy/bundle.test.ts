@@ -40,6 +40,11 @@ describe('release bundle', () => {
     // So does a setting esbuild reads without listing it as an input.
     writeFileSync(path.join(root, 'tsconfig.json'), '{}\n')
     assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root})).reused, false)
+    // And --rebuild, with nothing changed; the build after it may reuse it again.
+    const forced = await buildBundle({cacheDir, runtime: '24.22.3', root, rebuild: true})
+    assert.equal(forced.reused, false)
+    assert.match(readFileSync(path.join(forced.dir, 'app.mjs'), 'utf8'), /two/)
+    assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root})).reused, true)
   })
 
   it('keeps the newest builds in the local cache, and the one the next build may reuse', async () => {

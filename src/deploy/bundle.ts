@@ -35,7 +35,10 @@ export interface Manifest {
   sha256: Record<string, string>
   /** Node version the release runs on (runtimes/<version> on the host). */
   runtime: string
-  /** The release carries cache/, the app's V8 compile cache made by this runtime (absent when it could not run here). */
+  /**
+   * The tarball carries cache/, the app's V8 compile cache made by this runtime (absent when it could not run
+   * here, and when the cache comes after the tarball: Bundle.cache).
+   */
   compileCache?: boolean
   /**
    * Test-only: a release made to misbehave (from $FEEDOPS_DEPLOY_FAULT at build time): `unready` never passes
@@ -54,6 +57,17 @@ export interface Bundle {
   buildMs: number
   /** app.mjs and pm.mjs came from the previous build: none of their inputs had changed. */
   reused: boolean
+  /**
+   * With `cacheLater`, a new build's compile cache as a tarball of its own, made once the release's tarball
+   * is ready (null: the cache is in the release's tarball, or there is none). Never rejects.
+   */
+  cache: Promise<CacheTarball | null>
+}
+
+export interface CacheTarball {
+  /** Holds cache/. */
+  tarball: string
+  sha256: string
 }
 
 export const FAULTS = ['unready', 'crash', 'keep-old'] as const
@@ -90,6 +104,11 @@ export async function buildBundle(opts: {
   fault?: string | undefined
   /** Build from the sources even when the last build's inputs are all unchanged (`deploy --rebuild`). */
   rebuild?: boolean
+  /**
+   * A new build's compile cache is made after the release's tarball, and comes as `cache`: a deploy ships the
+   * release while the cache is made, and the cache before the switch (it takes a third of a build).
+   */
+  cacheLater?: boolean
   /** The runtime's node binary on this machine (runtime.ts localRuntimeNode), to make the compile cache with; none: no cache. */
   runtimeNode?: () => Promise<string | null>
 }): Promise<Bundle> {
@@ -112,18 +131,25 @@ export async function buildBundle(opts: {
   mkdirSync(tmp, {recursive: true})
 
   const {options, key} = esbuildOptions(root, tmp, opts.runtimeNode ? opts.runtime : null)
-  const reused = !opts.rebuild && reuseLastBuild(out, root, tmp, key)
+  const reused = !opts.rebuild && reuseLastBuild(out, root, tmp, key, Boolean(opts.runtimeNode))
+  // Only a faster start: a runtime that cannot run here (a musl or locked-down machine) leaves the release
+  // without it, and the next build is not a reuse of this one, so that it tries again.
+  const makeCache = async (release: string): Promise<boolean> => {
+    const node = await opts.runtimeNode?.().catch(() => null)
+    if (!node) return false
+    return makeCompileCache(node, release).then(
+      () => true,
+      () => {
+        rmSync(lastBuildFile(out), {force: true})
+        return false
+      },
+    )
+  }
+  let cacheLater = false
   if (!reused) {
     await bundleInto(out, root, options, key)
-    const node = await opts.runtimeNode?.()
-    // Only a faster start: a runtime that cannot run here (a musl or locked-down machine) leaves the release
-    // without it, and the next build is not a reuse of this one, so that it tries again.
-    if (node) {
-      await makeCompileCache(node, tmp).catch(() => {
-        rmSync(path.join(tmp, COMPILE_CACHE), {recursive: true, force: true})
-        rmSync(lastBuildFile(out), {force: true})
-      })
-    }
+    if (opts.cacheLater && opts.runtimeNode) cacheLater = true
+    else await makeCache(tmp)
   }
   const compileCache = existsSync(path.join(tmp, COMPILE_CACHE))
   const sha256: Record<string, string> = {}
@@ -136,8 +162,17 @@ export async function buildBundle(opts: {
   await packTarball(dir, ['app.mjs', 'pm.mjs', 'manifest.json', ...(compileCache ? [COMPILE_CACHE] : [])], `${tarball}.tmp`)
   renameSync(`${tarball}.tmp`, tarball)
   const tarballSha256 = (await hashFile(tarball, 'sha256')).hex
+  const buildMs = Math.round(performance.now() - started)
+  const cache = cacheLater ? makeCache(dir).then((made) => (made ? packCache(dir) : null)).catch(() => null) : Promise.resolve(null)
   pruneBuilds(out, id)
-  return {manifest, dir, tarball, tarballSha256, buildMs: Math.round(performance.now() - started), reused}
+  return {manifest, dir, tarball, tarballSha256, buildMs, reused, cache}
+}
+
+async function packCache(dir: string): Promise<CacheTarball> {
+  const tarball = `${dir}.cache.tar.gz`
+  await packTarball(dir, [COMPILE_CACHE], `${tarball}.tmp`)
+  renameSync(`${tarball}.tmp`, tarball)
+  return {tarball, sha256: (await hashFile(tarball, 'sha256')).hex}
 }
 
 /**
@@ -172,6 +207,7 @@ function pruneBuilds(out: string, justBuilt: string): void {
     for (const id of ids.filter((i) => !keep.has(i))) {
       rmSync(path.join(out, id), {recursive: true, force: true})
       rmSync(path.join(out, `${id}.tar.gz`), {force: true})
+      rmSync(path.join(out, `${id}.cache.tar.gz`), {force: true})
     }
   } catch {}
 }
@@ -204,11 +240,19 @@ export const COMPILE_CACHE = 'cache'
  * runtime's own flags: V8 accepts a cache made under the same version and flags, and ignores any other.
  */
 async function makeCompileCache(node: string, dir: string): Promise<void> {
-  const env = {PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: path.join(dir, COMPILE_CACHE), NODE_COMPILE_CACHE_PORTABLE: '1'}
-  await run(node, [path.join(dir, 'app.mjs'), '--help'], {cwd: dir, env, timeout: 60_000})
-  // Node writes it 0600; under systemd the app runs as another user than the one who unpacks the release.
-  for (const f of readdirSync(env.NODE_COMPILE_CACHE, {recursive: true, withFileTypes: true})) {
-    chmodSync(path.join(f.parentPath, f.name), f.isDirectory() ? 0o755 : 0o644)
+  // made aside and renamed into place: a build that dies half-way leaves no half cache for the next to reuse
+  const into = path.join(dir, `${COMPILE_CACHE}.tmp`)
+  rmSync(into, {recursive: true, force: true})
+  try {
+    const env = {PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: into, NODE_COMPILE_CACHE_PORTABLE: '1'}
+    await run(node, [path.join(dir, 'app.mjs'), '--help'], {cwd: dir, env, timeout: 60_000})
+    // Node writes it 0600; under systemd the app runs as another user than the one who unpacks the release.
+    for (const f of readdirSync(into, {recursive: true, withFileTypes: true})) {
+      chmodSync(path.join(f.parentPath, f.name), f.isDirectory() ? 0o755 : 0o644)
+    }
+    renameSync(into, path.join(dir, COMPILE_CACHE))
+  } finally {
+    rmSync(into, {recursive: true, force: true})
   }
 }
 
@@ -267,7 +311,8 @@ async function bundleInto(out: string, root: string, options: ReturnType<typeof 
   renameSync(`${lastBuildFile(out)}.tmp`, lastBuildFile(out))
 }
 
-function reuseLastBuild(out: string, root: string, tmp: string, key: string): boolean {
+/** `withCache`: the build makes a compile cache, so a last build without one (its CLI died first) is not reused. */
+function reuseLastBuild(out: string, root: string, tmp: string, key: string, withCache: boolean): boolean {
   let last: LastBuild
   try {
     last = JSON.parse(readFileSync(lastBuildFile(out), 'utf8')) as LastBuild
@@ -277,6 +322,7 @@ function reuseLastBuild(out: string, root: string, tmp: string, key: string): bo
   if (last.options !== key || Object.keys(last.inputs).length === 0) return false
   const prev = path.join(out, last.release)
   if (!existsSync(path.join(prev, 'app.mjs')) || !existsSync(path.join(prev, 'pm.mjs'))) return false
+  if (withCache && !existsSync(path.join(prev, COMPILE_CACHE))) return false
   try {
     for (const [f, sum] of Object.entries(last.inputs)) if (sha256Of(path.join(root, f)) !== sum) return false
   } catch {

@@ -9,6 +9,7 @@ const MARK: Record<Phase, string> = {
   'upload runtime': 'N',
   upload: 'u',
   unpack: 'x',
+  'upload cache': 'k',
   switch: 's',
   restart: 'R',
   health: 'h',
@@ -65,7 +66,7 @@ export function renderDeploy(r: DeployResult): string {
   ]
   return (
     textTable(['HOST', 'OUTCOME', 'CURRENT', 'TIMELINE', 'BUSY', 'ERROR'], rows) +
-    'timeline: N runtime upload, u upload, x unpack, s switch, R restart, h health gate, b switch back, c cleanup, ! failed\n' +
+    'timeline: N runtime upload, u upload, x unpack, k compile cache, s switch, R restart, h health gate, b switch back, c cleanup, ! failed\n' +
     notes.map((n) => `${n}\n`).join('') +
     `${verb} ${r.release} ${how}: ${parts.join(', ')} in ${formatDuration(r.durationMs)}\n`
   )

@@ -26,7 +26,7 @@ import {maxFailCount, parseBatchSpec, parseMaxFail, planBatches, rollOut, type H
  * the steps of src/deploy/steps.ts run over each host's pooled connection.
  */
 
-export type Phase = 'upload runtime' | 'upload' | 'unpack' | 'switch' | 'restart' | 'health' | 'switch back' | 'cleanup'
+export type Phase = 'upload runtime' | 'upload' | 'unpack' | 'upload cache' | 'switch' | 'restart' | 'health' | 'switch back' | 'cleanup'
 
 export interface PhaseTiming {
   phase: Phase
@@ -258,6 +258,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
           runtime: settings.runtime,
           fault: process.env.FEEDOPS_DEPLOY_FAULT,
           rebuild: Boolean(opts.rebuild),
+          cacheLater: true,
           // No runtime here (its fetch failed: reported when it is needed): the release goes without the cache.
           ...(runtimeReady ? {runtimeNode: () => runtimeReady.then(localRuntimeNode, () => null)} : {}),
         })
@@ -651,4 +652,10 @@ async function ship(s: HostState, bundle: Bundle, runtime: Runtime, ctx: RollCon
         .run(steps.installReleaseStep(l, id, runtime.version, path.posix.join(l.tmp, `${id}.tar.gz`), bundle.tarballSha256, bundle.manifest.sha256), {upload: bundle.tarball, onStdout})
         .then(() => r.run(steps.writeSharedStep(l), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n${sharedConfigFor(ctx.opts.loaded, s.host)}`})),
   )
+  // A new build's compile cache, made while the release travelled (bundle.ts)
+  const cache = await bundle.cache
+  if (cache) {
+    const upload = path.posix.join(l.tmp, `${id}.cache.tar.gz`)
+    await timed(s, 'upload cache', () => r.run(steps.installCacheStep(l, id, upload, cache.sha256), {upload: cache.tarball}))
+  }
 }

@@ -166,6 +166,28 @@ export function installReleaseStep(l: HostLayout, id: string, runtime: string, u
 }
 
 /**
+ * Receives a release's compile cache (a tarball of cache/) on stdin, checks its sha256 and puts it into
+ * releases/<id>/cache (a temp dir renamed into place). Sent after the release, before its switch.
+ */
+export function installCacheStep(l: HostLayout, id: string, upload: string, sha256: string): RemoteStep {
+  return sh(
+    [
+      'set -e',
+      'D=$1 U=$2 S=$3; shift 3',
+      ...receive('sha256sum'),
+      't=$D/cache.tmp; rm -rf "$t"; mkdir -p "$t"',
+      'tar -xzf "$U" -C "$t" --strip-components=1',
+      'rm -rf "$D/cache"; mv -T "$t" "$D/cache"',
+      'rm -f "$U"',
+    ].join('\n'),
+    releaseDir(l, id),
+    upload,
+    sha256,
+    ...folders(l),
+  )
+}
+
+/**
  * Writes the app's two files under shared/ from stdin, each renamed into place: the first line is app.env
  * (mode 0600: the secret never appears in a command line), the rest feedops.yml.
  */

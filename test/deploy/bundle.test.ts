@@ -107,4 +107,45 @@ describe('release bundle: start-up', () => {
     assert.equal(retried.reused, false)
     assert.equal(retried.manifest.compileCache, true)
   })
+
+  it('with cacheLater, packs a new build without its compile cache and the cache after it, as a tarball of its own', async () => {
+    const runtime = await ensureRuntime('24.22.3', feedopsCacheDir())
+    const node = (await localRuntimeNode(runtime))!
+    const tarList = (f: string) => execFileSync('tar', ['-tzf', f], {encoding: 'utf8'}).split('\n').filter(Boolean)
+    writeFileSync(path.join(root, 'app', 'lib.ts'), "export const word: string = 'three'\n")
+    const built = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node, cacheLater: true})
+    assert.equal(built.reused, false)
+    assert.equal(built.manifest.compileCache, undefined)
+    assert.ok(!tarList(built.tarball).some((f) => f.startsWith('cache')), 'the release tarball has no cache/')
+    const cache = await built.cache
+    assert.ok(cache, 'the cache came')
+    const listed = tarList(cache.tarball)
+    assert.ok(listed.length > 1 && listed.every((f) => f.startsWith('cache/')), listed.join(' '))
+    assert.ok(existsSync(path.join(built.dir, 'cache')) && !existsSync(path.join(built.dir, 'cache.tmp')))
+    // Unpacked on a "host" the way installCacheStep does it, the cache is accepted.
+    const host = mkdtempSync(path.join(tmpdir(), 'feedops-host-'))
+    try {
+      execFileSync('tar', ['-xzf', built.tarball, '-C', host])
+      mkdirSync(path.join(host, 'cache'))
+      execFileSync('tar', ['-xzf', cache.tarball, '-C', path.join(host, 'cache'), '--strip-components=1'])
+      const ran = spawnSync(node, [path.join(host, 'app.mjs')], {
+        env: {PATH: process.env.PATH, NODE_COMPILE_CACHE: path.join(host, 'cache'), NODE_COMPILE_CACHE_PORTABLE: '1', NODE_DEBUG_NATIVE: 'COMPILE_CACHE'},
+        encoding: 'utf8',
+      })
+      assert.equal(ran.stdout, 'three OK\n')
+      assert.match(ran.stderr, /V8 code cache for ESM .*app\.mjs was accepted/)
+    } finally {
+      rmSync(host, {recursive: true, force: true})
+    }
+    // Reused, the build has its cache at once, in its tarball.
+    const again = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node, cacheLater: true})
+    assert.equal(again.reused, true)
+    assert.equal(await again.cache, null)
+    assert.ok(tarList(again.tarball).some((f) => f.startsWith('cache/')))
+    // A runtime that cannot run here: no cache, and the next build is not a reuse (so that it tries again).
+    writeFileSync(path.join(root, 'app', 'lib.ts'), "export const word: string = 'four'\n")
+    const broken = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => '/bin/false', cacheLater: true})
+    assert.equal(await broken.cache, null)
+    assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node, cacheLater: true})).reused, false)
+  })
 })

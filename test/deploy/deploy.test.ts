@@ -212,7 +212,9 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
     assert.match(readFileSync(`/proc/${pid}/cmdline`, 'utf8'), new RegExp(`feed/releases/${first}/app\\.mjs`))
     // Phases are timed per host, in order.
     const phases = res.hosts[0]!.phases.map((p) => p.phase)
-    assert.deepEqual(phases, ['upload runtime', 'upload', 'unpack', 'switch', 'restart', 'health'])
+    // A new build's compile cache follows the release (made meanwhile); a reused build's is in its tarball.
+    assert.deepEqual(phases, ['upload runtime', 'upload', 'unpack', ...(res.bundleReused ? [] : ['upload cache']), 'switch', 'restart', 'health'])
+    for (const h of hostNames()) assert.ok(readdirSync(path.join(feedDir(h), 'releases', first, 'cache'), {recursive: true}).length > 1, `${h} has the compile cache`)
   })
 
   it('a second deploy, under a load through NGINX, switches every host with no failed request and every acknowledged write applied once; a concurrent one, on other hosts, exits 3 naming the holder', async () => {

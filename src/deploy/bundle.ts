@@ -131,7 +131,7 @@ export async function buildBundle(opts: {
   mkdirSync(tmp, {recursive: true})
 
   const {options, key} = esbuildOptions(root, tmp, opts.runtimeNode ? opts.runtime : null)
-  const reused = !opts.rebuild && reuseLastBuild(out, root, tmp, key, Boolean(opts.runtimeNode))
+  const reused = !opts.rebuild && reuseLastBuild(out, root, tmp, key)
   // Only a faster start: a runtime that cannot run here (a musl or locked-down machine) leaves the release
   // without it, and the next build is not a reuse of this one, so that it tries again.
   const makeCache = async (release: string): Promise<boolean> => {
@@ -145,10 +145,11 @@ export async function buildBundle(opts: {
       },
     )
   }
+  if (!reused) await bundleInto(out, root, options, key)
+  // A reused build has the last one's cache, unless that one's CLI died before it was made.
   let cacheLater = false
-  if (!reused) {
-    await bundleInto(out, root, options, key)
-    if (opts.cacheLater && opts.runtimeNode) cacheLater = true
+  if (opts.runtimeNode && !existsSync(path.join(tmp, COMPILE_CACHE))) {
+    if (opts.cacheLater) cacheLater = true
     else await makeCache(tmp)
   }
   const compileCache = existsSync(path.join(tmp, COMPILE_CACHE))
@@ -311,8 +312,7 @@ async function bundleInto(out: string, root: string, options: ReturnType<typeof 
   renameSync(`${lastBuildFile(out)}.tmp`, lastBuildFile(out))
 }
 
-/** `withCache`: the build makes a compile cache, so a last build without one (its CLI died first) is not reused. */
-function reuseLastBuild(out: string, root: string, tmp: string, key: string, withCache: boolean): boolean {
+function reuseLastBuild(out: string, root: string, tmp: string, key: string): boolean {
   let last: LastBuild
   try {
     last = JSON.parse(readFileSync(lastBuildFile(out), 'utf8')) as LastBuild
@@ -322,7 +322,6 @@ function reuseLastBuild(out: string, root: string, tmp: string, key: string, wit
   if (last.options !== key || Object.keys(last.inputs).length === 0) return false
   const prev = path.join(out, last.release)
   if (!existsSync(path.join(prev, 'app.mjs')) || !existsSync(path.join(prev, 'pm.mjs'))) return false
-  if (withCache && !existsSync(path.join(prev, COMPILE_CACHE))) return false
   try {
     for (const [f, sum] of Object.entries(last.inputs)) if (sha256Of(path.join(root, f)) !== sum) return false
   } catch {

@@ -142,6 +142,11 @@ describe('release bundle: start-up', () => {
     assert.equal(again.reused, true)
     assert.equal(await again.cache, null)
     assert.ok(tarList(again.tarball).some((f) => f.startsWith('cache/')))
+    // A last build whose CLI died before its cache was made is reused, and gets its cache now.
+    rmSync(path.join(built.dir, 'cache'), {recursive: true}) // the build reuses the last esbuild run's files
+    const healed = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node, cacheLater: true})
+    assert.equal(healed.reused, true)
+    assert.ok((await healed.cache) && existsSync(path.join(healed.dir, 'cache')))
     // A runtime that cannot run here: no cache, and the next build is not a reuse (so that it tries again).
     writeFileSync(path.join(root, 'app', 'lib.ts'), "export const word: string = 'four'\n")
     const broken = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => '/bin/false', cacheLater: true})

@@ -114,8 +114,9 @@ const MAX_U64 = 0xffffffffffffffffn
 // where each id's high and low 32-bit halves sit in a Uint32Array view of a BigUint64Array
 const [HI, LO] = endianness() === 'LE' ? [1, 0] : [0, 1]
 
-function checkId(id: bigint): void {
-  if (typeof id !== 'bigint' || id < 0n || id > MAX_U64) throw new RangeError(`Photo id ${String(id)} is not an unsigned 64-bit integer.`)
+/** Throws unless `v` is an unsigned 64-bit integer (a photo or user id). */
+export function checkU64(v: bigint, what: 'Photo id' | 'User id'): void {
+  if (typeof v !== 'bigint' || v < 0n || v > MAX_U64) throw new RangeError(`${what} ${String(v)} is not an unsigned 64-bit integer.`)
 }
 
 /**
@@ -127,7 +128,7 @@ export function permuteMany(ids: readonly bigint[]): Buffer {
   const n = ids.length
   const big = new BigUint64Array(n)
   for (let i = 0; i < n; i++) {
-    checkId(ids[i]!)
+    checkU64(ids[i]!, 'Photo id')
     big[i] = ids[i]!
   }
   const halves = new Uint32Array(big.buffer)

@@ -1,6 +1,6 @@
 import type {ChainableCommander, Redis} from 'ioredis'
 
-import {entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteMany, spareBitsAt, stateOf, type MapState} from './layout.js'
+import {checkU64, entryAt, LISTPACK_MAX_ENTRIES, LONGEST_ELEMENT, permuteMany, spareBitsAt, stateOf, type MapState} from './layout.js'
 import {DELETE, GET_MANY, SET_MANY, type Script} from './scripts.js'
 
 export {SPLIT_FILL, type MapState} from './layout.js'
@@ -105,7 +105,7 @@ export class PhotoOwnerMap {
     const users = new Array<string>(pairs.length)
     for (let i = 0; i < pairs.length; i++) {
       const userId = pairs[i]![1]
-      if (typeof userId !== 'bigint' || userId < 0n || userId > 0xffffffffffffffffn) throw new RangeError(`User id ${String(userId)} is not an unsigned 64-bit integer.`)
+      checkU64(userId, 'User id')
       users[i] = userId.toString()
     }
     const xs = permuteMany(pairs.map((p) => p[0]))

@@ -59,6 +59,25 @@ describe('release bundle', () => {
   })
 })
 
+/**
+ * Unpacks a release into a fresh folder, as on a host (`unpack`), starts its app there as pm.ts starts it
+ * and checks what it prints and that the runtime accepted the release's compile cache.
+ */
+function startOnHost(node: string, prints: string, unpack: (host: string) => void): void {
+  const host = mkdtempSync(path.join(tmpdir(), 'feedops-host-'))
+  try {
+    unpack(host)
+    const ran = spawnSync(node, [path.join(host, 'app.mjs')], {
+      env: {PATH: process.env.PATH, NODE_COMPILE_CACHE: path.join(host, 'cache'), NODE_COMPILE_CACHE_PORTABLE: '1', NODE_DEBUG_NATIVE: 'COMPILE_CACHE'},
+      encoding: 'utf8',
+    })
+    assert.equal(ran.stdout, prints)
+    assert.match(ran.stderr, /V8 code cache for ESM .*app\.mjs was accepted/)
+  } finally {
+    rmSync(host, {recursive: true, force: true})
+  }
+}
+
 describe('release bundle: start-up', () => {
   const {root, cacheDir} = smallProject("import {STATUS_CODES} from 'node:http'\nimport {word} from './lib.js'\nconsole.log(word, STATUS_CODES[200])\n")
   after(() => rmSync(root, {recursive: true, force: true}))
@@ -74,22 +93,13 @@ describe('release bundle: start-up', () => {
     assert.match(code, /\("node:http"\)/) // a require() call, through the shim esbuild puts over it
     assert.doesNotMatch(code, /from\s*"node:http"/)
     // Unpacked somewhere else, as on a host, and started as pm.ts starts it: the cache is read and accepted.
-    const host = mkdtempSync(path.join(tmpdir(), 'feedops-host-'))
-    try {
+    startOnHost(node!, 'one OK\n', (host) => {
       execFileSync('tar', ['-xzf', built.tarball, '-C', host])
       // Readable by the service user, who is not the one who unpacks the release.
       const files = readdirSync(path.join(host, 'cache'), {recursive: true, withFileTypes: true}).filter((f) => f.isFile())
       assert.ok(files.length > 0)
       for (const f of files) assert.equal(statSync(path.join(f.parentPath, f.name)).mode & 0o777, 0o644)
-      const ran = spawnSync(node!, [path.join(host, 'app.mjs')], {
-        env: {PATH: process.env.PATH, NODE_COMPILE_CACHE: path.join(host, 'cache'), NODE_COMPILE_CACHE_PORTABLE: '1', NODE_DEBUG_NATIVE: 'COMPILE_CACHE'},
-        encoding: 'utf8',
-      })
-      assert.equal(ran.stdout, 'one OK\n')
-      assert.match(ran.stderr, /V8 code cache for ESM .*app\.mjs was accepted/)
-    } finally {
-      rmSync(host, {recursive: true, force: true})
-    }
+    })
     // A reused build keeps the cache; one without a runtime to make it with builds anew, without it.
     const again = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node})
     assert.equal(again.reused, true)
@@ -123,20 +133,11 @@ describe('release bundle: start-up', () => {
     assert.ok(listed.length > 1 && listed.every((f) => f.startsWith('cache/')), listed.join(' '))
     assert.ok(existsSync(path.join(built.dir, 'cache')) && !existsSync(path.join(built.dir, 'cache.tmp')))
     // Unpacked on a "host" the way installCacheStep does it, the cache is accepted.
-    const host = mkdtempSync(path.join(tmpdir(), 'feedops-host-'))
-    try {
+    startOnHost(node, 'three OK\n', (host) => {
       execFileSync('tar', ['-xzf', built.tarball, '-C', host])
       mkdirSync(path.join(host, 'cache'))
       execFileSync('tar', ['-xzf', cache.tarball, '-C', path.join(host, 'cache'), '--strip-components=1'])
-      const ran = spawnSync(node, [path.join(host, 'app.mjs')], {
-        env: {PATH: process.env.PATH, NODE_COMPILE_CACHE: path.join(host, 'cache'), NODE_COMPILE_CACHE_PORTABLE: '1', NODE_DEBUG_NATIVE: 'COMPILE_CACHE'},
-        encoding: 'utf8',
-      })
-      assert.equal(ran.stdout, 'three OK\n')
-      assert.match(ran.stderr, /V8 code cache for ESM .*app\.mjs was accepted/)
-    } finally {
-      rmSync(host, {recursive: true, force: true})
-    }
+    })
     // Reused, the build has its cache at once, in its tarball.
     const again = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node, cacheLater: true})
     assert.equal(again.reused, true)

@@ -13,15 +13,15 @@ import type {Plugin} from 'esbuild'
 import {hashFile} from './runtime.js'
 
 /**
- * A release is built once on the operator's machine: the feed app (app/main.ts) and the process manager
- * (src/deploy/pm.ts) bundled by esbuild into two self-contained files, so hosts run no `npm install`,
- * plus manifest.json and the app's V8 compile cache (cache/), packed as one tarball that every host
- * receives byte for byte.
+ * A release is built once on the operator's machine: the feed app (app/main.ts, bundled by esbuild into
+ * app.cjs), its entry (app.mjs: src/deploy/app-loader.ts) and the process manager (pm.mjs: src/deploy/pm.ts),
+ * self-contained files, so hosts run no `npm install`, plus manifest.json and the app's V8 code cache
+ * (cache/), packed as one tarball that every host receives byte for byte.
  *
  * Start-up is the floor of every batch of a rolling deploy (each host starts the new app before the next
- * batch may begin), so the release is made to start fast: the compile cache is made here by the hosts'
- * own runtime (Node's portable NODE_COMPILE_CACHE; pm.ts points the app at it), so no host compiles the
- * bundle from scratch, and Node built-ins are loaded with require() (builtinsViaRequire).
+ * batch may begin), so the release is made to start fast: the code cache is made here by the hosts' own
+ * runtime, once the app has loaded every module (app-loader.ts), so no host compiles the bundle, and Node
+ * built-ins are loaded with require() (builtinsViaRequire, and app.cjs is CommonJS).
  */
 
 const run = promisify(execFile)
@@ -31,12 +31,12 @@ export interface Manifest {
   id: string
   revision: string
   builtAt: string
-  /** sha256 of app.mjs and pm.mjs, in that order, hex (`sha256sum` lines). */
+  /** sha256 of each file of RELEASE_FILES, hex (`sha256sum` lines). */
   sha256: Record<string, string>
   /** Node version the release runs on (runtimes/<version> on the host). */
   runtime: string
   /**
-   * The tarball carries cache/, the app's V8 compile cache made by this runtime (absent when it could not run
+   * The tarball carries cache/, the app's V8 code cache made by this runtime (absent when it could not run
    * here, and when the cache comes after the tarball: Bundle.cache).
    */
   compileCache?: boolean
@@ -55,7 +55,7 @@ export interface Bundle {
   /** sha256 of the tarball, hex. */
   tarballSha256: string
   buildMs: number
-  /** app.mjs and pm.mjs came from the previous build: none of their inputs had changed. */
+  /** The RELEASE_FILES came from the previous build: none of their inputs had changed. */
   reused: boolean
   /**
    * With `cacheLater`, a new build's compile cache as a tarball of its own, made once the release's tarball
@@ -71,6 +71,9 @@ export interface CacheTarball {
 }
 
 export const FAULTS = ['unready', 'crash', 'keep-old'] as const
+
+/** What esbuild makes: the app's entry, the app, the process manager. */
+export const RELEASE_FILES = ['app.mjs', 'app.cjs', 'pm.mjs'] as const
 
 /** The folder holding package.json and app/ (this file runs from src/deploy or dist/src/deploy). */
 export function projectRoot(): string {
@@ -130,7 +133,7 @@ export async function buildBundle(opts: {
   rmSync(tmp, {recursive: true, force: true})
   mkdirSync(tmp, {recursive: true})
 
-  const {options, key} = esbuildOptions(root, tmp, opts.runtimeNode ? opts.runtime : null)
+  const {builds, key} = esbuildOptions(root, tmp, opts.runtimeNode ? opts.runtime : null)
   const reused = !opts.rebuild && reuseLastBuild(out, root, tmp, key)
   // Only a faster start: a runtime that cannot run here (a musl or locked-down machine) leaves the release
   // without it, and the next build is not a reuse of this one, so that it tries again.
@@ -145,7 +148,7 @@ export async function buildBundle(opts: {
       },
     )
   }
-  if (!reused) await bundleInto(out, root, options, key)
+  if (!reused) await bundleInto(out, root, tmp, builds, key)
   // A reused build has the last one's cache, unless that one's CLI died before it was made.
   let cacheLater = false
   if (opts.runtimeNode && !existsSync(path.join(tmp, COMPILE_CACHE))) {
@@ -154,13 +157,13 @@ export async function buildBundle(opts: {
   }
   const compileCache = existsSync(path.join(tmp, COMPILE_CACHE))
   const sha256: Record<string, string> = {}
-  for (const f of ['app.mjs', 'pm.mjs']) sha256[f] = (await hashFile(path.join(tmp, f), 'sha256')).hex
+  for (const f of RELEASE_FILES) sha256[f] = (await hashFile(path.join(tmp, f), 'sha256')).hex
   const manifest: Manifest = {id, revision, builtAt: at.toISOString(), sha256, runtime: opts.runtime, ...(compileCache ? {compileCache} : {}), ...(fault ? {fault} : {})}
   writeFileSync(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
   renameSync(tmp, dir)
 
   const tarball = `${dir}.tar.gz`
-  await packTarball(dir, ['app.mjs', 'pm.mjs', 'manifest.json', ...(compileCache ? [COMPILE_CACHE] : [])], `${tarball}.tmp`)
+  await packTarball(dir, [...RELEASE_FILES, 'manifest.json', ...(compileCache ? [COMPILE_CACHE] : [])], `${tarball}.tmp`)
   renameSync(`${tarball}.tmp`, tarball)
   const tarballSha256 = (await hashFile(tarball, 'sha256')).hex
   const buildMs = Math.round(performance.now() - started)
@@ -215,7 +218,7 @@ function pruneBuilds(out: string, justBuilt: string): void {
 
 /**
  * What the last esbuild run read (every source file and dependency, with its sha256) and where its output
- * is: a release whose inputs are all unchanged reuses app.mjs and pm.mjs (esbuild's output is a function of
+ * is: a release whose inputs are all unchanged reuses the RELEASE_FILES (esbuild's output is a function of
  * its inputs and options) and gets only a new manifest and tarball.
  */
 interface LastBuild {
@@ -232,22 +235,24 @@ function esbuildVersion(): string {
   return (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('esbuild/package.json'), 'utf8')) as {version: string}).version
 }
 
-/** The release's compile cache folder (pm.ts sets NODE_COMPILE_CACHE to it). */
+/** The release's compile cache folder (app-loader.ts reads the app's V8 code cache from it). */
 export const COMPILE_CACHE = 'cache'
 
 /**
- * Runs the new app once (`--help`: every module loaded, nothing connected) on the hosts' runtime with a
- * portable compile cache in the release, so that it holds the code of every module the app loads. Only the
- * runtime's own flags: V8 accepts a cache made under the same version and flags, and ignores any other.
+ * Runs the new app once (`--help`: every module loaded, nothing connected) on the hosts' runtime, which then
+ * writes its V8 code cache (app-loader.ts), holding the code of every module the app loads. Only the
+ * runtime's own flags: V8 accepts a cache made under the same version and flags, and rejects any other.
  */
 async function makeCompileCache(node: string, dir: string): Promise<void> {
   // made aside and renamed into place: a build that dies half-way leaves no half cache for the next to reuse
   const into = path.join(dir, `${COMPILE_CACHE}.tmp`)
   rmSync(into, {recursive: true, force: true})
+  mkdirSync(into)
   try {
-    const env = {PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_COMPILE_CACHE: into, NODE_COMPILE_CACHE_PORTABLE: '1'}
+    const env = {PATH: process.env.PATH ?? '/usr/bin:/bin', FEEDOPS_CODE_CACHE_OUT: into}
     await run(node, [path.join(dir, 'app.mjs'), '--help'], {cwd: dir, env, timeout: 60_000})
-    // Node writes it 0600; under systemd the app runs as another user than the one who unpacks the release.
+    if (readdirSync(into).length === 0) throw new Error('the app wrote no code cache')
+    // Readable by all; under systemd the app runs as another user than the one who unpacks the release.
     for (const f of readdirSync(into, {recursive: true, withFileTypes: true})) {
       chmodSync(path.join(f.parentPath, f.name), f.isDirectory() ? 0o755 : 0o644)
     }
@@ -274,40 +279,66 @@ const builtinsViaRequire: Plugin = {
   },
 }
 
+/** The app's entry in a release, part of feedops rather than of the project it builds (bundle.test.ts builds others). */
+function appLoaderSource(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  const found = ['app-loader.js', 'app-loader.ts'].map((f) => path.join(here, f)).find((f) => existsSync(f))
+  if (!found) throw new Error(`cannot find app-loader.js beside ${here}`)
+  return found
+}
+
+/**
+ * Two esbuild runs: the app as CommonJS (app.cjs: app-loader.ts runs it as a script, the only kind V8 can
+ * cache after it ran), and the entry and the process manager as ESM (app.mjs, pm.mjs: the names hosts and
+ * units start, from releases of before and after app.cjs alike).
+ */
 function esbuildOptions(root: string, outdir: string, cacheRuntime: string | null) {
   const version = esbuildVersion()
-  const options = {
-    entryPoints: {app: path.join('app', 'main.ts'), pm: path.join('src', 'deploy', 'pm.ts')},
+  const common = {
     absWorkingDir: root,
     outdir,
-    outExtension: {'.js': '.mjs'},
     bundle: true,
     platform: 'node' as const,
-    format: 'esm' as const,
     target: 'node22',
     minify: true,
     legalComments: 'none' as const,
-    // pg's optional native binding is never used.
-    external: ['pg-native'],
-    // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
-    banner: {js: "import {createRequire as __feedopsRequire} from 'node:module';const require=__feedopsRequire(import.meta.url);"},
     logLevel: 'error' as const,
     metafile: true,
+  }
+  const app = {
+    ...common,
+    entryPoints: {app: path.join('app', 'main.ts')},
+    outExtension: {'.js': '.cjs'},
+    format: 'cjs' as const,
+    // pg's optional native binding is never used.
+    external: ['pg-native'],
+    // import.meta.url as ESM has it (main.ts reads manifest.json beside it).
+    define: {'import.meta.url': '__feedopsUrl'},
+    banner: {js: "var __feedopsUrl=require('node:url').pathToFileURL(__filename).href;"},
+    plugins: [] as Plugin[],
+  }
+  const entryAndPm = {
+    ...common,
+    entryPoints: {app: appLoaderSource(), pm: path.join('src', 'deploy', 'pm.ts')},
+    outExtension: {'.js': '.mjs'},
+    format: 'esm' as const,
+    // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
+    banner: {js: "import {createRequire as __feedopsRequire} from 'node:module';const require=__feedopsRequire(import.meta.url);"},
     plugins: [builtinsViaRequire],
   }
-  const {outdir: _o, plugins, ...rest} = options
+  const keyOf = ({outdir: _o, plugins, ...rest}: typeof app | typeof entryAndPm) => ({plugins: plugins.map((p) => p.name), ...rest})
   // How packages resolve and how TypeScript is read are inputs too, though not files esbuild lists.
   const settings = ['package-lock.json', 'tsconfig.json'].map((f) => (existsSync(path.join(root, f)) ? sha256Of(path.join(root, f)) : ''))
   // The compile cache is made by one runtime: another runtime needs a new one.
-  return {options, key: JSON.stringify({esbuild: version, settings, plugins: plugins.map((p) => p.name), cacheRuntime, ...rest})}
+  return {builds: [app, entryAndPm], key: JSON.stringify({esbuild: version, settings, cacheRuntime, builds: [keyOf(app), keyOf(entryAndPm)]})}
 }
 
-async function bundleInto(out: string, root: string, options: ReturnType<typeof esbuildOptions>['options'], key: string): Promise<void> {
+async function bundleInto(out: string, root: string, tmp: string, builds: ReturnType<typeof esbuildOptions>['builds'], key: string): Promise<void> {
   const {build} = await import('esbuild')
-  const result = await build(options)
-  const files = Object.keys(result.metafile?.inputs ?? {}).filter((f) => !f.startsWith(`${BUILTIN}:`)) // not files: builtinsViaRequire's
+  const results = await Promise.all(builds.map((b) => build(b)))
+  const files = results.flatMap((r) => Object.keys(r.metafile?.inputs ?? {})).filter((f) => !f.startsWith(`${BUILTIN}:`)) // not files: builtinsViaRequire's
   const inputs = Object.fromEntries(files.map((f) => [f, sha256Of(path.join(root, f))]))
-  const record: LastBuild = {options: key, inputs, release: path.basename(options.outdir, '.tmp')}
+  const record: LastBuild = {options: key, inputs, release: path.basename(tmp, '.tmp')}
   writeFileSync(`${lastBuildFile(out)}.tmp`, JSON.stringify(record))
   renameSync(`${lastBuildFile(out)}.tmp`, lastBuildFile(out))
 }
@@ -321,13 +352,13 @@ function reuseLastBuild(out: string, root: string, tmp: string, key: string): bo
   }
   if (last.options !== key || Object.keys(last.inputs).length === 0) return false
   const prev = path.join(out, last.release)
-  if (!existsSync(path.join(prev, 'app.mjs')) || !existsSync(path.join(prev, 'pm.mjs'))) return false
+  if (!RELEASE_FILES.every((f) => existsSync(path.join(prev, f)))) return false
   try {
     for (const [f, sum] of Object.entries(last.inputs)) if (sha256Of(path.join(root, f)) !== sum) return false
   } catch {
     return false // an input is gone
   }
-  for (const f of ['app.mjs', 'pm.mjs']) copyFileSync(path.join(prev, f), path.join(tmp, f))
+  for (const f of RELEASE_FILES) copyFileSync(path.join(prev, f), path.join(tmp, f))
   if (existsSync(path.join(prev, COMPILE_CACHE))) cpSync(path.join(prev, COMPILE_CACHE), path.join(tmp, COMPILE_CACHE), {recursive: true})
   return true
 }

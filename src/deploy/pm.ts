@@ -61,15 +61,6 @@ function manifest(): {id: string; fault?: string} {
   return JSON.parse(readFileSync(path.join(release, 'manifest.json'), 'utf8')) as {id: string; fault?: string}
 }
 
-/**
- * The compile cache the release carries (bundle.ts), given by its real path: Node keys a portable cache by
- * the module's path relative to the cache, and it resolves the app's path through the current link.
- */
-function compileCacheEnv(): Record<string, string> {
-  const dir = path.join(release, 'cache')
-  return existsSync(dir) ? {NODE_COMPILE_CACHE: dir, NODE_COMPILE_CACHE_PORTABLE: '1'} : {}
-}
-
 /** How long a new process has to say it listens (its dependencies answered), in seconds. */
 const startTimeoutMs = () => Number(process.env.FEEDOPS_START_TIMEOUT ?? 30) * 1000
 
@@ -87,7 +78,7 @@ async function launch(): Promise<Launch> {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     cwd: release,
-    env: {...process.env, ...envFile(path.join(shared, 'app.env')), ...compileCacheEnv(), FEEDOPS_READY_FD: '3'},
+    env: {...process.env, ...envFile(path.join(shared, 'app.env')), FEEDOPS_READY_FD: '3'},
   })
   closeSync(log)
   const pid = child.pid

@@ -28,8 +28,8 @@ Type=simple
 User=${opts.user ?? SERVICE_USER}
 WorkingDirectory=${current}
 EnvironmentFile=${shared}/app.env
-# From the release's real path, which the compile cache it carries is keyed by (pm.ts does the same); $$ is a literal $.
-ExecStart=/bin/sh -c 'r=$$(readlink -f ${current}) && NODE_COMPILE_CACHE="$$r/cache" NODE_COMPILE_CACHE_PORTABLE=1 exec "$$r/node" "$$r/app.mjs" --config ${shared}/feedops.yml'
+# From the release's real path, not through the link a deploy moves (pm.ts does the same); $$ is a literal $.
+ExecStart=/bin/sh -c 'r=$$(readlink -f ${current}) && exec "$$r/node" "$$r/app.mjs" --config ${shared}/feedops.yml'
 # The app drains on SIGTERM (readyz 503, in-flight requests finish), then exits.
 KillSignal=SIGTERM
 TimeoutStopSec=${opts.stopTimeoutS ?? 15}

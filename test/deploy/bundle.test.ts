@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {execFileSync, spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {after, describe, it} from 'node:test'
@@ -35,15 +35,16 @@ describe('release bundle', () => {
     writeFileSync(path.join(root, 'app', 'lib.ts'), "export const word: string = 'two'\n")
     const third = await buildBundle({cacheDir, runtime: '24.22.3', root})
     assert.equal(third.reused, false)
-    assert.notEqual(third.manifest.sha256['app.mjs'], first.manifest.sha256['app.mjs'])
-    assert.match(readFileSync(path.join(third.dir, 'app.mjs'), 'utf8'), /two/)
+    assert.notEqual(third.manifest.sha256['app.cjs'], first.manifest.sha256['app.cjs'])
+    assert.equal(third.manifest.sha256['app.mjs'], first.manifest.sha256['app.mjs']) // the entry, not the app
+    assert.match(readFileSync(path.join(third.dir, 'app.cjs'), 'utf8'), /two/)
     // So does a setting esbuild reads without listing it as an input.
     writeFileSync(path.join(root, 'tsconfig.json'), '{}\n')
     assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root})).reused, false)
     // And --rebuild, with nothing changed; the build after it may reuse it again.
     const forced = await buildBundle({cacheDir, runtime: '24.22.3', root, rebuild: true})
     assert.equal(forced.reused, false)
-    assert.match(readFileSync(path.join(forced.dir, 'app.mjs'), 'utf8'), /two/)
+    assert.match(readFileSync(path.join(forced.dir, 'app.cjs'), 'utf8'), /two/)
     assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root})).reused, true)
   })
 
@@ -59,20 +60,21 @@ describe('release bundle', () => {
   })
 })
 
+/** Starts the app of a release unpacked at `host` as pm.ts starts it, and says what it printed. */
+function startApp(node: string, host: string): {stdout: string; stderr: string} {
+  const ran = spawnSync(node, [path.join(host, 'app.mjs')], {env: {PATH: process.env.PATH}, encoding: 'utf8'})
+  return {stdout: ran.stdout, stderr: ran.stderr}
+}
+
 /**
- * Unpacks a release into a fresh folder, as on a host (`unpack`), starts its app there as pm.ts starts it
- * and checks what it prints and that the runtime accepted the release's compile cache.
+ * Unpacks a release into a fresh folder, as on a host (`unpack`), starts its app there and checks what it
+ * prints and that the runtime took the release's code cache (app-loader.ts says when it cannot).
  */
 function startOnHost(node: string, prints: string, unpack: (host: string) => void): void {
   const host = mkdtempSync(path.join(tmpdir(), 'feedops-host-'))
   try {
     unpack(host)
-    const ran = spawnSync(node, [path.join(host, 'app.mjs')], {
-      env: {PATH: process.env.PATH, NODE_COMPILE_CACHE: path.join(host, 'cache'), NODE_COMPILE_CACHE_PORTABLE: '1', NODE_DEBUG_NATIVE: 'COMPILE_CACHE'},
-      encoding: 'utf8',
-    })
-    assert.equal(ran.stdout, prints)
-    assert.match(ran.stderr, /V8 code cache for ESM .*app\.mjs was accepted/)
+    assert.deepEqual(startApp(node, host), {stdout: prints, stderr: ''})
   } finally {
     rmSync(host, {recursive: true, force: true})
   }
@@ -88,10 +90,11 @@ describe('release bundle: start-up', () => {
     assert.ok(node, 'this machine runs the linux-x64 runtime')
     const built = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node})
     assert.equal(built.manifest.compileCache, true)
-    // Built-ins come through require(), not as ESM imports (see bundle.ts).
-    const code = readFileSync(path.join(built.dir, 'app.mjs'), 'utf8')
-    assert.match(code, /\("node:http"\)/) // a require() call, through the shim esbuild puts over it
-    assert.doesNotMatch(code, /from\s*"node:http"/)
+    // Built-ins come through require(), not as ESM imports (see bundle.ts): in the app, and in its ESM entry.
+    assert.match(readFileSync(path.join(built.dir, 'app.cjs'), 'utf8'), /require\("node:http"\)/)
+    const entry = readFileSync(path.join(built.dir, 'app.mjs'), 'utf8')
+    assert.match(entry, /\("node:vm"\)/) // a require() call, through the shim esbuild puts over it
+    assert.doesNotMatch(entry, /from\s*"node:/)
     // Unpacked somewhere else, as on a host, and started as pm.ts starts it: the cache is read and accepted.
     startOnHost(node!, 'one OK\n', (host) => {
       execFileSync('tar', ['-xzf', built.tarball, '-C', host])
@@ -112,7 +115,7 @@ describe('release bundle: start-up', () => {
     const broken = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => '/bin/false'})
     assert.equal(broken.reused, false)
     assert.equal(broken.manifest.compileCache, undefined)
-    assert.match(readFileSync(path.join(broken.dir, 'app.mjs'), 'utf8'), /two/)
+    assert.match(readFileSync(path.join(broken.dir, 'app.cjs'), 'utf8'), /two/)
     const retried = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node})
     assert.equal(retried.reused, false)
     assert.equal(retried.manifest.compileCache, true)
@@ -153,5 +156,36 @@ describe('release bundle: start-up', () => {
     const broken = await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => '/bin/false', cacheLater: true})
     assert.equal(await broken.cache, null)
     assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node, cacheLater: true})).reused, false)
+  })
+
+  it('never runs the app with a code cache made for another app.cjs, and says when it starts without one', async () => {
+    const node = (await localRuntimeNode(await ensureRuntime('24.22.3', feedopsCacheDir())))!
+    const build = async (word: string) => {
+      writeFileSync(path.join(root, 'app', 'lib.ts'), `export const word: string = '${word}'\n`)
+      return buildBundle({cacheDir, runtime: '24.22.3', root, runtimeNode: async () => node})
+    }
+    const other = await build('a longer word')
+    const built = await build('six')
+    const cacheFile = (b: typeof built) => readdirSync(path.join(b.dir, 'cache')).find((f) => f.endsWith('.jsc'))!
+    assert.notEqual(cacheFile(built), cacheFile(other)) // named after the bundle
+    const host = mkdtempSync(path.join(tmpdir(), 'feedops-host-'))
+    try {
+      execFileSync('tar', ['-xzf', built.tarball, '-C', host])
+      const own = path.join(host, 'cache', cacheFile(built))
+      assert.deepEqual(startApp(node, host), {stdout: 'six OK\n', stderr: ''})
+      // The other bundle's cache beside this one's is never read ...
+      copyFileSync(path.join(other.dir, 'cache', cacheFile(other)), path.join(host, 'cache', cacheFile(other)))
+      rmSync(own)
+      const without = startApp(node, host)
+      assert.equal(without.stdout, 'six OK\n')
+      assert.match(without.stderr, /^app\.mjs: no code cache in cache\/ for this app\.cjs \(app-[0-9a-f]{8}\.jsc\); starting without one\n$/)
+      // ... and under this one's name V8 rejects it (it checks the length of the source), and the app still runs.
+      copyFileSync(path.join(other.dir, 'cache', cacheFile(other)), own)
+      const rejected = startApp(node, host)
+      assert.equal(rejected.stdout, 'six OK\n')
+      assert.match(rejected.stderr, /the runtime rejected cache\/app-[0-9a-f]{8}\.jsc/)
+    } finally {
+      rmSync(host, {recursive: true, force: true})
+    }
   })
 })

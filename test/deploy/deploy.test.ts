@@ -214,7 +214,11 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
     const phases = res.hosts[0]!.phases.map((p) => p.phase)
     // A new build's compile cache follows the release (made meanwhile); a reused build's is in its tarball.
     assert.deepEqual(phases, ['upload runtime', 'upload', 'unpack', ...(res.bundleReused ? [] : ['upload cache']), 'switch', 'restart', 'health'])
-    for (const h of hostNames()) assert.ok(readdirSync(path.join(feedDir(h), 'releases', first, 'cache'), {recursive: true}).length > 1, `${h} has the compile cache`)
+    for (const h of hostNames()) {
+      assert.match(readdirSync(path.join(feedDir(h), 'releases', first, 'cache')).join(' '), /^app-[0-9a-f]{8}\.jsc$/, `${h} has the compile cache`)
+      // ... and its app started with it (app-loader.ts says on stderr when it cannot).
+      assert.doesNotMatch(readFileSync(path.join(feedDir(h), 'shared', 'log', 'app.log'), 'utf8'), /code cache|rejected cache/, h)
+    }
   })
 
   it('a second deploy, under a load through NGINX, switches every host with no failed request and every acknowledged write applied once; a concurrent one, on other hosts, exits 3 naming the holder', async () => {

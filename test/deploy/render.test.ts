@@ -75,16 +75,16 @@ describe('deploy output', () => {
     const unit = systemdUnit({root: '/srv/feed'})
     // What systemd runs once it has turned each $$ into $: the app started from the release's real path.
     const line = /^ExecStart=\/bin\/sh -c '(.*)'$/m.exec(unit)![1]!.replaceAll('$$', '$')
-    assert.equal(line, 'r=$(readlink -f /srv/feed/current) && NODE_COMPILE_CACHE="$r/cache" NODE_COMPILE_CACHE_PORTABLE=1 exec "$r/node" "$r/app.mjs" --config /srv/feed/shared/feedops.yml')
+    assert.equal(line, 'r=$(readlink -f /srv/feed/current) && exec "$r/node" "$r/app.mjs" --config /srv/feed/shared/feedops.yml')
     // Run with a stand-in node that prints what it got.
     const root = mkdtempSync(path.join(tmpdir(), 'feedops-unit-'))
     try {
       mkdirSync(path.join(root, 'releases', 'R1'), {recursive: true})
-      writeFileSync(path.join(root, 'releases', 'R1', 'node'), '#!/bin/sh\necho "$NODE_COMPILE_CACHE $NODE_COMPILE_CACHE_PORTABLE $*"\n', {mode: 0o755})
+      writeFileSync(path.join(root, 'releases', 'R1', 'node'), '#!/bin/sh\necho "$*"\n', {mode: 0o755})
       symlinkSync('releases/R1', path.join(root, 'current'))
       const ran = execFileSync('sh', ['-c', line.replaceAll('/srv/feed', root)], {encoding: 'utf8'})
       const real = path.join(realpathSync(root), 'releases', 'R1')
-      assert.equal(ran, `${real}/cache 1 ${real}/app.mjs --config ${root}/shared/feedops.yml\n`)
+      assert.equal(ran, `${real}/app.mjs --config ${root}/shared/feedops.yml\n`)
     } finally {
       rmSync(root, {recursive: true, force: true})
     }

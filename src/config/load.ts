@@ -104,6 +104,8 @@ function readConfigFile(file: string): string {
  * would otherwise be taken as a plain string.
  */
 export function parseConfigText(text: string, file: string): ConfigFile {
+  const asJson = text.trimStart().startsWith('{') ? jsonOrUndefined(text) : undefined
+  if (asJson !== undefined) return validConfig(asJson, file)
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter})
   const problem = doc.errors[0] ?? doc.warnings[0]
@@ -120,6 +122,22 @@ export function parseConfigText(text: string, file: string): ConfigFile {
     // toJS refuses an alias bomb ("Excessive alias count…") rather than expand it.
     throw new UserError(`${file} is not valid YAML: ${errorText(err)}.`, {fix: 'Use fewer aliases (*name); nothing was run.', cause: err})
   }
+  return validConfig(raw, file)
+}
+
+/**
+ * JSON is YAML too, and JSON.parse costs a fraction of the YAML parser's first run: what a deploy writes for
+ * the app (shared/feedops.yml) is JSON, read this way on every start. Text that is not JSON takes the YAML path.
+ */
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+function validConfig(raw: unknown, file: string): ConfigFile {
   const result = configFileSchema.safeParse(raw ?? {})
   if (!result.success) {
     throw new UserError(`${file} is invalid: ${formatIssues(result.error.issues)}`, {

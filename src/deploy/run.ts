@@ -3,7 +3,6 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 
 import pMap from 'p-map'
-import {stringify} from 'yaml'
 
 import type {LoadedConfig} from '../config/load.js'
 import {deploySchema, type DeploySettings, type EnvironmentConfig} from '../config/schema.js'
@@ -161,7 +160,10 @@ interface HostState {
   result: DeployHostResult
 }
 
-/** The app's config as the app on one host reads it: the environment's sections, no secret, bound to the host. */
+/**
+ * The app's config as the app on one host reads it: the environment's sections, no secret, bound to the
+ * host. As JSON, which is YAML too and which the app reads without its YAML parser (config/load.ts).
+ */
 export function sharedConfigFor(loaded: LoadedConfig, host: Host): string {
   const {shards, redis, memcached, app} = loaded.env
   const {secret: _secret, ...appShown} = (app ?? {}) as Record<string, unknown>
@@ -172,7 +174,7 @@ export function sharedConfigFor(loaded: LoadedConfig, host: Host): string {
     memcached,
     app: {...appShown, host: host.address},
   }
-  return stringify({defaultEnvironment: loaded.environment, environments: {[loaded.environment]: env}})
+  return `${JSON.stringify({defaultEnvironment: loaded.environment, environments: {[loaded.environment]: env}}, null, 2)}\n`
 }
 
 function appSecret(loaded: LoadedConfig): string {

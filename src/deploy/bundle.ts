@@ -1,6 +1,6 @@
 import {execFile, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {builtinModules, createRequire} from 'node:module'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -218,8 +218,26 @@ function pruneBuilds(out: string, justBuilt: string): void {
  */
 interface LastBuild {
   options: string
-  inputs: Record<string, string>
+  /** Each input's sha256, with the size and mtime it had then: an input whose stat is unchanged is not read again. */
+  inputs: Record<string, InputStamp>
   release: string
+}
+
+interface InputStamp {
+  sha256: string
+  size: number
+  mtimeMs: number
+}
+
+function stampOf(file: string): InputStamp {
+  const {size, mtimeMs} = statSync(file)
+  return {sha256: sha256Of(file), size, mtimeMs}
+}
+
+/** Whether the file still has the content it had (hashed only when its size or mtime moved: 500 files take 0.1 s). */
+function unchanged(file: string, was: InputStamp): boolean {
+  const {size, mtimeMs} = statSync(file)
+  return (size === was.size && mtimeMs === was.mtimeMs) || sha256Of(file) === was.sha256
 }
 
 const lastBuildFile = (out: string) => path.join(out, 'last-build.json')
@@ -336,7 +354,7 @@ async function bundleInto(out: string, root: string, tmp: string, builds: Return
   const {build} = await import('esbuild')
   const results = await Promise.all(builds.map((b) => build(b)))
   const files = results.flatMap((r) => Object.keys(r.metafile?.inputs ?? {})).filter((f) => !f.startsWith(`${BUILTIN}:`)) // not files: builtinsViaRequire's
-  const inputs = Object.fromEntries(files.map((f) => [f, sha256Of(path.join(root, f))]))
+  const inputs = Object.fromEntries(files.map((f) => [f, stampOf(path.join(root, f))]))
   const record: LastBuild = {options: key, inputs, release: path.basename(tmp, '.tmp')}
   writeFileSync(`${lastBuildFile(out)}.tmp`, JSON.stringify(record))
   renameSync(`${lastBuildFile(out)}.tmp`, lastBuildFile(out))
@@ -353,7 +371,7 @@ function reuseLastBuild(out: string, root: string, tmp: string, key: string): bo
   const prev = path.join(out, last.release)
   if (!RELEASE_FILES.every((f) => existsSync(path.join(prev, f)))) return false
   try {
-    for (const [f, sum] of Object.entries(last.inputs)) if (sha256Of(path.join(root, f)) !== sum) return false
+    for (const [f, was] of Object.entries(last.inputs)) if (!unchanged(path.join(root, f), was)) return false
   } catch {
     return false // an input is gone
   }

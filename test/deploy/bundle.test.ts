@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import {execFileSync, spawnSync} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {after, describe, it} from 'node:test'
@@ -31,6 +31,9 @@ describe('release bundle', () => {
     assert.notEqual(second.manifest.id, first.manifest.id)
     assert.deepEqual(second.manifest.sha256, first.manifest.sha256)
     assert.notEqual(second.tarballSha256, first.tarballSha256) // a manifest of its own
+    // Touched, not changed (a checkout or a save with no edit): its content is compared, and it still is a reuse.
+    utimesSync(path.join(root, 'app', 'lib.ts'), new Date(), new Date(Date.now() + 10_000))
+    assert.equal((await buildBundle({cacheDir, runtime: '24.22.3', root})).reused, true)
     // An imported file changes: esbuild runs, and the output has the change.
     writeFileSync(path.join(root, 'app', 'lib.ts'), "export const word: string = 'two'\n")
     const third = await buildBundle({cacheDir, runtime: '24.22.3', root})

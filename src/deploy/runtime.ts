@@ -30,12 +30,9 @@ export function feedopsCacheDir(envVars: NodeJS.ProcessEnv = process.env): strin
   return path.join(envVars.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'feedops')
 }
 
-export async function sha512Of(file: string): Promise<{hex: string; bytes: number}> {
-  return hashFile(file, 'sha512')
-}
-
-export async function hashFile(file: string, algorithm: 'sha256' | 'sha512'): Promise<{hex: string; bytes: number}> {
-  const hash = createHash(algorithm)
+/** Streamed: the runtime is 50 MB, and checked only once per version (ensureRuntime's stamp). */
+async function sha512Of(file: string): Promise<{hex: string; bytes: number}> {
+  const hash = createHash('sha512')
   let bytes = 0
   for await (const chunk of createReadStream(file)) {
     hash.update(chunk as Buffer)

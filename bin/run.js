@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The compile cache must be in place before oclif and the commands are loaded (see compile-cache.ts).
-import {installCompileCache} from '../dist/src/cli/compile-cache.js'
+// Starts from the one-file bundle `npm run build` makes, with its V8 code cache (see src/cli/cli-loader.ts).
+import {fileURLToPath} from 'node:url'
 
-installCompileCache()
-const {execute} = await import('@oclif/core')
-await execute({dir: import.meta.url})
+import {startCli} from '../dist/src/cli/cli-loader.js'
+
+await startCli(fileURLToPath(new URL('..', import.meta.url)))

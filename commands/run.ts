@@ -48,8 +48,8 @@ was refused. Host keys are checked against known_hosts; unknown hosts are refuse
     if (command === '') {
       throw new UserError('No command to run.', {fix: 'Put the command after `--`, e.g. `feedops run -- uptime`.'})
     }
-    const {runCommand, PrefixedLines, formatRunSummary, summarize, formatDuration} = await import('../src/ssh/index.js')
     const loaded = this.loadConfig(flags)
+    const {runCommand, PrefixedLines, formatRunSummary, summarize, formatDuration} = await import('../src/ssh/index.js')
     const started = performance.now()
     const json = this.jsonEnabled()
     const streaming = !json && !flags.group

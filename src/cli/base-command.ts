@@ -2,6 +2,7 @@ import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 
 import {loadConfig, type LoadedConfig} from '../config/load.js'
 import {formatError, isUserError, UserError, type ExitCodeValue} from '../errors.js'
+import {markPhase} from '../start-timing.js'
 
 /**
  * Every feedops command extends this. `run()` returns a typed result: with --json oclif prints it
@@ -18,6 +19,15 @@ export abstract class FeedopsCommand<T> extends Command {
     }),
     env: Flags.string({description: 'Environment in the config (default: $FEEDOPS_ENV or defaultEnvironment).', helpGroup: 'GLOBAL'}),
     debug: Flags.boolean({description: 'Show stack traces for errors.', helpGroup: 'GLOBAL'}),
+    'profile-start': Flags.boolean({
+      description: 'Print on stderr, at exit, where start-up went (bundle, config, inventory, first connect, first byte). Also FEEDOPS_TIMING=1.',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  override async init(): Promise<void> {
+    markPhase('command', this.id ?? '')
+    await super.init()
   }
 
   protected loadConfig(flags: {config?: string; env?: string}): LoadedConfig {

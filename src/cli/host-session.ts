@@ -48,6 +48,7 @@ export async function withHostSession<T>(
   const {hosts, inventory, pool} = await openSession(env, {
     ...hostSelection(flags),
     acceptNew: flags['accept-new'] ?? false,
+    concurrency: flags.concurrency ?? env.ssh.concurrency,
     ...(connectTimeout !== undefined ? {connectTimeout} : {}),
     ...(opts.defaultSelection ? {defaultSelection: opts.defaultSelection} : {}),
   })

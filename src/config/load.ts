@@ -4,6 +4,7 @@ import path from 'node:path'
 import {LineCounter, parseDocument} from 'yaml'
 import type {z} from 'zod'
 
+import {markPhase} from '../start-timing.js'
 import {errorText, UserError} from '../errors.js'
 import {configFileSchema, type ConfigFile, type EnvironmentConfig} from './schema.js'
 
@@ -84,6 +85,7 @@ export function loadConfig(loc: ConfigLocation = {}): LoadedConfig {
   const all = parseConfigText(readConfigFile(file), file)
   const environment = selectEnvironment(all, loc.environment ?? (loc.envVars ?? process.env).FEEDOPS_ENV, file)
   const env = resolvePaths(all.environments[environment]!, path.dirname(file))
+  markPhase('config')
   return {file, environment, env, all}
 }
 

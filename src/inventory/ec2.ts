@@ -1,9 +1,9 @@
 import type {DescribeInstancesCommandInput, EC2ClientConfig, Filter, Instance} from '@aws-sdk/client-ec2'
-import {createRequire} from 'node:module'
 
 import type {AwsSettings, InventorySettings} from '../config/schema.js'
 import {redactUrl} from '../config/urls.js'
-import {UserError} from '../errors.js'
+import {markPhase, notePhase} from '../start-timing.js'
+import {isUserError, UserError} from '../errors.js'
 import {HOST_NAME_RULE, isValidHostName, type Host} from './host.js'
 
 export type Ec2InventorySettings = Extract<InventorySettings, {source: 'ec2'}>
@@ -15,33 +15,20 @@ export interface Ec2ClientOptions {
   connectionTimeout?: number
   /** Milliseconds for one request and its response. */
   requestTimeout?: number
-}
-
-const require = createRequire(import.meta.url)
-
-/**
- * The SDK as `npm run build` bundles it (dist/vendor/ec2-sdk.cjs, see src/build/bundle-vendor.ts), or
- * the installed package when running from the sources (bin/dev.js), where there is no bundle.
- */
-function loadEc2Sdk(): typeof import('@aws-sdk/client-ec2') {
-  try {
-    return require('../../vendor/ec2-sdk.cjs') as typeof import('@aws-sdk/client-ec2')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err
-    return require('@aws-sdk/client-ec2') as typeof import('@aws-sdk/client-ec2')
-  }
+  /** Instances asked for per DescribeInstances page (default 1000, the API's largest). */
+  pageSize?: number
+  /** Called with each page's running hosts as the page arrives, before the next one is asked for. */
+  onHosts?: (hosts: Host[]) => void
 }
 
 /**
  * inventory.source: ec2 — running instances matching the tag filters, via DescribeInstances (every
- * page). The SDK is loaded on first use so commands that never touch EC2 start fast, and with
- * require(): it is a 2 MB CommonJS bundle, and import() would first scan it for ESM syntax and for
- * its export names, which costs more than loading it (about 170 ms a run).
+ * page). The SDK is loaded on first use (ec2-sdk.ts) so commands that never touch EC2 start fast.
  */
 export async function ec2Hosts(inv: Ec2InventorySettings, aws: AwsSettings, opts: Ec2ClientOptions = {}): Promise<Host[]> {
   // The SDK warns on every run under Node 20 (our supported runtime); that noise must not reach cron mail.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-  const {EC2Client, paginateDescribeInstances} = loadEc2Sdk()
+  const {EC2Client, paginateDescribeInstances} = await import('./ec2-sdk.js')
 
   const config: EC2ClientConfig = {
     maxAttempts: opts.maxAttempts ?? 3,
@@ -59,26 +46,31 @@ export async function ec2Hosts(inv: Ec2InventorySettings, aws: AwsSettings, opts
   const filters = ec2Filters(inv)
   const where = describeTarget(aws)
   const client = new EC2Client(config)
-  const instances: Instance[] = []
+  const hosts: Host[] = []
+  let pages = 0
   try {
     const input: DescribeInstancesCommandInput = {Filters: filters}
-    for await (const page of paginateDescribeInstances({client, pageSize: 1000}, input)) {
-      for (const r of page.Reservations ?? []) instances.push(...(r.Instances ?? []))
+    for await (const page of paginateDescribeInstances({client, pageSize: opts.pageSize ?? 1000}, input)) {
+      const instances: Instance[] = (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])
+      // The state filter is sent, but an endpoint that ignored it must not hand us stopped hosts.
+      const running = instances.filter((i) => i.State?.Name === 'running').map((i) => instanceHost(i, inv))
+      hosts.push(...running)
+      markPhase('inventory page')
+      notePhase('inventory page', `${++pages} page${pages === 1 ? '' : 's'}`)
+      if (running.length > 0) opts.onHosts?.(running)
     }
   } catch (err) {
-    throw ec2UserError(err, where, aws)
+    throw isUserError(err) ? err : ec2UserError(err, where, aws)
   } finally {
     client.destroy()
   }
 
-  // The state filter is sent, but an endpoint that ignored it must not hand us stopped hosts.
-  const running = instances.filter((i) => i.State?.Name === 'running')
-  if (running.length === 0) {
+  if (hosts.length === 0) {
     throw new UserError(`No running EC2 instance matches ${describeFilters(filters)} (${where}).`, {
       fix: 'Check inventory.filters in the config and that the instances are running' + (aws.endpoint?.includes('127.') ? ' (is the lab up?).' : '.'),
     })
   }
-  return running.map((i) => instanceHost(i, inv))
+  return hosts
 }
 
 export function ec2Filters(inv: Ec2InventorySettings): Filter[] {

@@ -4,6 +4,7 @@ import type {Client, ServerHostKeyAlgorithm} from 'ssh2'
 
 import type {SshSettings} from '../config/schema.js'
 import type {Host} from '../inventory/host.js'
+import {markPhase} from '../start-timing.js'
 import {fingerprint, keyTypeOf, KnownHosts} from './known-hosts.js'
 import {
   checkIdentityFile,
@@ -82,17 +83,20 @@ export class ConnectionPool {
   }
 
   /**
-   * Loads known_hosts and the ssh config once, and checks up front what would otherwise fail on every host
-   * (a configured key file that does not exist, a malformed jump host).
+   * Loads known_hosts, the ssh config and the configured identity once (side by side, and beside the
+   * inventory: see session.ts), and checks up front what would otherwise fail on every host (a configured
+   * key file that does not exist, a malformed jump host).
    */
   static async create(ssh: SshSettings, opts: {acceptNew?: boolean; knownHosts?: KnownHosts} = {}): Promise<ConnectionPool> {
-    const [knownHosts, sshConfig] = await Promise.all([
+    const [knownHosts, sshConfig, identity] = await Promise.all([
       opts.knownHosts ?? KnownHosts.load(ssh.knownHosts),
       loadSshConfigFile(ssh),
       ssh.identityFile ? checkIdentityFile(ssh.identityFile) : undefined,
     ])
     if (ssh.jumpHost) resolveJump(ssh.jumpHost, ssh, sshConfig)
-    return new ConnectionPool({ssh, knownHosts, sshConfig, acceptNew: opts.acceptNew ?? false})
+    const pool = new ConnectionPool({ssh, knownHosts, sshConfig, acceptNew: opts.acceptNew ?? false})
+    if (ssh.identityFile && identity !== undefined) pool.keys.set(ssh.identityFile, Promise.resolve(identity))
+    return pool
   }
 
   get knownHosts(): KnownHosts {
@@ -140,6 +144,7 @@ export class ConnectionPool {
     const via = target.jump?.spec
     const sock = target.jump ? await this.forward(target.jump, target) : undefined
     const ssh = await this.handshake(target, sock)
+    markPhase('first connect', host.name)
     this.stats.connections++
     if (via) this.stats.forwarded++
     return via ? {host, target, ssh, via} : {host, target, ssh}

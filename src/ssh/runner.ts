@@ -3,6 +3,7 @@ import {setMaxListeners} from 'node:events'
 import pMap from 'p-map'
 
 import type {Host} from '../inventory/host.js'
+import {markPhase} from '../start-timing.js'
 import {execOn} from './exec.js'
 import {ConnectError, type ConnectionPool} from './pool.js'
 import type {HostResult, HostStatus} from './results.js'
@@ -83,8 +84,14 @@ export async function runCommand(hosts: readonly Host[], line: string, opts: Run
           ...(opts.timeoutMs ? {timeoutMs: opts.timeoutMs} : {}),
           ...(opts.signal ? {signal: opts.signal} : {}),
           keepBytes: opts.keepBytes ?? RUN_KEEP_BYTES,
-          onStdout: (c) => opts.onOutput?.(host, 'stdout', c),
-          onStderr: (c) => opts.onOutput?.(host, 'stderr', c),
+          onStdout: (c) => {
+            markPhase('first byte', host.name)
+            opts.onOutput?.(host, 'stdout', c)
+          },
+          onStderr: (c) => {
+            markPhase('first byte', host.name)
+            opts.onOutput?.(host, 'stderr', c)
+          },
         })
         const status: HostStatus = r.timedOut ? 'timeout' : r.interrupted ? 'interrupted' : r.exitCode === 0 ? 'ok' : 'failed'
         let error: string | null = null

@@ -186,9 +186,9 @@ export function resolveJump(spec: string, ssh: SshSettings, config?: SshConfigFi
 
 /**
  * Checks once, before any host is contacted, that ssh.identityFile is a private key ssh can use; a missing,
- * unreadable, encrypted or garbage file would otherwise fail on every host as "refused".
+ * unreadable, encrypted or garbage file would otherwise fail on every host as "refused". Returns the key's text.
  */
-export async function checkIdentityFile(file: string): Promise<void> {
+export async function checkIdentityFile(file: string): Promise<string> {
   const fix = 'Point ssh.identityFile in feedops.yml at an unencrypted private key (or use ssh.agent).'
   let text: string
   try {
@@ -209,6 +209,7 @@ export async function checkIdentityFile(file: string): Promise<void> {
   if (!(Array.isArray(key) ? key : [key]).every((k) => k.isPrivateKey())) {
     throw new UserError(`The identity file (ssh.identityFile) ${file} is a public key.`, {fix: 'Point ssh.identityFile at the private key (without .pub).'})
   }
+  return text
 }
 
 /** The first candidate key file that exists, or undefined. */

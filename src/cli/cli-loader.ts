@@ -1,0 +1,112 @@
+/**
+ * How bin/run.js starts the CLI: the one-file bundle dist/cli/feedops.cjs (src/build/bundle-cli.ts) run as
+ * a vm.Script with the V8 code cache the build made beside it, the way a release starts the app
+ * (src/deploy/app-loader.ts). oclif then finds the commands in the bundle's COMMANDS (its `explicit`
+ * command discovery), and the manifest still describes them, so --help, topics and plugins work as ever.
+ *
+ * V8 checks a cache against its source by length only, so the cache is named after the bundle's CRC-32 and
+ * the Node version: a cache never meets another bundle or another V8. A missing or rejected cache only costs
+ * speed: the run goes on without it, says nothing (the --profile-start report shows it), and a missing one
+ * is written at exit for the next run. With no bundle (dist/ from tsc alone) or FEEDOPS_BUNDLE=0 the CLI runs
+ * from dist/commands as oclif loads them, with the per-module compile cache (compile-cache.ts).
+ *
+ * Build time: FEEDOPS_CLI_CACHE_BUILD=1 evaluates every module of the bundle before running, ignores any
+ * cache and writes a fresh one at exit.
+ */
+import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {createRequire, Module} from 'node:module'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import vm from 'node:vm'
+import {crc32} from 'node:zlib'
+
+import {markPhase, reportStartTimingAtExit, startTimingWanted} from '../start-timing.js'
+
+export const BUNDLE = 'dist/cli/feedops.cjs'
+
+interface BundleExports {
+  COMMANDS: Record<string, unknown>
+  execute(options: {args: string[]; loadOptions: {root: string; pjson: unknown}}): Promise<unknown>
+  evaluateAll(): Promise<void>
+}
+
+type CacheStatus = 'used' | 'none' | 'rejected' | 'building'
+
+/** `root` is the project folder (holding package.json and dist/). */
+export async function startCli(root: string, argv = process.argv.slice(2)): Promise<void> {
+  const bundle = path.join(root, BUNDLE)
+  let source: Buffer | undefined
+  if (process.env.FEEDOPS_BUNDLE !== '0') {
+    try {
+      source = readFileSync(bundle)
+    } catch {
+      // tsc output only: run unbundled
+    }
+  }
+  if (startTimingWanted(argv, process.env)) reportStartTimingAtExit(source ? 'bundle' : 'unbundled')
+  if (!source) return startUnbundled(root, argv)
+
+  const cli = runBundle(bundle, source)
+  if (process.env.FEEDOPS_CLI_CACHE_BUILD === '1' && !process.env.NOALL) await cli.evaluateAll()
+  const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {oclif: Record<string, unknown>}
+  pjson.oclif.commands = {strategy: 'explicit', target: `./${BUNDLE}`, identifier: 'COMMANDS'}
+  await cli.execute({args: argv, loadOptions: {root, pjson}})
+}
+
+function runBundle(bundle: string, source: Buffer): BundleExports {
+  const dir = path.dirname(bundle)
+  const building = process.env.FEEDOPS_CLI_CACHE_BUILD === '1'
+  const cacheFile = path.join(dir, `feedops-${crc32(source).toString(16).padStart(8, '0')}-${process.version}-${process.arch}.jsc`)
+  let cachedData: Buffer | undefined
+  if (!building) {
+    try {
+      cachedData = readFileSync(cacheFile)
+    } catch {
+      // none yet: made at exit
+    }
+  }
+  // The bundle is ASCII (bundle-cli.ts): read as Latin-1, it becomes a one-byte string with no decoding.
+  const script = new vm.Script(Module.wrap(source.toString('latin1')), {
+    filename: bundle,
+    ...(cachedData ? {cachedData} : {}),
+    // oclif imports ES-module plugins with import().
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  })
+  const status: CacheStatus = building ? 'building' : !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used'
+  if (status === 'none' || status === 'building') process.once('exit', () => writeCache(cacheFile, script))
+
+  // Registered as a loaded module, so oclif's require() of the bundle (the COMMANDS target) gets this one.
+  const mod = new Module(bundle) as Module & {filename: string; paths: string[]; loaded: boolean}
+  mod.filename = bundle
+  mod.paths = (Module as unknown as {_nodeModulePaths(dir: string): string[]})._nodeModulePaths(dir)
+  ;(Module as unknown as {_cache: Record<string, Module>})._cache[bundle] = mod
+  const run = script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: Module, filename: string, dirname: string) => void
+  run(mod.exports, createRequire(bundle), mod, bundle, dir)
+  mod.loaded = true
+  markPhase('bundle', `code cache ${status}`)
+  return mod.exports as BundleExports
+}
+
+/** Atomically, and never failing the run (a read-only install, a full disk). */
+function writeCache(file: string, script: vm.Script): void {
+  try {
+    mkdirSync(path.dirname(file), {recursive: true})
+    const tmp = `${file}.${process.pid}.tmp`
+    writeFileSync(tmp, script.createCachedData())
+    renameSync(tmp, file)
+  } catch {
+    // run without a cache next time too
+  }
+}
+
+async function startUnbundled(root: string, argv: string[]): Promise<void> {
+  const {installCompileCache} = await import('./compile-cache.js')
+  installCompileCache()
+  const {execute} = await import('@oclif/core')
+  await execute({args: argv, dir: path.join(root, 'bin', 'run.js')})
+}
+
+/** The project folder of this file (dist/src/cli/cli-loader.js). */
+export function projectRootOfLoader(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+}

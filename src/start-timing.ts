@@ -7,7 +7,7 @@
  * The state lives on globalThis: the loader (a file of its own) and the bundle both mark phases.
  */
 
-export type StartPhase = 'bundle' | 'command' | 'config' | 'inventory page' | 'inventory' | 'first connect' | 'first byte'
+export type StartPhase = 'bundle' | 'command' | 'config' | 'inventory page' | 'connect start' | 'inventory' | 'first connect' | 'first byte'
 
 interface Mark {
   phase: StartPhase

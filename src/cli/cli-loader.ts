@@ -4,14 +4,20 @@
  * (src/deploy/app-loader.ts). oclif then finds the commands in the bundle's COMMANDS (its `explicit`
  * command discovery), and the manifest still describes them, so --help, topics and plugins work as ever.
  *
- * V8 checks a cache against its source by length only, so the cache is named after the bundle's CRC-32 and
- * the Node version: a cache never meets another bundle or another V8. A missing or rejected cache only costs
- * speed: the run goes on without it, says nothing (the --profile-start report shows it), and a missing one
- * is written at exit for the next run. With no bundle (dist/ from tsc alone) or FEEDOPS_BUNDLE=0 the CLI runs
- * from dist/commands as oclif loads them, with the per-module compile cache (compile-cache.ts).
+ * One cache per command. V8 reads a whole cache before the script runs, and one holding every module (about
+ * 5 MB) costs `--version` more to read than it saves; a cache taken at the end of a command's own run holds
+ * what that command compiled (its modules and the functions it ran), and only that. The build makes `base`
+ * from a `--help` run (what --version and --help use); a command starts from `base` until it has its own,
+ * which its first run that ends with exit 0 writes.
  *
- * Build time: FEEDOPS_CLI_CACHE_BUILD=1 evaluates every module of the bundle before running, ignores any
- * cache and writes a fresh one at exit.
+ * V8 checks a cache against its source by length only, so caches are named after the bundle's CRC-32 and the
+ * Node version: a cache never meets another bundle or another V8. A missing or rejected cache only costs
+ * speed: the run goes on without it and says nothing (the --profile-start report shows it); a rejected one is
+ * written again at the end of the run. With no bundle
+ * (dist/ from tsc alone) or FEEDOPS_BUNDLE=0 the CLI runs from dist/commands as oclif loads them, with the
+ * per-module compile cache (compile-cache.ts).
+ *
+ * Build time: FEEDOPS_CLI_CACHE_BUILD=base ignores any cache and writes `base` at exit.
  */
 import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {createRequire, Module} from 'node:module'
@@ -27,10 +33,16 @@ export const BUNDLE = 'dist/cli/feedops.cjs'
 interface BundleExports {
   COMMANDS: Record<string, unknown>
   execute(options: {args: string[]; loadOptions: {root: string; pjson: unknown}}): Promise<unknown>
-  evaluateAll(): Promise<void>
 }
 
-type CacheStatus = 'used' | 'none' | 'rejected' | 'building'
+/** The cache a command line starts from: its command's (or topic's) first word; --version and any help: base. */
+export function cacheKey(argv: readonly string[]): string {
+  const end = argv.indexOf('--')
+  const flags = end === -1 ? argv : argv.slice(0, end)
+  const word = argv[0]
+  if (word === undefined || word === 'help' || flags.includes('--help') || flags.includes('-h')) return 'base'
+  return /^[a-z][a-z0-9-]*$/.test(word) ? word : 'base'
+}
 
 /** `root` is the project folder (holding package.json and dist/). */
 export async function startCli(root: string, argv = process.argv.slice(2)): Promise<void> {
@@ -46,23 +58,26 @@ export async function startCli(root: string, argv = process.argv.slice(2)): Prom
   if (startTimingWanted(argv, process.env)) reportStartTimingAtExit(source ? 'bundle' : 'unbundled')
   if (!source) return startUnbundled(root, argv)
 
-  const cli = runBundle(bundle, source)
-  if (process.env.FEEDOPS_CLI_CACHE_BUILD === '1' && !process.env.NOALL) await cli.evaluateAll()
+  const cli = runBundle(bundle, source, process.env.FEEDOPS_CLI_CACHE_BUILD === 'base', argv)
   const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {oclif: Record<string, unknown>}
   pjson.oclif.commands = {strategy: 'explicit', target: `./${BUNDLE}`, identifier: 'COMMANDS'}
   await cli.execute({args: argv, loadOptions: {root, pjson}})
 }
 
-function runBundle(bundle: string, source: Buffer): BundleExports {
+function runBundle(bundle: string, source: Buffer, building: boolean, argv: readonly string[]): BundleExports {
   const dir = path.dirname(bundle)
-  const building = process.env.FEEDOPS_CLI_CACHE_BUILD === '1'
-  const cacheFile = path.join(dir, `feedops-${crc32(source).toString(16).padStart(8, '0')}-${process.version}-${process.arch}.jsc`)
+  // FEEDOPS_CLI_CACHE_DIR: caches elsewhere (tests corrupt one there without touching the build's).
+  const stem = path.join(process.env.FEEDOPS_CLI_CACHE_DIR || dir, `feedops-${crc32(source).toString(16).padStart(8, '0')}-${process.version}-${process.arch}`)
+  const key = building ? 'base' : cacheKey(argv)
   let cachedData: Buffer | undefined
-  if (!building) {
+  let from: string | undefined
+  for (const k of building ? [] : key === 'base' ? ['base'] : [key, 'base']) {
     try {
-      cachedData = readFileSync(cacheFile)
+      cachedData = readFileSync(`${stem}.${k}.jsc`)
+      from = k
+      break
     } catch {
-      // none yet: made at exit
+      // not made yet
     }
   }
   // The bundle is ASCII (bundle-cli.ts): read as Latin-1, it becomes a one-byte string with no decoding.
@@ -72,8 +87,9 @@ function runBundle(bundle: string, source: Buffer): BundleExports {
     // oclif imports ES-module plugins with import().
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   })
-  const status: CacheStatus = building ? 'building' : !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used'
-  if (status === 'none' || status === 'building') process.once('exit', () => writeCache(cacheFile, script))
+  const status = building ? 'building base' : !cachedData ? 'none' : script.cachedDataRejected ? `${from} rejected` : `${from} used`
+  // A command's own cache, from a run that went through (a failed one may have stopped early).
+  if (building || from !== key || script.cachedDataRejected) process.once('exit', (code) => (building || code === 0) && writeCache(`${stem}.${key}.jsc`, script))
 
   // Registered as a loaded module, so oclif's require() of the bundle (the COMMANDS target) gets this one.
   const mod = new Module(bundle) as Module & {filename: string; paths: string[]; loaded: boolean}
@@ -83,7 +99,7 @@ function runBundle(bundle: string, source: Buffer): BundleExports {
   const run = script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: Module, filename: string, dirname: string) => void
   run(mod.exports, createRequire(bundle), mod, bundle, dir)
   mod.loaded = true
-  markPhase('bundle', `code cache ${status}`)
+  markPhase('bundle', `code cache: ${status}`)
   return mod.exports as BundleExports
 }
 

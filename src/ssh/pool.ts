@@ -140,6 +140,7 @@ export class ConnectionPool {
   }
 
   private async openTarget(host: Host): Promise<Connection> {
+    markPhase('connect start', host.name)
     const target = this.target(host)
     const via = target.jump?.spec
     const sock = target.jump ? await this.forward(target.jump, target) : undefined

@@ -53,6 +53,7 @@ exports.COMMANDS = Object.defineProperties({}, {
 ${commandGetters}
 })
 exports.execute = oclif.execute
+exports.prefetch = (loc) => require('./src/cli/prefetch.ts').prefetch(loc)
 `
 
 /**
@@ -149,8 +150,7 @@ const result = await build({
   // typescript: oclif reads tsconfig.json with it only to run TypeScript sources, which a bundle never does.
   external: ['esbuild', 'pg-native', 'typescript'],
   define: {'import.meta.url': '__feedopsMetaUrl'},
-  minifySyntax: true,
-  minifyWhitespace: true,
+  minify: true,
   // Class and function names stay: oclif and our errors print them, and --debug stack traces read better.
   keepNames: true,
   legalComments: 'linked',

@@ -3,6 +3,7 @@ import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {loadConfig, type LoadedConfig} from '../config/load.js'
 import {formatError, isUserError, UserError, type ExitCodeValue} from '../errors.js'
 import {markPhase} from '../start-timing.js'
+import {takePrefetchedConfig} from './prefetch.js'
 
 /**
  * Every feedops command extends this. `run()` returns a typed result: with --json oclif prints it
@@ -31,7 +32,8 @@ export abstract class FeedopsCommand<T> extends Command {
   }
 
   protected loadConfig(flags: {config?: string; env?: string}): LoadedConfig {
-    return loadConfig({flag: flags.config, environment: flags.env})
+    const loc = {...(flags.config !== undefined ? {flag: flags.config} : {}), ...(flags.env !== undefined ? {environment: flags.env} : {})}
+    return takePrefetchedConfig(loc) ?? loadConfig(loc)
   }
 
   /** Sets the exit code the command ends with, without throwing (results are still printed). */

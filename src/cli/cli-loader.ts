@@ -10,8 +10,9 @@
  * from a `--help` run (what --version and --help use); a command starts from `base` until it has its own,
  * which its first run that ends with exit 0 writes.
  *
- * V8 checks a cache against its source by length only, so caches are named after the bundle's CRC-32 and the
- * Node version: a cache never meets another bundle or another V8. A missing or rejected cache only costs
+ * V8 checks a cache against its source by length only, so caches are named after the bundle file (size,
+ * modification time to the microsecond, inode: every build writes a new one; a CRC of its 3.6 MB would cost
+ * a few ms per start) and the Node version: a cache never meets another bundle or another V8. A missing or rejected cache only costs
  * speed: the run goes on without it and says nothing (the --profile-start report shows it); a rejected one is
  * written again at the end of the run. With no bundle
  * (dist/ from tsc alone) or FEEDOPS_BUNDLE=0 the CLI runs from dist/commands as oclif loads them, with the
@@ -19,20 +20,23 @@
  *
  * Build time: FEEDOPS_CLI_CACHE_BUILD=base ignores any cache and writes `base` at exit.
  */
-import {mkdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
+import {mkdirSync, readFileSync, renameSync, statSync, writeFileSync} from 'node:fs'
 import {createRequire, Module} from 'node:module'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import vm from 'node:vm'
-import {crc32} from 'node:zlib'
 
+import type {ConfigLocation} from '../config/load.js'
 import {markPhase, reportStartTimingAtExit, startTimingWanted} from '../start-timing.js'
+import {prefetchLocation} from './prefetch-args.js'
 
 export const BUNDLE = 'dist/cli/feedops.cjs'
 
 interface BundleExports {
   COMMANDS: Record<string, unknown>
   execute(options: {args: string[]; loadOptions: {root: string; pjson: unknown}}): Promise<unknown>
+  /** Reads the config and starts the inventory request for a command that lists hosts (prefetch.ts). */
+  prefetch(loc: ConfigLocation): void
 }
 
 /** The cache a command line starts from: its command's (or topic's) first word; --version and any help: base. */
@@ -61,13 +65,17 @@ export async function startCli(root: string, argv = process.argv.slice(2)): Prom
   const cli = runBundle(bundle, source, process.env.FEEDOPS_CLI_CACHE_BUILD === 'base', argv)
   const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {oclif: Record<string, unknown>}
   pjson.oclif.commands = {strategy: 'explicit', target: `./${BUNDLE}`, identifier: 'COMMANDS'}
+  const early = prefetchLocation(argv)
+  if (early) cli.prefetch(early)
   await cli.execute({args: argv, loadOptions: {root, pjson}})
 }
 
 function runBundle(bundle: string, source: Buffer, building: boolean, argv: readonly string[]): BundleExports {
   const dir = path.dirname(bundle)
   // FEEDOPS_CLI_CACHE_DIR: caches elsewhere (tests corrupt one there without touching the build's).
-  const stem = path.join(process.env.FEEDOPS_CLI_CACHE_DIR || dir, `feedops-${crc32(source).toString(16).padStart(8, '0')}-${process.version}-${process.arch}`)
+  const st = statSync(bundle, {bigint: true})
+  const build = `${st.size}-${(st.mtimeNs / 1000n).toString(36)}-${st.ino.toString(36)}`
+  const stem = path.join(process.env.FEEDOPS_CLI_CACHE_DIR || dir, `feedops-${build}-${process.version}-${process.arch}`)
   const key = building ? 'base' : cacheKey(argv)
   let cachedData: Buffer | undefined
   let from: string | undefined

@@ -18,8 +18,49 @@ export interface InventoryOptions {
   onHosts?: (hosts: Host[]) => void
 }
 
+interface EarlyListing {
+  hosts: Promise<Host[]>
+  /** Hands the pages that came so far, and each one that comes later, to `onHosts`. */
+  follow(onHosts: (hosts: Host[]) => void): void
+}
+
+const early = new WeakMap<EnvironmentConfig, EarlyListing>()
+
+/**
+ * Starts listing an EC2 inventory now, for the next loadInventory of this same environment (object) to take
+ * over: the CLI calls it as soon as it has read the config, so the request is answered while oclif and the
+ * command load (src/cli/prefetch.ts). A static inventory needs no head start.
+ */
+export function startInventory(env: EnvironmentConfig): void {
+  if (env.inventory.source !== 'ec2' || early.has(env)) return
+  const pages: Host[][] = []
+  let onPage: ((hosts: Host[]) => void) | undefined
+  const hosts = listInventory(env, {
+    onHosts: (page) => {
+      pages.push(page)
+      onPage?.(page)
+    },
+  })
+  hosts.catch(() => {}) // the command that takes it over reports the error
+  early.set(env, {
+    hosts,
+    follow(fn) {
+      for (const page of pages) fn(page)
+      onPage = fn
+    },
+  })
+}
+
 /** Every host of the environment, from its inventory source, sorted by name (app2 before app10). */
 export async function loadInventory(env: EnvironmentConfig, opts: InventoryOptions = {}): Promise<Host[]> {
+  const started = opts.ec2 ? undefined : early.get(env)
+  if (!started) return listInventory(env, opts)
+  early.delete(env)
+  if (opts.onHosts) started.follow(opts.onHosts)
+  return started.hosts
+}
+
+async function listInventory(env: EnvironmentConfig, opts: InventoryOptions): Promise<Host[]> {
   const inv = env.inventory
   if (inv.source === 'static') {
     const hosts = staticHosts(inv.hosts)

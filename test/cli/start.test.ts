@@ -6,6 +6,7 @@ import {after, before, describe, it} from 'node:test'
 import {parse, stringify} from 'yaml'
 
 import {cacheKey} from '../../src/cli/cli-loader.js'
+import {prefetchLocation} from '../../src/cli/prefetch-args.js'
 import {cli} from '../support/cli.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 
@@ -67,7 +68,7 @@ describe('the CLI start-up: one bundle, a code cache, only what the command uses
     }
   })
 
-  it('`run --profile-start` reports config, inventory, first connect and first byte; EC2 pages are connected to as they arrive', async () => {
+  it('`run --profile-start` reports config, inventory, first connect and first byte', async () => {
     const r = await cli(['run', '--config', lab.configFile, '--profile-start', '--', 'echo', 'hi'])
     assert.equal(r.code, 0, r.stderr)
     assert.equal(r.stdout.trim().split('\n').length, 3)
@@ -77,9 +78,19 @@ describe('the CLI start-up: one bundle, a code cache, only what the command uses
     }
     assert.equal(details.inventory, 'ec2, 3 hosts')
     assert.equal(details['inventory page'], '3 pages')
-    // The first page's host was being connected to before the last page came in.
-    assert.ok(phases.indexOf('connect start') < phases.indexOf('inventory'), phases.join(', '))
+    // The config was read (and the inventory asked for) before oclif had loaded the command.
+    assert.ok(phases.indexOf('config') < phases.indexOf('command'), phases.join(', '))
     assert.ok(loaded.includes('aws-sdk') && loaded.includes('ssh2'), loaded.join(', '))
+  })
+
+  it('without the head start, the hosts of each EC2 page are connected to as the page arrives', async () => {
+    const r = await cli(['run', '--config', lab.configFile, '--', 'true'], {env: {FEEDOPS_TIMING: '1', FEEDOPS_PREFETCH: '0'}})
+    assert.equal(r.code, 0, r.stderr)
+    const {phases, details} = report(r.stderr)
+    assert.equal(details['inventory page'], '3 pages')
+    // The first page's host was being connected to before the last of the three pages came in.
+    assert.ok(phases.indexOf('command') < phases.indexOf('config'), phases.join(', '))
+    assert.ok(phases.indexOf('connect start') < phases.indexOf('inventory'), phases.join(', '))
   })
 
   it('`run` with a static inventory loads no AWS code', async () => {
@@ -119,6 +130,15 @@ describe('the CLI start-up: one bundle, a code cache, only what the command uses
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stderr, /start-up \(unbundled;/)
     assert.match(r.stdout, /3 hosts/)
+  })
+
+  it('reads the config early only for an unambiguous command line that lists hosts', () => {
+    assert.deepEqual(prefetchLocation(['run', '--config', 'a.yml', '--env=prod', '--', 'uptime', '--config', 'b'], {}), {flag: 'a.yml', environment: 'prod'})
+    assert.deepEqual(prefetchLocation(['hosts'], {}), {})
+    assert.equal(prefetchLocation(['hosts', '--config', 'a', '--config=b'], {}), undefined)
+    assert.equal(prefetchLocation(['run', '--help'], {}), undefined)
+    assert.equal(prefetchLocation(['shards', 'map'], {}), undefined)
+    assert.equal(prefetchLocation(['run'], {FEEDOPS_PREFETCH: '0'}), undefined)
   })
 
   it('picks a cache per command, and the base one for --version and any help', () => {

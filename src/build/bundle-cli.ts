@@ -73,6 +73,9 @@ const ownSources: Plugin = {
       let contents = `const __feedopsMetaUrl = ${url};\n${readFileSync(args.path, 'utf8')}`
       // The SDK as bundle-vendor.ts tree-shook it, inside this bundle: nothing to look for at run time.
       if (rel === 'src/inventory/ec2-sdk.js') contents = ec2SdkInBundle
+      // esbuild stays a package of its own (it finds its binary beside it), and import() from the bundle's
+      // vm.Script would print Node's "experimental" warning on stderr: require() it.
+      contents = contents.replaceAll("await import('esbuild')", "require('esbuild') as typeof import('esbuild')")
       return {contents: contents + loadedMark(path.relative(root, args.path)), loader: 'ts'}
     })
   },
@@ -162,6 +165,8 @@ const result = await build({
 })
 writeFileSync(path.join(outdir, 'meta.json'), JSON.stringify(result.metafile))
 asciiOnly(outfile)
+const packageImport = /\bimport\("(?![./]|node:)([^"]+)"\)/.exec(readFileSync(outfile, 'latin1'))
+if (packageImport) throw new Error(`the CLI bundle imports ${packageImport[1]} with import(); require() it (see ownSources)`)
 
 // The base code cache, made by this Node from a --help run (src/cli/cli-loader.ts); each command adds its own.
 const made = spawnSync(process.execPath, [path.join(root, 'bin/run.js'), '--help'], {env: {...process.env, FEEDOPS_CLI_CACHE_BUILD: 'base'}, encoding: 'utf8'})

@@ -51,6 +51,7 @@ export function cacheKey(argv: readonly string[]): string {
 /** `root` is the project folder (holding package.json and dist/). */
 export async function startCli(root: string, argv = process.argv.slice(2)): Promise<void> {
   const bundle = path.join(root, BUNDLE)
+  const loaderAt = performance.now()
   let source: Buffer | undefined
   if (process.env.FEEDOPS_BUNDLE !== '0') {
     try {
@@ -62,7 +63,7 @@ export async function startCli(root: string, argv = process.argv.slice(2)): Prom
   if (startTimingWanted(argv, process.env)) reportStartTimingAtExit(source ? 'bundle' : 'unbundled')
   if (!source) return startUnbundled(root, argv)
 
-  const cli = runBundle(bundle, source, process.env.FEEDOPS_CLI_CACHE_BUILD === 'base', argv)
+  const cli = runBundle(bundle, source, process.env.FEEDOPS_CLI_CACHE_BUILD === 'base', argv, loaderAt)
   const pjson = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {oclif: Record<string, unknown>}
   pjson.oclif.commands = {strategy: 'explicit', target: `./${BUNDLE}`, identifier: 'COMMANDS'}
   const early = prefetchLocation(argv)
@@ -70,7 +71,7 @@ export async function startCli(root: string, argv = process.argv.slice(2)): Prom
   await cli.execute({args: argv, loadOptions: {root, pjson}})
 }
 
-function runBundle(bundle: string, source: Buffer, building: boolean, argv: readonly string[]): BundleExports {
+function runBundle(bundle: string, source: Buffer, building: boolean, argv: readonly string[], loaderAt: number): BundleExports {
   const dir = path.dirname(bundle)
   // FEEDOPS_CLI_CACHE_DIR: caches elsewhere (tests corrupt one there without touching the build's).
   const st = statSync(bundle, {bigint: true})
@@ -89,6 +90,7 @@ function runBundle(bundle: string, source: Buffer, building: boolean, argv: read
     }
   }
   // The bundle is ASCII (bundle-cli.ts): read as Latin-1, it becomes a one-byte string with no decoding.
+  const readAt = performance.now()
   const script = new vm.Script(Module.wrap(source.toString('latin1')), {
     filename: bundle,
     ...(cachedData ? {cachedData} : {}),
@@ -105,9 +107,12 @@ function runBundle(bundle: string, source: Buffer, building: boolean, argv: read
   mod.paths = (Module as unknown as {_nodeModulePaths(dir: string): string[]})._nodeModulePaths(dir)
   ;(Module as unknown as {_cache: Record<string, Module>})._cache[bundle] = mod
   const run = script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: Module, filename: string, dirname: string) => void
+  const compiledAt = performance.now()
   run(mod.exports, createRequire(bundle), mod, bundle, dir)
   mod.loaded = true
-  markPhase('bundle', `code cache: ${status}`)
+  const ms = (a: number, b: number) => `${(b - a).toFixed(0)} ms`
+  const now = performance.now()
+  markPhase('bundle', `code cache: ${status}; node ${loaderAt.toFixed(0)} ms, read ${ms(loaderAt, readAt)}, compile ${ms(readAt, compiledAt)}, run ${ms(compiledAt, now)}`)
   return mod.exports as BundleExports
 }
 

@@ -107,11 +107,11 @@ describe('the CLI start-up: one bundle, a code cache, only what the command uses
     const hosts = () => cli(['hosts', '--config', lab.configFile, '--json'], {env})
     const first = await hosts()
     assert.equal(first.code, 0, first.stderr)
-    assert.equal(report(first.stderr).details.bundle, 'code cache: none', 'no cache in an empty cache dir')
+    assert.match(report(first.stderr).details.bundle!, /^code cache: none;/, 'no cache in an empty cache dir')
     const own = readdirSync(cacheDir).filter((f) => f.endsWith('.hosts.jsc'))
     assert.equal(own.length, 1, `the run wrote the hosts cache: ${readdirSync(cacheDir).join(', ')}`)
     const second = await hosts()
-    assert.equal(report(second.stderr).details.bundle, 'code cache: hosts used')
+    assert.match(report(second.stderr).details.bundle!, /^code cache: hosts used;/)
 
     const file = path.join(cacheDir, own[0]!)
     const bytes = readFileSync(file)
@@ -119,10 +119,10 @@ describe('the CLI start-up: one bundle, a code cache, only what the command uses
     writeFileSync(file, bytes)
     const third = await hosts()
     assert.equal(third.code, 0, third.stderr)
-    assert.equal(report(third.stderr).details.bundle, 'code cache: hosts rejected')
+    assert.match(report(third.stderr).details.bundle!, /^code cache: hosts rejected;/)
     assert.deepEqual(JSON.parse(third.stdout), JSON.parse(first.stdout))
     assert.equal(third.stderr.replace(/start-up \([\s\S]*$/, ''), '', 'nothing said about the cache')
-    assert.equal(report((await hosts()).stderr).details.bundle, 'code cache: hosts used', 'written again')
+    assert.match(report((await hosts()).stderr).details.bundle!, /^code cache: hosts used;/, 'written again')
   })
 
   it('runs unbundled with FEEDOPS_BUNDLE=0', async () => {

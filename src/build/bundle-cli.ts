@@ -17,6 +17,7 @@
  * cpu-features: required from node_modules by path), pg-native (optional, never installed).
  */
 import {spawnSync} from 'node:child_process'
+import {createRequire} from 'node:module'
 import {mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -46,7 +47,13 @@ const commandGetters = Object.entries(manifest.commands)
   .join('\n')
 
 const entry = `
+// oclif checks the engines of its own package.json, which it looks for beside the bundle and does not find
+// (the check then gives up): skip the look-up and loading semver for it. Our package.json's engines hold.
+const engineWarning = process.env.OCLIF_DISABLE_ENGINE_WARNING
+process.env.OCLIF_DISABLE_ENGINE_WARNING = '1'
 const oclif = require('@oclif/core')
+if (engineWarning === undefined) delete process.env.OCLIF_DISABLE_ENGINE_WARNING
+else process.env.OCLIF_DISABLE_ENGINE_WARNING = engineWarning
 // Commands come from COMMANDS below, already compiled: never look for TypeScript sources beside them.
 oclif.settings.enableAutoTranspile = false
 exports.COMMANDS = Object.defineProperties({}, {
@@ -117,6 +124,36 @@ const dependencies: Plugin = {
   },
 }
 
+/**
+ * Packages oclif requires when it loads but uses only for some command lines: tinyglobby (finding command
+ * files, which the manifest and COMMANDS make unneeded) and ejs (help templates). Each is replaced by an
+ * object whose properties load the package on first use, so `--version` never runs their initializers.
+ */
+const LAZY_PACKAGES = ['tinyglobby', 'ejs']
+const lazyPackages: Plugin = {
+  name: 'lazy-packages',
+  setup(b) {
+    const filter = new RegExp(`^(${LAZY_PACKAGES.join('|')})$`)
+    b.onResolve({filter}, (args) => ({path: args.path, namespace: 'lazy-package', pluginData: {from: args.resolveDir}}))
+    b.onLoad({filter: /.*/, namespace: 'lazy-package'}, (args) => {
+      const req = createRequire(path.join((args.pluginData as {from: string}).from, 'x.js'))
+      const real = req.resolve(args.path)
+      const mod = req(args.path) as Record<string, unknown>
+      const names = Object.keys(mod)
+      return {
+        contents: [
+          `let real`,
+          `const load = () => (real ??= require(${JSON.stringify(real)}))`,
+          ...(mod.__esModule ? [`Object.defineProperty(exports, '__esModule', {value: true})`] : []),
+          `for (const name of ${JSON.stringify(names)}) Object.defineProperty(exports, name, {enumerable: true, get: () => load()[name]})`,
+        ].join('\n'),
+        loader: 'js',
+        resolveDir: path.dirname(real),
+      }
+    })
+  },
+}
+
 /** Native addons stay files in node_modules, required by their path relative to the bundle. */
 const nativeAddons: Plugin = {
   name: 'native-addons',
@@ -159,7 +196,7 @@ const result = await build({
   legalComments: 'linked',
   sourcemap: 'linked',
   outfile,
-  plugins: [ownSources, dependencies, nativeAddons],
+  plugins: [ownSources, dependencies, nativeAddons, lazyPackages],
   logLevel: 'warning',
   metafile: true,
 })

@@ -6,7 +6,7 @@ import type {z} from 'zod'
 
 import {markPhase} from '../start-timing.js'
 import {errorText, UserError} from '../errors.js'
-import {configFileSchema, type ConfigFile, type EnvironmentConfig} from './schema.js'
+import {configFileSchemaFor, type ConfigFile, type EnvironmentConfig} from './schema.js'
 
 export interface LoadedConfig {
   /** Absolute path of the file read. */
@@ -140,7 +140,7 @@ function jsonOrUndefined(text: string): unknown {
 }
 
 function validConfig(raw: unknown, file: string): ConfigFile {
-  const result = configFileSchema.safeParse(raw ?? {})
+  const result = configFileSchemaFor(raw ?? {}).safeParse(raw ?? {})
   if (!result.success) {
     throw new UserError(`${file} is invalid: ${formatIssues(result.error.issues)}`, {
       fix: 'Fix the keys named above; nothing was run.',

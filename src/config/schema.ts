@@ -1,12 +1,17 @@
 import {z} from 'zod'
 
 import {HOST_NAME_PATTERN, HOST_NAME_RULE} from '../inventory/host.js'
+import {lazy, pickPresent} from './lazy-schema.js'
 import {urlProblem} from './urls.js'
 
 /**
  * feedops.yml. Top level: `environments` (one block per environment, e.g. lab, prod) and an optional
  * `defaultEnvironment`. Later sections (app, lb, shards) are declared here so one schema validates
  * the whole file; each is optional until the feature that reads it needs it.
+ *
+ * Each section is built the first time it is used (`lazy(() => z…)`, see lazy-schema.ts), and a config is
+ * checked with configFileSchemaFor(raw), which builds only the sections the file has: most commands never
+ * build the shards, deploy or moves schemas. A new section is written the same way.
  */
 
 const hostName = z.string().min(1).regex(HOST_NAME_PATTERN, HOST_NAME_RULE)
@@ -21,7 +26,7 @@ const serviceUrl = (scheme: RegExp, expected: string) =>
       if (problem && scheme.test(url)) ctx.addIssue({code: 'custom', message: `expected ${expected}, but ${problem}`})
     })
 
-export const sshSchema = z
+export const sshSchema = lazy(() => z
   .object({
     user: z.string().min(1).optional(),
     port: z.number().int().min(1).max(65535).optional(),
@@ -39,9 +44,9 @@ export const sshSchema = z
     commandTimeout: z.number().nonnegative().default(0),
     concurrency: z.number().int().min(1).max(1024).default(64),
   })
-  .strict()
+  .strict())
 
-const staticHostSchema = z
+const staticHostSchema = lazy(() => z
   .object({
     name: hostName,
     address: z.string().min(1).optional(),
@@ -50,9 +55,9 @@ const staticHostSchema = z
     roles: z.array(z.string().min(1)).default([]),
     tags: z.record(z.string(), z.string()).default({}),
   })
-  .strict()
+  .strict())
 
-const awsSchema = z
+const awsSchema = lazy(() => z
   .object({
     region: z.string().min(1).optional(),
     /** Only for the lab or another API-compatible endpoint; AWS itself needs none. */
@@ -61,9 +66,9 @@ const awsSchema = z
     /** Only for a lab endpoint; real credentials come from the standard AWS chain. */
     credentials: z.object({accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1)}).strict().optional(),
   })
-  .strict()
+  .strict())
 
-const inventorySchema = z.discriminatedUnion('source', [
+const inventorySchema = lazy(() => z.discriminatedUnion('source', [
   z.object({source: z.literal('static'), hosts: z.array(staticHostSchema).min(1)}).strict(),
   z
     .object({
@@ -76,11 +81,11 @@ const inventorySchema = z.discriminatedUnion('source', [
       address: z.enum(['private', 'public']).default('private'),
     })
     .strict(),
-])
+]))
 
 const postgresUrl = serviceUrl(/^postgres(ql)?:\/\//, 'a postgres:// URL')
 
-const shardsSchema = z
+const shardsSchema = lazy(() => z
   .object({
     /** Database holding the logical→physical shard map. */
     catalog: postgresUrl,
@@ -104,10 +109,10 @@ const shardsSchema = z
     /** Custom epoch of the 64-bit ids (ISO time). */
     epoch: z.iso.datetime({offset: true}).default('2011-01-01T00:00:00Z'),
   })
-  .strict()
+  .strict())
 
 /** How `feedops deploy` lays out releases on a host and gates each restart (see src/deploy). */
-export const deploySchema = z
+export const deploySchema = lazy(() => z
   .object({
     /** Root of the release layout on each host (releases/, current, shared/, runtimes/, audit.log); ~ is the SSH user's home. */
     path: z.string().min(1).default('~/feed'),
@@ -146,10 +151,10 @@ export const deploySchema = z
     /** Seconds the process manager waits after SIGTERM before KILL. */
     stopTimeout: z.number().positive().max(600).default(15),
   })
-  .strict()
+  .strict())
 
 /** Shard moves (`feedops shards move`, src/shards/move). */
-export const movesSchema = z
+export const movesSchema = lazy(() => z
   .object({
     /** How long a cutover may hold a shard's writes; past it the shard unfreezes and the fence lapses by itself. */
     freezeLeaseMs: z.number().int().min(100).max(60_000).default(2000),
@@ -160,9 +165,9 @@ export const movesSchema = z
     /** Give up a catch-up that does not get under maxLagMs within this many seconds. */
     catchUpTimeoutS: z.number().int().min(1).max(86_400).default(600),
   })
-  .strict()
+  .strict())
 
-export const environmentSchema = z
+export const environmentSchema = lazy(() => z
   .object({
     ssh: sshSchema.default(sshSchema.parse({})),
     inventory: inventorySchema,
@@ -178,17 +183,46 @@ export const environmentSchema = z
     /** Written by `feedops lab up`: where the lab keeps its state. */
     lab: z.object({dir: z.string().min(1)}).strict().optional(),
   })
-  .strict()
+  .strict())
 
-export const configFileSchema = z
+/** The whole file, with `environment` as each environment's schema (configFileSchemaFor picks its sections). */
+const configFileOf = (environment: typeof environmentSchema) => z
   .object({
     defaultEnvironment: z.string().min(1).optional(),
-    environments: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lower-case name'), environmentSchema).refine(
+    environments: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lower-case name'), environment).refine(
       (envs) => Object.keys(envs).length > 0,
       'at least one environment',
     ),
   })
   .strict()
+
+export const configFileSchema = lazy(() => configFileOf(environmentSchema))
+
+const fileSchemas = new Map<string, typeof configFileSchema>()
+
+/**
+ * configFileSchema for this parsed file: its environments are checked against the sections they have (and
+ * the required or defaulted ones), so the sections no environment has are never built. An unknown key is
+ * still an unknown key. One schema per set of sections, built once.
+ */
+export function configFileSchemaFor(raw: unknown): typeof configFileSchema {
+  const present = new Set<string>()
+  const envs = isObject(raw) ? raw.environments : undefined
+  if (isObject(envs)) for (const env of Object.values(envs)) if (isObject(env)) for (const key of Object.keys(env)) present.add(key)
+  const picked = pickPresent(environmentSchema.shape, present)
+  const key = Object.keys(picked).join(',')
+  let schema = fileSchemas.get(key)
+  if (!schema) {
+    // The same output type: only optional sections the file does not have are left out.
+    schema = configFileOf(environmentSchema.pick(picked as Parameters<typeof environmentSchema.pick>[0]) as unknown as typeof environmentSchema)
+    fileSchemas.set(key, schema)
+  }
+  return schema
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
 
 export type SshSettings = z.infer<typeof sshSchema>
 export type StaticHost = z.infer<typeof staticHostSchema>

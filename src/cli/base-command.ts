@@ -3,7 +3,7 @@ import {Command, Errors, Flags, type Interfaces} from '@oclif/core'
 import {loadConfig, type LoadedConfig} from '../config/load.js'
 import {formatError, isUserError, UserError, type ExitCodeValue} from '../errors.js'
 import {markPhase} from '../start-timing.js'
-import {takePrefetchedConfig} from './prefetch.js'
+import {abandonPrefetch, takePrefetchedConfig} from './prefetch.js'
 
 /**
  * Every feedops command extends this. `run()` returns a typed result: with --json oclif prints it
@@ -29,6 +29,11 @@ export abstract class FeedopsCommand<T> extends Command {
   override async init(): Promise<void> {
     markPhase('command', this.id ?? '')
     await super.init()
+  }
+
+  override async finally(err: Error | undefined): Promise<unknown> {
+    abandonPrefetch()
+    return super.finally(err)
   }
 
   protected loadConfig(flags: {config?: string; env?: string}): LoadedConfig {

@@ -19,6 +19,8 @@ export interface Ec2ClientOptions {
   pageSize?: number
   /** Called with each page's running hosts as the page arrives, before the next one is asked for. */
   onHosts?: (hosts: Host[]) => void
+  /** Abandons the listing: its connections are closed and it rejects. */
+  signal?: AbortSignal
 }
 
 /**
@@ -50,7 +52,8 @@ export async function ec2Hosts(inv: Ec2InventorySettings, aws: AwsSettings, opts
   let pages = 0
   try {
     const input: DescribeInstancesCommandInput = {Filters: filters}
-    for await (const page of paginateDescribeInstances({client, pageSize: opts.pageSize ?? 1000}, input)) {
+    const paginator = paginateDescribeInstances({client, pageSize: opts.pageSize ?? 1000}, input, ...(opts.signal ? [{abortSignal: opts.signal}] : []))
+    for await (const page of paginator) {
       const instances: Instance[] = (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])
       // The state filter is sent, but an endpoint that ignored it must not hand us stopped hosts.
       const running = instances.filter((i) => i.State?.Name === 'running').map((i) => instanceHost(i, inv))

@@ -20,6 +20,7 @@ export interface InventoryOptions {
 
 interface EarlyListing {
   hosts: Promise<Host[]>
+  abort: AbortController
   /** Hands the pages that came so far, and each one that comes later, to `onHosts`. */
   follow(onHosts: (hosts: Host[]) => void): void
 }
@@ -35,7 +36,9 @@ export function startInventory(env: EnvironmentConfig): void {
   if (env.inventory.source !== 'ec2' || early.has(env)) return
   const pages: Host[][] = []
   let onPage: ((hosts: Host[]) => void) | undefined
+  const abort = new AbortController()
   const hosts = listInventory(env, {
+    ec2: {signal: abort.signal},
     onHosts: (page) => {
       pages.push(page)
       onPage?.(page)
@@ -44,11 +47,21 @@ export function startInventory(env: EnvironmentConfig): void {
   hosts.catch(() => {}) // the command that takes it over reports the error
   early.set(env, {
     hosts,
+    abort,
     follow(fn) {
       for (const page of pages) fn(page)
       onPage = fn
     },
   })
+}
+
+/**
+ * Drops a listing startInventory began that no loadInventory took over (the command failed before it
+ * listed hosts), so its request does not keep the process alive.
+ */
+export function abandonInventory(env: EnvironmentConfig): void {
+  early.get(env)?.abort.abort()
+  early.delete(env)
 }
 
 /** Every host of the environment, from its inventory source, sorted by name (app2 before app10). */

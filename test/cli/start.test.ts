@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import net from 'node:net'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {after, before, describe, it} from 'node:test'
@@ -123,6 +124,27 @@ describe('the CLI start-up: one bundle, a code cache, only what the command uses
     assert.deepEqual(JSON.parse(third.stdout), JSON.parse(first.stdout))
     assert.equal(third.stderr.replace(/start-up \([\s\S]*$/, ''), '', 'nothing said about the cache')
     assert.match(report((await hosts()).stderr).details.bundle!, /^code cache: hosts used;/, 'written again')
+  })
+
+  it('a command that fails before it lists hosts does not wait for the inventory request it was given a head start on', async () => {
+    // An endpoint that accepts connections and never answers.
+    const sockets: net.Socket[] = []
+    const silent = net.createServer((s) => void sockets.push(s))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const doc = parse(readFileSync(lab.configFile, 'utf8')) as {environments: {lab: {aws: Record<string, unknown>}}}
+    doc.environments.lab.aws.endpoint = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`
+    const file = path.join(lab.dir, 'feedops-silent-ec2.yml')
+    writeFileSync(file, stringify(doc))
+    try {
+      const r = await cli(['run', '--config', file], {env: {FEEDOPS_TIMING: '1'}, timeoutMs: 20_000})
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /No command to run/)
+      assert.ok(r.ms < 10_000, `exited after ${r.ms} ms, not after the 30 s request timeout`)
+      assert.ok(sockets.length > 0, 'the inventory request had been sent')
+    } finally {
+      for (const s of sockets) s.destroy()
+      silent.close()
+    }
   })
 
   it('runs unbundled with FEEDOPS_BUNDLE=0', async () => {

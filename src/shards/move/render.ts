@@ -82,3 +82,7 @@ export function fenceRepairsText(repairs: readonly FenceRepair[]): string {
     .map((r) => `Shard ${r.shard} (job ${r.job}): ${r.action === 'lifted' ? `lifted the fence on ${r.server}, its home` : `fenced the old copy on ${r.server} for good`}.`)
     .join('\n')
 }
+
+export function orphanedJobsText(jobs: readonly MoveJob[]): string {
+  return jobs.map((j) => `Job ${j.id} (shard ${j.shard}, ${j.phase}) was marked running, but its process is gone: marked failed; run \`feedops shards move ${j.shard} --to ${j.target}\` to resume it.`).join('\n')
+}

@@ -1,5 +1,5 @@
 import {ExitCode, UserError, errorText} from '../../errors.js'
-import {readShardMap, type ShardMapEntry} from '../catalog.js'
+import {ensureCatalog, readShardMap, type ShardMapEntry} from '../catalog.js'
 import {schemaName} from '../placement.js'
 import {dropCopy, undoUnswitched, unfenceHome} from './cleanup.js'
 import {announce, MoveInterrupted, side, type MoveEnv, type MoveRun} from './context.js'
@@ -71,7 +71,18 @@ function checkServerName(env: MoveEnv, name: string): void {
 
 type Claim = Awaited<ReturnType<typeof claimShard>>
 
+/** Commands that write bring the catalog's tables up to date first (a no-op, one SELECT, when they are). */
+export async function migrateCatalog(env: MoveEnv): Promise<void> {
+  const c = await env.pools.catalog.connect()
+  try {
+    await ensureCatalog(c)
+  } finally {
+    c.release()
+  }
+}
+
 async function withClaim<T>(env: MoveEnv, shard: number, fn: (catalog: Claim) => Promise<T>): Promise<T> {
+  await migrateCatalog(env)
   const claim = await claimShard(env.pools.catalog, shard)
   try {
     return await fn(claim)

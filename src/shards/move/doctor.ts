@@ -4,7 +4,7 @@ import {announce, type MoveEnv} from './context.js'
 import {isShardClaimed, listJobs, updateJob, type MoveJob} from './jobs.js'
 import {MOVE_SCHEMA, parseStreamName, SYNC_SLOT} from './names.js'
 import {dropPublication, dropSlot, dropSubscription} from './replication.js'
-import {dropSchema} from './schema.js'
+import {dropSchema, schemaContents, schemaMadeBy} from './schema.js'
 
 /**
  * `shards doctor`: what moves left behind, and (with fix) its removal. A leftover is anything of a move
@@ -60,8 +60,22 @@ export async function doctor(env: MoveEnv, opts: {fix: boolean}): Promise<Findin
       if (home.get(shard) === s.name) continue
       const job = liveByShard.get(shard)
       if (job && (job.source === s.name || job.target === s.name)) continue
-      add({kind: 'schema', server: s.name, name: nspname, detail: `the map puts shard ${shard} on ${home.get(shard) ?? 'no server'}; no live move uses this copy`}, () =>
-        dropSchema(pool, nspname),
+      // Only what a move made (its mark), or an empty schema, is dropped: anything else may be someone's data.
+      const by = await schemaMadeBy(pool, nspname)
+      const held = await schemaContents(pool, nspname)
+      const ours = by !== null && by !== undefined
+      const where = `the map puts shard ${shard} on ${home.get(shard) ?? 'no server'}; no live move uses this copy`
+      add(
+        {
+          kind: 'schema',
+          server: s.name,
+          name: nspname,
+          detail: ours || held.tables === 0 ? where : `${where}, but no move made it (${held.tables} tables, about ${held.rows} rows): left for you to check`,
+        },
+        async () => {
+          if (!ours && held.tables > 0) throw new Error(`not made by a move; drop it by hand (DROP SCHEMA ${nspname} CASCADE on ${s.name}) if it is stale`)
+          await dropSchema(pool, nspname)
+        },
       )
     }
     const fences = await pool

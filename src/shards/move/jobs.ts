@@ -100,6 +100,11 @@ export async function updateJob(catalog: pg.Pool | pg.ClientBase, id: number, u:
   return toJob(r.rows[0]!)
 }
 
+/** Removes a job that never got past its preflight (a failed preflight changed nothing, so it leaves no job). */
+export async function deleteJob(catalog: pg.Pool | pg.ClientBase, id: number): Promise<void> {
+  await catalog.query("DELETE FROM shard_moves WHERE id = $1 AND phase = 'preflight'", [id])
+}
+
 /** This process, for the owner column: host:pid. */
 export function ownerName(): string {
   return `${hostname()}:${process.pid}`

@@ -70,7 +70,7 @@ export async function doctor(env: MoveEnv, opts: {fix: boolean}): Promise<Findin
           kind: 'schema',
           server: s.name,
           name: nspname,
-          detail: ours || held.tables === 0 ? where : `${where}, but no move made it (${held.tables} tables, about ${held.rows} rows): left for you to check`,
+          detail: ours || held.tables === 0 ? where : `${where}, but no move made it (${held.text}): left for you to check`,
         },
         async () => {
           if (!ours && held.tables > 0) throw new Error(`not made by a move; drop it by hand (DROP SCHEMA ${nspname} CASCADE on ${s.name}) if it is stale`)

@@ -239,10 +239,10 @@ async function assertTargetClean(env: MoveEnv, catalog: MoveRun['catalog'], shar
     await dropJobCopy(target.pool, to, schema, maker.id)
     return
   }
-  const held = await schemaContents(target.pool, schema).catch(() => ({tables: 0, rows: 0}))
-  const whose = by === null ? 'no move of shard made' : `job ${by}${maker ? ` (${maker.status})` : ''} made, not an ended move of shard ${shard} to it`
+  const held = await schemaContents(target.pool, schema).catch(() => ({text: 'contents unknown'}))
+  const whose = by === null ? `no move of shard ${shard} made` : `job ${by}${maker ? ` (${maker.status})` : ''} made, not an ended move of shard ${shard} to ${to}`
   throw new UserError(
-    `Server ${to} already holds a schema ${schema} (${held.tables} tables, about ${held.rows} rows) that ${by === null ? `no move of shard ${shard} made` : whose}; it was left as it is.`,
+    `Server ${to} already holds a schema ${schema} (${held.text}) that ${whose}; it was left as it is.`,
     {fix: `Check what it holds; drop it (\`DROP SCHEMA ${schema} CASCADE\` on ${to}) if it is stale, or move the shard to another server.`},
   )
 }

@@ -222,14 +222,14 @@ export async function schemaMadeBy(pool: pg.Pool | pg.ClientBase, schema: string
   return m ? Number(m[1]) : null
 }
 
-/** What a schema holds, for a message naming it: its tables and their estimated rows. */
-export async function schemaContents(pool: pg.Pool, schema: string): Promise<{tables: number; rows: number}> {
-  const r = await pool.query<{tables: number; rows: string}>(
-    `SELECT count(*)::int AS tables, coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint::text AS rows
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`,
-    [schema],
-  )
-  return {tables: r.rows[0]?.tables ?? 0, rows: Number(r.rows[0]?.rows ?? 0)}
+/** What a schema holds, for a message naming it: its tables, and whether any has a row. */
+export async function schemaContents(pool: pg.Pool, schema: string): Promise<{tables: number; rows: boolean; text: string}> {
+  const tables = await schemaTables(pool, schema)
+  const rows =
+    tables.length > 0 &&
+    (await pool.query<{any: boolean}>(`SELECT ${tables.map((t) => `EXISTS (SELECT 1 FROM ${q(schema)}.${q(t)})`).join(' OR ')} AS any`)).rows[0]!.any
+  const text = tables.length === 0 ? 'no tables' : `${tables.length} table${tables.length === 1 ? '' : 's'}, ${rows ? 'with rows' : 'empty'}`
+  return {tables: tables.length, rows, text}
 }
 
 /** A schema on `server` that the move (job `jobId`) did not make and must not touch. */

@@ -63,14 +63,15 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
     const waitStart = performance.now()
     await waitForMarker(to.pool, schema, token, Math.max(1, plan.leaseMs - (performance.now() - frozenAt)))
     waitMs = performance.now() - waitStart
-    // Independent of each other; all must be done before the flip.
-    await Promise.all([raiseSequences(to.pool, schema, sequences), plan.beforeFlip?.()])
-    await pauseAt('before-flip')
-    const live = await from.pool.query(`SELECT 1 FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`, [
-      schema,
-      plan.jobId,
+    // Independent of each other; all must be done before the flip. (The fence was set after the freeze
+    // with the same lease, so it outlives the freeze, which the flip's commit is held to.)
+    const [live] = await Promise.all([
+      from.pool.query(`SELECT 1 FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`, [schema, plan.jobId]),
+      raiseSequences(to.pool, schema, sequences),
+      plan.beforeFlip?.(),
     ])
     if (live.rowCount !== 1) throw new FreezeLapsed(shard)
+    await pauseAt('before-flip')
     const version = await withCurrentVersion(catalog, (v) => flipShard(catalog, v, shard, to.name), frozenVersion)
     const freezeMs = performance.now() - frozenAt
     await pauseAt('flipped')

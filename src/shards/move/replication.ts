@@ -2,6 +2,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import type pg from 'pg'
 
+import {MoveInterrupted} from './context.js'
 import {MOVE_SCHEMA, SYNC_SLOT, q, quoteLiteral, streamName, type Direction} from './names.js'
 import {readMarker, writeMarker} from './server-objects.js'
 
@@ -181,7 +182,7 @@ export async function waitForStream(opts: {
   const stalledMs = opts.stalledMs ?? 10_000
   let noWorkerSince: number | undefined
   for (;;) {
-    if (opts.signal?.aborted) throw new Error('interrupted')
+    if (opts.signal?.aborted) throw new MoveInterrupted()
     try {
       return await markerRoundTrip(opts.publisher, opts.subscriber, opts.schema, Math.min(5000, Math.max(1, deadline - performance.now())))
     } catch (err) {

@@ -104,7 +104,7 @@ describe('shards move under kill -9', {timeout: 400_000}, () => {
     const load = startLoad([app.url], users.get(shard)!, {concurrency: 2, tag: 'k2'})
     await waitUntil('writes before the move', async () => load.writes.some((w) => w.status === 201))
     const cli = startCli(ml, ['move', String(shard), '--to', 'pg2'], {FEEDOPS_MOVE_PAUSE: 'frozen:300'})
-    await cli.waitFor('paused at frozen')
+    await cli.waitFor('paused at frozen', 180_000)
     const killedAt = performance.now()
     await killPg(ml, 'pg2')
     assert.equal(await cli.exited, 1, cli.stderr())
@@ -127,7 +127,7 @@ describe('shards move under kill -9', {timeout: 400_000}, () => {
     const load = startLoad([app.url], users.get(shard)!, {concurrency: 2, tag: 'k3'})
     await waitUntil('writes before the move', async () => load.writes.some((w) => w.status === 201))
     const cli = startCli(ml, ['move', String(shard), '--to', 'pg3'], {FEEDOPS_MOVE_PAUSE: 'before-flip:300'})
-    await cli.waitFor('paused at before-flip')
+    await cli.waitFor('paused at before-flip', 180_000)
     const killedAt = performance.now()
     await killPg(ml, 'pg1')
     assert.equal(await cli.exited, 1, cli.stderr())
@@ -150,7 +150,7 @@ describe('shards move under kill -9', {timeout: 400_000}, () => {
     const load = startLoad([app.url], users.get(shard)!, {concurrency: 2, tag: 'k4'})
     await waitUntil('writes before the move', async () => load.writes.some((w) => w.status === 201))
     const cli = startCli(ml, ['move', String(shard), '--to', 'pg1'], {FEEDOPS_MOVE_PAUSE: 'before-flip'})
-    await cli.waitFor('paused at before-flip')
+    await cli.waitFor('paused at before-flip', 180_000)
     const killedAt = performance.now()
     cli.child.kill('SIGKILL')
     await cli.exited
@@ -174,12 +174,15 @@ describe('shards move under kill -9', {timeout: 400_000}, () => {
   it("the app survives its catalog's server being killed during signups, with no move running", async () => {
     let stop = false
     const statuses: number[] = []
-    const signups = (async () => {
-      for (let i = 0; !stop; i++) {
-        const r = await call(app.url, 'POST', '/users', {body: {username: `kc_${process.pid}_${i}`, name: 'k'}}).catch(() => ({status: 0}))
-        statuses.push(r.status)
-      }
-    })()
+    // Several at once, so that catalog sessions are checked out (between their queries) when it dies.
+    const signups = Promise.all(
+      Array.from({length: 8}, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const r = await call(app.url, 'POST', '/users', {body: {username: `kc_${process.pid}_${w}_${i}`, name: 'k'}}).catch(() => ({status: 0}))
+          statuses.push(r.status)
+        }
+      }),
+    )
     await waitUntil('signups', async () => statuses.filter((s) => s === 201).length >= 5)
     await killPg(ml, 'pg1')
     await sleep(500)

@@ -55,7 +55,7 @@ describe('shards move guards', {timeout: 400_000}, () => {
   it('refuses a flip that would commit after the freeze lease, by the catalog\'s clock: the shard stays and takes writes', async () => {
     const shard = 0 // pg1 → pg2
     const cli = startCli(ml, ['move', String(shard), '--to', 'pg2'], {FEEDOPS_MOVE_PAUSE: 'before-flip:1000'})
-    await cli.waitFor('paused at before-flip')
+    await cli.waitFor('paused at before-flip', 180_000)
     // Holds the shard's map row: the flip's statement starts within the lease and waits here for 4 s.
     const holder = new pg.Client({connectionString: ml.config.shards.catalog})
     await holder.connect()

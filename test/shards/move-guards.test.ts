@@ -107,6 +107,23 @@ describe('shards move guards', {timeout: 600_000}, () => {
     }
   })
 
+  it('a catch-up whose stream has no worker stops with an error saying so, instead of waiting out catchUpTimeoutS', async () => {
+    const shard = 11 // pg3 → pg1
+    const prepared = await shards(ml, ['move', String(shard), '--to', 'pg1', '--prepare'])
+    assert.equal(prepared.code, 0, prepared.stderr + prepared.stdout)
+    const sub = `feedops_move_${prepared.json.job.id}_fwd`
+    await sql(ml.url('pg1'), `ALTER SUBSCRIPTION ${sub} DISABLE`)
+    const started = performance.now()
+    const stalled = await shards(ml, ['move', String(shard), '--to', 'pg1'])
+    assert.equal(stalled.code, 1, stalled.stdout + stalled.stderr)
+    assert.match(stalled.json.error, new RegExp(`The subscription ${sub} on pg1 has had no apply worker for \\d+ s`))
+    assert.match(stalled.json.error, /max_logical_replication_workers/)
+    assert.ok(performance.now() - started < 120_000, 'it gave up long before catchUpTimeoutS (600 s)')
+    assert.equal((await mapServer(ml, shard)).server, 'pg3')
+    const reverted = await shards(ml, ['revert', String(shard)])
+    assert.equal(reverted.code, 0, reverted.stderr + reverted.stdout)
+  })
+
   it('never drops a target schema the move did not make: after a reverted move, a hand-made one is named and kept', async () => {
     const shard = 5 // pg3 → pg2
     const s = schemaName(shard)

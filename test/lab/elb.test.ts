@@ -211,6 +211,10 @@ describe('the lab ELB: HAProxy driven by the Classic ELB and ELBv2 APIs', {timeo
     const t0 = Date.now()
     await health()
     assert.ok(Date.now() - t0 >= 300, 'answered after the injected delay')
+    await writeCloudFile(lab.dir, {...cloud, faults: {error: {code: 'ExpiredToken', message: 'The security token included in the request is expired', status: 403}}})
+    const expired = await elb.send(new DescribeLoadBalancersCommand({})).then(() => undefined, (e: Error & {$metadata?: {httpStatusCode?: number}}) => e)
+    assert.equal(expired?.name, 'ExpiredToken')
+    assert.equal(expired?.$metadata?.httpStatusCode, 403)
     await writeCloudFile(lab.dir, cloud)
     const log = readRequestLog(lab.dir, since).filter((r) => r.service === 'elasticloadbalancing')
     assert.deepEqual(

@@ -22,8 +22,10 @@ function targets(req: CloudRequest, pool: TargetGroupPool, required: boolean): {
   return list.filter((t, i) => list.findIndex((u) => u.id === t.id && u.port === t.port) === i)
 }
 
-function checkTargets(req: CloudRequest, list: {id: string}[], registering: boolean): void {
-  const invalid = list.filter((t) => !ec2Instance(req.cloud, t.id) || ec2Instance(req.cloud, t.id)?.state === 'terminated')
+/** Every target must be an EC2 instance (or, to deregister, a member whose instance is gone); registering also needs it running. */
+function checkTargets(req: CloudRequest, list: {id: string}[], registering: boolean, pool?: TargetGroupPool): void {
+  const known = (id: string) => pool !== undefined && [...pool.members, ...pool.draining].some((m) => m.id === id)
+  const invalid = list.filter((t) => (!ec2Instance(req.cloud, t.id) || ec2Instance(req.cloud, t.id)?.state === 'terminated') && !known(t.id))
   if (invalid.length > 0) throw new CloudApiError('InvalidTarget', `The following targets are not valid instances: ${invalid.map((t) => `'${t.id}'`).join(', ')}`)
   const stopped = registering ? list.filter((t) => ec2Instance(req.cloud, t.id)?.state !== 'running') : []
   if (stopped.length > 0) {
@@ -47,7 +49,7 @@ export async function deregisterTargets(req: CloudRequest): Promise<XmlObject | 
   await changeLbState(req.dir, async (state) => {
     const pool = findTargetGroup(state, arn)
     const list = targets(req, pool, true)
-    checkTargets(req, list, false)
+    checkTargets(req, list, false, pool)
     await deregisterMembers(req, pool, list)
   })
   return undefined

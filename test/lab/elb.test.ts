@@ -121,11 +121,23 @@ describe('the lab ELB: HAProxy driven by the Classic ELB and ELBv2 APIs', {timeo
   }
   const states = async () => Object.fromEntries(Object.entries(await health()).map(([id, s]) => [id, s.State]))
   const nginxPid = (name: string) => readState(lab.dir)!.processes.find((p) => p.component === 'nginx' && p.name === name)!.pid!
-  /** Points a node's nginx at one app host (or a dead port) and reloads it. */
-  const upstreamOf = (node: string, address: string, port = 8080) => {
+  /**
+   * Points a node's nginx at one app host (or a dead port), reloads it and waits until it proxies there.
+   * The reload waits for a worker to answer first: a master that listens may not have its signal
+   * handlers yet, and SIGHUP would end it.
+   */
+  const upstreamOf = async (node: string, address: string, port = 8080) => {
+    const n = lab.layout.nginx.find((x) => x.name === node)!
+    const direct = `http://${n.address}:${n.httpPort}/feed/1`
+    const once = () => get(direct).then((r) => `${r.status} ${r.body}`, (e: Error) => `error ${e.message}`)
+    // Four answers in a row, so one from an old worker's round robin cannot pass for the new config.
+    const answer = async () => [...new Set([await once(), await once(), await once(), await once()])].join(' | ')
+    await until(`${node} answers`, answer, (a) => !a.startsWith('error'), 5000)
     const files = nginxNodeFiles(labPaths.nginxDir(lab.dir, node))
     writeFileSync(files.upstreams, renderUpstreams([{address, port}]))
     process.kill(nginxPid(node), 'SIGHUP')
+    const app = lab.layout.hosts.find((h) => h.address === address)
+    await until(`${node} reloaded`, answer, (a) => (port === 8080 && app ? a === `200 ${app.name}` : /^5[0-9][0-9] /.test(a)), 5000)
   }
 
   before(async () => {
@@ -139,8 +151,7 @@ describe('the lab ELB: HAProxy driven by the Classic ELB and ELBv2 APIs', {timeo
     ;[node1, node2] = lab.layout.nginx.map((n) => n.instanceId) as [string, string]
     for (const h of lab.layout.hosts) apps.push(new StandInApp(h.name, h.address))
     await Promise.all(apps.map((a) => a.start()))
-    upstreamOf('nginx1', lab.layout.hosts[0]!.address)
-    upstreamOf('nginx2', lab.layout.hosts[1]!.address)
+    await Promise.all([upstreamOf('nginx1', lab.layout.hosts[0]!.address), upstreamOf('nginx2', lab.layout.hosts[1]!.address)])
   })
   after(async () => {
     elb?.destroy()
@@ -242,8 +253,11 @@ describe('the lab ELB: HAProxy driven by the Classic ELB and ELBv2 APIs', {timeo
     const servers = [...(await serverStates(haproxy.socket)).values()].filter((s) => s.backend === 'elb-feed-lab')
     assert.deepEqual(servers.map((s) => [s.rise, s.fall]), [[3, 4], [3, 4]])
     assert.equal(readState(lab.dir)!.processes.find((p) => p.component === 'haproxy')!.pid, master)
+    // At once after the first: a master still finishing one reload drops the next SIGUSR2, so the endpoint signals until the new config runs.
     await check('TCP:8080', 5, 2, 2, 2)
     assert.doesNotMatch(readFileSync(haproxy.config, 'utf8'), /httpchk/)
+    const running = [...(await serverStates(haproxy.socket)).values()].filter((s) => s.backend === 'elb-feed-lab')
+    assert.deepEqual(running.map((s) => [s.rise, s.fall]), [[2, 2], [2, 2]], 'the running HAProxy has the second check')
     const after = await states()
     // Across both reloads each node kept its state, or moved on by its checks (registering → InService).
     for (const id of [node1, node2]) assert.ok(after[id] === before[id] || after[id] === 'InService', `${id}: ${before[id]} → ${after[id]}`)
@@ -303,7 +317,7 @@ describe('the lab ELB: HAProxy driven by the Classic ELB and ELBv2 APIs', {timeo
 
   it('a stopped nginx fails the check; a node whose nginx answers but reaches no app host stays InService under TCP:8080', async () => {
     // nginx2 now proxies to a port nothing listens on: its /nginx-health fails, its port still accepts.
-    upstreamOf('nginx2', lab.layout.hosts[1]!.address, 9)
+    await upstreamOf('nginx2', lab.layout.hosts[1]!.address, 9)
     process.kill(nginxPid('nginx1'), 'SIGTERM')
     const h = await until('nginx1 out, nginx2 in', () => health(), (x) => x[node1]?.ReasonCode === 'Instance' && x[node2]?.State === 'InService', 20_000)
     assert.deepEqual(h[node1], {State: 'OutOfService', ReasonCode: 'Instance', Description: 'Instance has failed at least the UnhealthyThreshold number of health checks consecutively.'})

@@ -4,7 +4,7 @@ import {describe, it} from 'node:test'
 import {parseHealthCheck} from '../../src/lab/cloud/elb/load-balancers.js'
 import {memberHealth} from '../../src/lab/cloud/lb-plane.js'
 import type {ClassicPool, TargetGroupPool} from '../../src/lab/cloud/lb-state.js'
-import {expectStatus, renderHaproxyConfig} from '../../src/lab/haproxy/config.js'
+import {configNode, expectStatus, renderHaproxyConfig} from '../../src/lab/haproxy/config.js'
 import type {ServerState} from '../../src/lab/haproxy/runtime.js'
 
 /** The lab ELB's pure parts: HAProxy's config from lb.json, health from HAProxy's server states, AWS's check limits. */
@@ -64,6 +64,13 @@ describe('lab ELB: haproxy.cfg from lb.json', () => {
     assert.match(cfg, /backend tg-tg\n {2}balance roundrobin\n {2}timeout check 2s\n {2}server i-01-9000 127.9.2.1:9000 check inter 5s rise 2 fall 2\n/)
   })
 
+  it('names the config by a hash of it (HAProxy reports it in show info, so a reload can tell it took)', () => {
+    const node = configNode(cfg)
+    assert.match(node ?? '', /^feedops-lab-[0-9a-f]{16}$/)
+    const other = renderHaproxyConfig({files, fronts: [], state: {pools: [classic]}, addresses: new Map()})
+    assert.notEqual(configNode(other), node)
+  })
+
   it("turns ELBv2 matchers into HAProxy's expect", () => {
     assert.equal(expectStatus('200'), 'status 200')
     assert.equal(expectStatus('200,202'), 'rstatus ^(200|202)$')
@@ -78,6 +85,12 @@ describe("lab ELB: a member's health from HAProxy's state", () => {
     assert.deepEqual(memberHealth({...base, checkStatus: 'INI'}), {kind: 'registering'})
     assert.deepEqual(memberHealth({...base, checkStatus: 'L4OK', checkHealth: 1}), {kind: 'registering'})
     assert.deepEqual(memberHealth({...base, checkStatus: 'L4OK', checkHealth: 1, downTransitions: 2}), {kind: 'recovering'})
+  })
+  it('a new member whose checks fail is registering until it has had UnhealthyThreshold checks (interval × threshold)', () => {
+    const check = {protocol: 'TCP' as const, port: 8080, intervalSeconds: 5, timeoutSeconds: 2, healthyThreshold: 2, unhealthyThreshold: 2}
+    assert.deepEqual(memberHealth(base, {sinceRegisteredMs: 9000, check}), {kind: 'registering'})
+    assert.deepEqual(memberHealth(base, {sinceRegisteredMs: 10_000, check}), {kind: 'failing', timeout: false, httpCode: undefined})
+    assert.deepEqual(memberHealth({...base, downTransitions: 2}, {sinceRegisteredMs: 1000, check}).kind, 'failing', 'one that was up and went down is failing')
   })
   it('failed checks are failing (timeouts and HTTP codes told apart); maintenance or no state is unknown', () => {
     assert.deepEqual(memberHealth(base), {kind: 'failing', timeout: false, httpCode: undefined})

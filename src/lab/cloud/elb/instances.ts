@@ -1,7 +1,7 @@
 import type {CloudFile} from '../cloud-file.js'
 import {CloudApiError} from '../errors.js'
 import {deregisterMembers, ec2Instance, registerMembers, requiredParam, validationError} from '../lb-members.js'
-import {dataPlaneOf, memberHealth, memberState, planeStates} from '../lb-plane.js'
+import {dataPlaneOf, healthOfMember, planeStates, type MemberHealth} from '../lb-plane.js'
 import {changeLbState, readLbState, type ClassicPool} from '../lb-state.js'
 import {indexedStructs} from '../query-params.js'
 import type {CloudRequest} from '../service.js'
@@ -89,7 +89,7 @@ export async function describeInstanceHealth(req: CloudRequest): Promise<XmlObje
     else if (!member) state({State: 'OutOfService', ReasonCode: 'ELB', Description: 'Instance is not currently registered with the LoadBalancer.'})
     else if (!plane) state({State: 'InService', ReasonCode: 'N/A', Description: 'N/A'}) // no data plane: nothing to check with
     else {
-      const health = memberHealth(memberState(states, pool, member))
+      const health = healthOfMember(states, pool, member)
       if (health.kind === 'healthy') state({State: 'InService', ReasonCode: 'N/A', Description: 'N/A'})
       else if (health.kind === 'registering') state({State: 'OutOfService', ReasonCode: 'ELB', Description: 'Instance registration is still in progress.'})
       else if (health.kind === 'recovering') state({State: 'OutOfService', ReasonCode: 'Instance', Description: 'Instance has not passed the configured HealthyThreshold number of health checks consecutively.'})

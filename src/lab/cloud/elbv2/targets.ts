@@ -1,6 +1,6 @@
 import {CloudApiError} from '../errors.js'
 import {deregisterMembers, ec2Instance, registerMembers, requiredParam, validationError} from '../lb-members.js'
-import {dataPlaneOf, memberHealth, memberState, planeStates} from '../lb-plane.js'
+import {dataPlaneOf, healthOfMember, planeStates, type MemberHealth} from '../lb-plane.js'
 import {changeLbState, readLbState, type TargetGroupPool} from '../lb-state.js'
 import {indexedStructs} from '../query-params.js'
 import type {CloudRequest} from '../service.js'
@@ -76,14 +76,14 @@ export async function describeTargetHealth(req: CloudRequest): Promise<XmlObject
     else if (!member) health = {State: 'unused', Reason: 'Target.NotRegistered', Description: 'Target is not registered to the target group'}
     else if (!inUse) health = {State: 'unused', Reason: 'Target.NotInUse', Description: 'Target group is not configured to receive traffic from the load balancer'}
     else if (!plane) health = {State: 'healthy'}
-    else health = fromHaproxy(memberHealth(memberState(states, pool, member)))
+    else health = fromHaproxy(healthOfMember(states, pool, member))
     const checkPort = pool.healthCheckPort === 'traffic-port' ? port : Number(pool.healthCheckPort)
     return {Target: {Id: id, Port: port}, HealthCheckPort: String(checkPort), TargetHealth: health}
   })
   return {TargetHealthDescriptions: {member: out as unknown as XmlObject[]}}
 }
 
-function fromHaproxy(h: ReturnType<typeof memberHealth>): Health {
+function fromHaproxy(h: MemberHealth): Health {
   switch (h.kind) {
     case 'healthy':
       return {State: 'healthy'}

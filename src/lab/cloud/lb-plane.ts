@@ -4,7 +4,7 @@ import {writeFile, rename} from 'node:fs/promises'
 import {configNode, renderHaproxyConfig, serverCheckArgs, type Front, type HaproxyFiles} from '../haproxy/config.js'
 import {runtimeAction, runtimeCommand, serverStates, serversStateDump, workerInfo, AdminFlag, OpState, type ServerState} from '../haproxy/runtime.js'
 import type {CloudFile} from './cloud-file.js'
-import {backendName, changeLbState, drainSeconds, readLbState, serverName, type HealthCheck, type LbState, type Pool, type PoolMember} from './lb-state.js'
+import {backendName, changeLbState, readLbState, serverName, type HealthCheck, type LbState, type Pool, type PoolMember} from './lb-state.js'
 
 /**
  * The lab ELB's data plane: what a registration, a deregistration or a new health check does to
@@ -165,4 +165,3 @@ export async function finishDrains(dir: string, readCloud: () => Promise<CloudFi
   })
 }
 
-export {drainSeconds}

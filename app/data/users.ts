@@ -43,15 +43,18 @@ export async function createUser(ctx: DataContext, input: {username: string; nam
   await claimUsername(ctx, input.username, id)
   const shard = shardOf(ctx, id)
   try {
+    // The answer is what Postgres stored, not the input: text the driver had to mend on its way (a lone
+    // UTF-16 surrogate becomes U+FFFD in UTF-8) reads back as stored.
     const [row] = await writeToShard(ctx, shard, (server) =>
-      query<{created_at: Date}>(
+      query<UserRow>(
         ctx,
         server,
-        `INSERT INTO ${schema(shard)}.users (id, username, name) VALUES ($1::bigint, $2, $3) RETURNING created_at`,
+        `INSERT INTO ${schema(shard)}.users (id, username, name) VALUES ($1::bigint, $2, $3)
+         RETURNING id::text, username, name, bio, created_at`,
         [idText(id), input.username, input.name],
       ),
     )
-    return {id: idText(id), username: input.username, name: input.name, bio: '', createdAt: row!.created_at.toISOString(), followers: 0, following: 0}
+    return {...profileOf(row!), followers: 0, following: 0}
   } catch (err) {
     await releaseUsername(ctx, input.username, id).catch((e: Error) =>
       ctx.log.error({err: e.message, username: input.username}, 'could not release the username claim of a failed signup'),
@@ -126,17 +129,12 @@ export async function loadUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bi
                 FROM ${s}.users u WHERE u.id = ANY(${userIds})`,
   )
   const out = new Map<bigint, UserProfile>()
-  for (const r of rows) {
-    const id = BigInt(r.id)
-    out.set(id, {
-      id: r.id,
-      username: r.username,
-      name: r.name,
-      bio: r.bio,
-      createdAt: r.created_at.toISOString(),
-    })
-  }
+  for (const r of rows) out.set(BigInt(r.id), profileOf(r))
   return out
+}
+
+function profileOf(r: UserRow): UserProfile {
+  return {id: r.id, username: r.username, name: r.name, bio: r.bio, createdAt: r.created_at.toISOString()}
 }
 
 /** Adds the edge userId → targetId; true when it was new. */

@@ -86,18 +86,20 @@ export async function tokenGeneration(ctx: DataContext, userId: bigint): Promise
   return row ? row.gen : null
 }
 
-/** Moves the user to the next token generation (every token issued before is refused from now on). */
-export async function bumpTokenGeneration(ctx: DataContext, userId: bigint): Promise<number> {
+/**
+ * Moves the user from token generation `seen` to the next (every token issued before is refused from now on);
+ * null when the user is no longer in `seen` (a concurrent revoke moved it first) or does not exist.
+ */
+export async function bumpTokenGeneration(ctx: DataContext, userId: bigint, seen: number): Promise<number | null> {
   const shard = shardOf(ctx, userId)
   const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
   const [row] = await query<{gen: number}>(
     ctx,
     server,
-    `UPDATE ${schema(shard)}.users SET token_gen = token_gen + 1 WHERE id = $1::bigint RETURNING token_gen AS gen`,
-    [idText(userId)],
+    `UPDATE ${schema(shard)}.users SET token_gen = token_gen + 1 WHERE id = $1::bigint AND token_gen = $2 RETURNING token_gen AS gen`,
+    [idText(userId), seen],
   )
-  if (!row) throw notFound(`user ${userId} not found`)
-  return row.gen
+  return row ? row.gen : null
 }
 
 /** Profiles (Memcached, else Postgres) with their counts (Redis), fetched at once. */

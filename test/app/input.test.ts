@@ -5,7 +5,8 @@ import {brotliCompressSync, deflateSync, gzipSync} from 'node:zlib'
 
 import pg from 'pg'
 
-import {call as callApp, captureLogs, startApp, startAppLab, type AppLab, type RunningApp} from './helpers.js'
+import {issueToken} from '../../app/auth/token.js'
+import {SECRET, call as callApp, captureLogs, startApp, startAppLab, type AppLab, type RunningApp} from './helpers.js'
 
 /**
  * Input an attacker sends: NUL in text, bodies that do not decompress, oversized heads, ids in odd spellings,
@@ -401,7 +402,7 @@ describe('feed app input', {timeout: 240_000}, () => {
     })
   })
 
-  describe('text and codings', () => {
+  describe('text, codings and tokens', () => {
     it('takes Content-Encoding in any case (GZIP, Gzip, x-gzip)', async () => {
       for (const [i, coding] of ['GZIP', ' Gzip', 'x-gzip'].entries()) {
         const res = await fetch(`${url}/users`, {
@@ -424,12 +425,25 @@ describe('feed app input', {timeout: 240_000}, () => {
       assert.deepEqual(photo.body.photo, (await call(url, 'GET', `/photos/${photo.body.photo.id}`)).body.photo)
     })
 
+    it('refuses a well-signed token whose expiry lies further out than app.tokenTtl from now', async () => {
+      const now = Math.floor(Date.now() / 1000)
+      const ttl = 30 * 86_400
+      for (const expiresAt of [999_999_999_999, now + ttl + 3600]) {
+        const forged = issueToken(SECRET, {userId: BigInt(user.id), generation: 0, expiresAt})
+        const r = await call(url, 'POST', `/users/${user.id}/tokens`, {token: forged})
+        assert.equal(r.status, 401, String(expiresAt))
+        assert.equal(r.body.error.message, 'invalid token')
+      }
+      const fair = issueToken(SECRET, {userId: BigInt(user.id), generation: 0, expiresAt: now + ttl})
+      assert.equal((await call(url, 'POST', `/users/${user.id}/tokens`, {token: fair})).status, 201)
+    })
+
   })
 
   it('answered none of the requests above with a 5xx', (t) => {
     const failed = statuses.filter((s) => !(s >= 200 && s < 500))
     t.diagnostic(`${statuses.length} answers, ${failed.length} not under 500`)
-    assert.ok(statuses.length >= 85, String(statuses.length))
+    assert.ok(statuses.length >= 88, String(statuses.length))
     assert.deepEqual(failed, [])
   })
 })

@@ -25,7 +25,8 @@ const MAX_BIGINT = (1n << 63n) - 1n
  *    baseline the benchmark compares against.) Planning that UNION costs more than running it, so the query
  *    covers every shard of the server (see serverShards) and is a prepared statement: planned once per
  *    connection, not per read.
- * 3. The ids are merged across servers, newest first, and cut to `limit`.
+ * 3. The ids are merged across servers, newest first, and cut to `limit` (each server is asked for one more, so
+ *    a page knows whether another follows it).
  * 4. In parallel: the photo rows (one query per server holding a winner), and the owners from the Redis photo
  *    map (one pipelined call) followed by their user objects from Memcached (misses filled from Postgres).
  */
@@ -39,11 +40,11 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
     ctx.feedStrategy === 'per-shard'
       ? byServer.flatMap(([server, shards]) => [...shards].map((entry) => ({server, shards: new Map([entry])})))
       : byServer.map(([server, shards]) => ({server, shards}))
-  const perBatch = await Promise.all(batches.map((b) => latestIds(ctx, b.server, b.shards, cursor, limit)))
-  const page = perBatch
-    .flat()
-    .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))
-    .slice(0, limit)
+  // One id more than the page: whether it exists says if there is a next page (so the last one says null).
+  const perBatch = await Promise.all(batches.map((b) => latestIds(ctx, b.server, b.shards, cursor, limit + 1)))
+  const newest = perBatch.flat().sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))
+  const more = newest.length > limit
+  const page = newest.slice(0, limit)
   if (page.length === 0) return {items: [], next: null}
 
   const rowsP = photoRows(ctx, page)
@@ -67,7 +68,7 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
     const u = users.get(BigInt(row.user_id))
     items.push({...photoView(ctx, row), user: u ? {id: u.id, username: u.username, name: u.name} : null})
   }
-  return {items, next: page.length === limit ? idText(page[page.length - 1]!) : null}
+  return {items, next: more ? idText(page[page.length - 1]!) : null}
 }
 
 /**

@@ -438,12 +438,21 @@ describe('feed app input', {timeout: 240_000}, () => {
       assert.equal((await call(url, 'POST', `/users/${user.id}/tokens`, {token: fair})).status, 201)
     })
 
+    it('answers the feed of a user who does not exist with 404, as /users/:id does', async () => {
+      const nobody = '9223372036854775807'
+      for (const path of [`/feed/${nobody}`, `/users/${nobody}`]) {
+        const r = await call(url, 'GET', path)
+        assert.equal(r.status, 404, path)
+        assert.match(r.body.error.message, /not found/)
+      }
+      assert.deepEqual((await call(url, 'GET', `/feed/${user.id}`)).body, {items: [], next: null})
+    })
   })
 
   it('answered none of the requests above with a 5xx', (t) => {
     const failed = statuses.filter((s) => !(s >= 200 && s < 500))
     t.diagnostic(`${statuses.length} answers, ${failed.length} not under 500`)
-    assert.ok(statuses.length >= 88, String(statuses.length))
+    assert.ok(statuses.length >= 91, String(statuses.length))
     assert.deepEqual(failed, [])
   })
 })

@@ -17,7 +17,9 @@ const lingering = new WeakSet<Socket>()
  * that is still writing then sees EPIPE or ECONNRESET instead of the answer (a 413 to a 10 MiB upload; NGINX
  * turns it into a 502). So, as NGINX's lingering_close does: the response goes out with Connection: close
  * (set by the caller), the write side is shut after it (FIN), and what the client still sends is read and
- * dropped until its body ends, for at most `maxMs` and `maxBytes`; then the socket is closed.
+ * dropped until its body ends, for at most `maxMs`; then the socket is closed. Past `maxBytes` nothing more is
+ * read: TCP's flow control then holds the client's writes, and the client, blocked, still reads the answer
+ * (closing at once would reset it, as above) until `maxMs` has passed.
  *
  * Node's HTTP server closes a connection whose response said Connection: close by calling the socket's
  * destroySoon() once that response is written (in Node 20 and 24 alike); this socket's destroySoon does the
@@ -32,10 +34,13 @@ export function closeLingering(req: IncomingMessage, bounds: LingerBounds = LING
   const destroy = () => socket.destroy()
   // Once every byte the client sent is read, closing sends no reset; wait only for our answer to be handed over.
   const closeClean = () => (socket.writableFinished ? socket.destroy() : socket.once('finish', destroy))
-  req.on('data', (chunk: Buffer) => {
+  const drop = (chunk: Buffer) => {
     read += chunk.length
-    if (read > bounds.maxBytes) destroy()
-  })
+    if (read < bounds.maxBytes) return
+    req.off('data', drop)
+    req.pause()
+  }
+  req.on('data', drop)
   req.once('end', () => {
     if (closing) closeClean()
   })

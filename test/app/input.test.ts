@@ -452,10 +452,12 @@ describe('feed app input', {timeout: 240_000}, () => {
     })
   })
 
-  it('answered none of the requests above with a 5xx', (t) => {
+  it('answered none of the requests above with a 5xx, and logged none of them as an error', (t) => {
     const failed = statuses.filter((s) => !(s >= 200 && s < 500))
     t.diagnostic(`${statuses.length} answers, ${failed.length} not under 500`)
     assert.ok(statuses.length >= 91, String(statuses.length))
     assert.deepEqual(failed, [])
+    const errors = logs.lines.filter((l) => (JSON.parse(l) as {level: number}).level >= 50)
+    assert.deepEqual(errors, [])
   })
 })

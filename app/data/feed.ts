@@ -40,11 +40,11 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
     ctx.feedStrategy === 'per-shard'
       ? byServer.flatMap(([server, shards]) => [...shards].map((entry) => ({server, shards: new Map([entry])})))
       : byServer.map(([server, shards]) => ({server, shards}))
-  // One id more than the page: whether it exists says if there is a next page (so the last one says null).
-  const perBatch = await Promise.all(batches.map((b) => latestIds(ctx, b.server, b.shards, cursor, limit + 1)))
-  const newest = perBatch.flat().sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))
-  const more = newest.length > limit
-  const page = newest.slice(0, limit)
+  const perBatch = await Promise.all(batches.map((b) => latestIds(ctx, b.server, b.shards, cursor, limit)))
+  const page = perBatch
+    .flat()
+    .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))
+    .slice(0, limit)
   if (page.length === 0) return {items: [], next: null}
 
   const rowsP = photoRows(ctx, page)
@@ -68,7 +68,8 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
     const u = users.get(BigInt(row.user_id))
     items.push({...photoView(ctx, row), user: u ? {id: u.id, username: u.username, name: u.name} : null})
   }
-  return {items, next: more ? idText(page[page.length - 1]!) : null}
+  // Each server gave up to limit + 1 ids (latestIds): one past the page says that another page follows.
+  return {items, next: perBatch.flat().length > limit ? idText(page[page.length - 1]!) : null}
 }
 
 /**
@@ -87,7 +88,10 @@ function serverShards(ctx: DataContext, server: string, touched: ReadonlyMap<num
   return {shards: [...touched.keys()], stable: false}
 }
 
-/** The newest `limit` photo ids below the cursor of the given users, over some shards of one server: one query. */
+/**
+ * The newest `limit` + 1 photo ids below the cursor of the given users, over some shards of one server: one
+ * query. The one past the page is how the page knows whether it is the last.
+ */
 async function latestIds(ctx: DataContext, server: string, users: Map<number, bigint[]>, before: bigint, limit: number): Promise<bigint[]> {
   const plan = serverShards(ctx, server, users)
   const union = unionAllOverShards(
@@ -95,7 +99,7 @@ async function latestIds(ctx: DataContext, server: string, users: Map<number, bi
     (s, followed) => `(SELECT p.id FROM unnest(${followed}) AS f(user_id)
               CROSS JOIN LATERAL (SELECT id FROM ${s}.photos
                                   WHERE user_id = f.user_id AND id < $1::bigint ORDER BY id DESC LIMIT $2) p)`,
-    [idText(before), limit],
+    [idText(before), limit + 1],
   )
   const text = `/* app:feed-ids */ SELECT id FROM (${union.text}) t ORDER BY id DESC LIMIT $2`
   const rows = plan.stable

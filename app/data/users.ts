@@ -54,7 +54,8 @@ export async function createUser(ctx: DataContext, input: {username: string; nam
         [idText(id), input.username, input.name],
       ),
     )
-    return {...profileOf(row!), followers: 0, following: 0}
+    const r = row!
+    return {id: r.id, username: r.username, name: r.name, bio: r.bio, createdAt: r.created_at.toISOString(), followers: 0, following: 0}
   } catch (err) {
     await releaseUsername(ctx, input.username, id).catch((e: Error) =>
       ctx.log.error({err: e.message, username: input.username}, 'could not release the username claim of a failed signup'),
@@ -131,12 +132,17 @@ export async function loadUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bi
                 FROM ${s}.users u WHERE u.id = ANY(${userIds})`,
   )
   const out = new Map<bigint, UserProfile>()
-  for (const r of rows) out.set(BigInt(r.id), profileOf(r))
+  for (const r of rows) {
+    const id = BigInt(r.id)
+    out.set(id, {
+      id: r.id,
+      username: r.username,
+      name: r.name,
+      bio: r.bio,
+      createdAt: r.created_at.toISOString(),
+    })
+  }
   return out
-}
-
-function profileOf(r: UserRow): UserProfile {
-  return {id: r.id, username: r.username, name: r.name, bio: r.bio, createdAt: r.created_at.toISOString()}
 }
 
 /** Adds the edge userId → targetId; true when it was new. */

@@ -53,7 +53,7 @@ export interface FeedApp extends Koa<AppState> {
   /** For the server's own answers (app/http/node-answers.ts). */
   logger: Logger
   /** What app/server.ts sets on the HTTP server. */
-  http: {requestTimeoutMs: number}
+  http: {requestTimeoutMs: number; bodyLimitBytes: number}
 }
 
 export function createApp(deps: AppDeps): FeedApp {
@@ -97,7 +97,7 @@ export function createApp(deps: AppDeps): FeedApp {
   const app = new Koa<AppState>() as FeedApp
   app.lifecycle = lifecycle
   app.logger = logger
-  app.http = {requestTimeoutMs: settings.requestTimeoutMs}
+  app.http = {requestTimeoutMs: settings.requestTimeoutMs, bodyLimitBytes: settings.bodyLimitBytes}
   // Errors are answered and logged by errorHandler; this only sees socket-level failures.
   app.on('error', (err: Error) => logger.warn({err: err.message}, 'http error outside a handler'))
 

@@ -101,6 +101,12 @@ export async function listen(app: FeedApp, host: string, port: number): Promise<
   server.on('clientError', onClientError(app.logger))
   server.on('checkExpectation', onCheckExpectation(app.logger))
   server.on('connect', onConnect(app.logger))
+  // Expect: 100-continue: a body the app refuses by its declared length (413) is never asked for. Emitted as a
+  // request, so Connections sees it as one.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!(Number(req.headers['content-length']) > app.http.bodyLimitBytes)) res.writeContinue()
+    server.emit('request', req, res)
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(activatedSocket() ?? {port, host, reusePort: true}, () => {

@@ -332,6 +332,28 @@ describe('feed app input', {timeout: 240_000}, () => {
       assert.equal((await call(url, 'GET', '/users/by-name/expect_user')).status, 404)
     })
 
+    it('answers Expect: 100-continue with 413 and no 100 when the declared body is over the limit, else asks for it', async () => {
+      const head = (length: number) =>
+        `POST /users HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`
+      const refused = await raw(url, head(10 * 1024 * 1024), {end: false})
+      assert.equal(refused.status, 413, refused.headers)
+      assert.match(assertErrorShape(refused), /larger than 4096 bytes/)
+      const {hostname, port} = new URL(url)
+      const socket = net.connect(Number(port), hostname)
+      let text = ''
+      socket.on('data', (c: Buffer) => (text += c.toString()))
+      const body = JSON.stringify({username: `continue_${process.pid}`, name: 'C'})
+      socket.write(head(body.length))
+      while (!text.includes('\r\n\r\n')) await new Promise((resolve) => setTimeout(resolve, 10))
+      assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\n$/)
+      socket.write(body)
+      while (!/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 \d{3}/.test(text)) await new Promise((resolve) => setTimeout(resolve, 10))
+      socket.destroy()
+      const status = Number(/\r\n\r\nHTTP\/1\.1 (\d{3})/.exec(text)![1])
+      statuses.push(status)
+      assert.equal(status, 201)
+    })
+
     it('answers CONNECT with 400 in JSON instead of closing without a word', async () => {
       const r = await raw(url, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n')
       assert.equal(r.status, 400)
@@ -454,7 +476,7 @@ describe('feed app input', {timeout: 240_000}, () => {
   it('answered none of the requests above with a 5xx, and logged none of them as an error', (t) => {
     const failed = statuses.filter((s) => !(s >= 200 && s < 500))
     t.diagnostic(`${statuses.length} answers, ${failed.length} not under 500`)
-    assert.ok(statuses.length >= 91, String(statuses.length))
+    assert.ok(statuses.length >= 93, String(statuses.length))
     assert.deepEqual(failed, [])
     const errors = logs.lines.filter((l) => (JSON.parse(l) as {level: number}).level >= 50)
     assert.deepEqual(errors, [])

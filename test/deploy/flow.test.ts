@@ -205,7 +205,6 @@ describe('deploy flow on 6 lab hosts: re-checks, bake, supervision, lock, histor
         assert.ok(res.hosts.some((h) => /after its gate: /.test(h.error ?? '')), why(r))
         assert.ok(res.hosts.some((h) => h.outcome === 'rolled-back' || h.outcome === 'failed'))
       }
-      if (i === 2) assert.ok(res.bakedMs > 0, 'the 10 s one was caught in the bake')
       const lines = readFileSync(path.join(feedDir('app1'), 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
       assert.ok(lines.some((l) => l.run === res.run && l.event === 'rolled back'))
     }
@@ -218,11 +217,13 @@ describe('deploy flow on 6 lab hosts: re-checks, bake, supervision, lock, histor
   })
 
   it('a crash loop: the supervisor restarts with a growing delay, every restart a new pid, and the canary never looks healthy', async () => {
+    const logFile = path.join(feedDir('app1'), 'shared', 'log', 'app.log')
+    const from = readFileSync(logFile).length
     const r = await deployBroken(BROKEN.exitsAfter(300), {args: ['--bake', '2']})
     assert.equal(r.code, 1, why(r))
     const res = r.json as DeployResult
     assert.deepEqual(res.markedBad, ['app1'])
-    const log = readFileSync(path.join(feedDir('app1'), 'shared', 'log', 'app.log'), 'utf8')
+    const log = readFileSync(logFile).subarray(from).toString('utf8')
     const delays = [...log.matchAll(/exited with code 1; restarting it in (\d+) ms/g)].map((m) => Number(m[1]))
     assert.ok(delays.length >= 1 && delays.every((d, i) => i === 0 || d >= delays[i - 1]!), delays.join(' '))
     assert.equal((await served('app1'))?.release, good)

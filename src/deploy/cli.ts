@@ -6,6 +6,7 @@ import {withHostSession} from '../cli/host-session.js'
 import {progressMode, withProgress} from '../cli/progress.js'
 import {ExitCode} from '../errors.js'
 import {deploySettings, runDeploy, type DeployResult} from './run.js'
+import {UserError} from '../errors.js'
 
 /** What `feedops deploy` and `feedops rollback` share: their flags, and the run with progress and Ctrl-C. */
 
@@ -22,6 +23,11 @@ export const rollingFlags = {
   'dry-run': Flags.boolean({description: 'Print the plan (release, batches, steps) and change nothing anywhere.'}),
   'skip-unreachable': Flags.boolean({description: 'Leave out hosts unreachable at preflight instead of refusing.'}),
   message: Flags.string({char: 'm', description: 'Why: kept with the lock and in the audit log.'}),
+  bake: Flags.integer({
+    min: 0,
+    max: 3600,
+    description: 'Seconds the whole fleet is watched after the last batch (same release, same pid, every second) before the run says done; 0: no bake, and the canary passes on health.stableMs (default: deploy.bakeSeconds, 10).',
+  }),
 }
 
 export interface RollingFlags extends HostFlagValues {
@@ -33,9 +39,14 @@ export interface RollingFlags extends HostFlagValues {
   'skip-unreachable'?: boolean | undefined
   message?: string | undefined
   rebuild?: boolean | undefined
+  bake?: number | undefined
 }
 
 export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, action: 'deploy' | 'rollback', out: {json: boolean; to?: string}): Promise<DeployResult> {
+  // Before any host is touched: a blank --to is not "no --to".
+  if (out.to !== undefined && out.to.trim() === '') {
+    throw new UserError('--to is empty.', {fix: 'Name a release (see `feedops releases`), or leave --to out to go back in history.'})
+  }
   const role = deploySettings(loaded.env).role
   const {value, interrupted} = await withHostSession(
     loaded.env,
@@ -55,7 +66,8 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
             pool,
             action,
             concurrency,
-            ...(out.to ? {to: out.to} : {}),
+            ...(out.to !== undefined ? {to: out.to} : {}),
+            ...(flags.bake !== undefined ? {bakeSeconds: flags.bake} : {}),
             ...(flags.batch !== undefined ? {batch: flags.batch} : {}),
             ...(flags['max-fail'] !== undefined ? {maxFail: flags['max-fail']} : {}),
             ...(flags['lock-wait'] !== undefined ? {lockWaitS: flags['lock-wait']} : {}),
@@ -71,7 +83,7 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
       )
     },
   )
-  if (interrupted) process.exitCode = ExitCode.interrupted
+  if (interrupted || value.stopped === 'interrupted') process.exitCode = ExitCode.interrupted
   else if (!value.ok) process.exitCode = ExitCode.failed
   return value
 }

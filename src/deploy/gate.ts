@@ -22,13 +22,20 @@ export interface GateOutcome {
   ok: boolean
   ms: number
   last: HealthAnswer
+  /** The pid of the first good answer (the process the stable window and the re-checks want). */
+  pid?: number
 }
 
 const good = (a: HealthAnswer, want: string) => a.status === 200 && a.release === want
 
+/**
+ * Waits for a good answer (200, the wanted release), then, with `stableMs`, asks again every `stablePollMs`
+ * (default 1 s) for that long: every answer must be good and from the same pid (a crash and a restart by the
+ * supervisor is a new pid).
+ */
 export async function gate(
   ask: () => Promise<HealthAnswer>,
-  opts: {want: string; timeoutMs: number; stableMs: number; pollMs?: number; sleep?: (ms: number) => Promise<void>; now?: () => number},
+  opts: {want: string; timeoutMs: number; stableMs: number; pollMs?: number; stablePollMs?: number; sleep?: (ms: number) => Promise<void>; now?: () => number},
 ): Promise<GateOutcome> {
   const now = opts.now ?? Date.now
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
@@ -37,19 +44,46 @@ export async function gate(
   while (now() - started < opts.timeoutMs) {
     last = await ask()
     if (good(last, opts.want)) {
-      if (opts.stableMs <= 0) return {ok: true, ms: now() - started, last}
-      await sleep(opts.stableMs)
-      const again = await ask()
-      return {ok: good(again, opts.want) && again.pid === last.pid, ms: now() - started, last: again}
+      const pid = last.pid
+      const until = now() + opts.stableMs
+      while (now() < until) {
+        await sleep(Math.min(opts.stablePollMs ?? 1000, Math.max(0, until - now())))
+        const again = await askAgain(ask, await ask(), (a) => good(a, opts.want) && a.pid === pid, {sleep})
+        if (!good(again, opts.want) || again.pid !== pid) return {ok: false, ms: now() - started, last: again, ...(pid !== undefined ? {pid} : {})}
+      }
+      return {ok: true, ms: now() - started, last, ...(pid !== undefined ? {pid} : {})}
     }
     await sleep(opts.pollMs ?? 100)
   }
   return {ok: false, ms: now() - started, last}
 }
 
+/**
+ * An answer that is not what was wanted but says nothing definite (no answer, or a status without a pid
+ * or release that differs) is asked again 250 ms later, twice more when it timed out (a slow host, not a
+ * dead one): one slow answer on a loaded host must not fail a host, while a dead process (refused at once)
+ * is still seen within half a second more. A different pid or release is never asked again.
+ */
+export async function askAgain(
+  ask: () => Promise<HealthAnswer>,
+  first: HealthAnswer,
+  ok: (a: HealthAnswer) => boolean,
+  opts: {sleep?: (ms: number) => Promise<void>; definite?: (a: HealthAnswer) => boolean} = {},
+): Promise<HealthAnswer> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
+  const definite = opts.definite ?? ((a: HealthAnswer) => a.status !== 0 && (a.pid !== undefined || a.release !== undefined) && a.status === 200)
+  let a = first
+  for (let tries = 0; !ok(a) && !definite(a) && tries < (/within \d+ ms/.test(a.error ?? '') ? 3 : 1); tries++) {
+    await sleep(250)
+    a = await ask()
+  }
+  return a
+}
+
 /** Why a gate failed, in one line. */
 export function gateFailure(url: string, want: string, o: GateOutcome): string {
-  const seen = o.last.status === 0 ? `no answer (${o.last.error})` : `${o.last.status}${o.last.release ? ` from release ${o.last.release}` : ''}`
+  const seen = o.last.status === 0 ? `no answer (${o.last.error})` : `${o.last.status}${o.last.release ? ` from release ${o.last.release}` : ''}${o.last.pid ? ` (pid ${o.last.pid})` : ''}`
+  if (o.pid !== undefined) return `${url} reported release ${want} from pid ${o.pid}, then within its stable window: ${seen}`
   return `${url} did not report release ${want} with 200 within ${(o.ms / 1000).toFixed(1)} s: last answer ${seen}`
 }
 

@@ -47,6 +47,13 @@ export function classicProvider(lb: ClassicLbSettings, aws: AwsSettings): LbProv
       for (const id of registered) if (id) members.push({id, state: 'Unknown', rawState: 'Unknown', description: 'not yet checked by the load balancer'})
       return members
     },
+    async health(ids) {
+      if (ids.length === 0) return []
+      const health = await call('DescribeInstanceHealth', () =>
+        client.send(new sdk.DescribeInstanceHealthCommand({LoadBalancerName, Instances: ids.map((InstanceId) => ({InstanceId}))})),
+      )
+      return (health.InstanceStates ?? []).filter((s) => s.InstanceId).map((s) => classicMember(s.InstanceId!, s.State ?? 'Unknown', s.ReasonCode, s.Description))
+    },
     async register(ids) {
       if (ids.length === 0) return
       await call('RegisterInstancesWithLoadBalancer', () =>

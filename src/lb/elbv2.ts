@@ -40,6 +40,13 @@ export function elbv2Provider(lb: Elbv2LbSettings, aws: AwsSettings): LbProvider
       }
       return members
     },
+    async health(ids) {
+      if (ids.length === 0) return []
+      const out = await call('DescribeTargetHealth', () => client.send(new sdk.DescribeTargetHealthCommand({TargetGroupArn, Targets: targets(ids)})))
+      return (out.TargetHealthDescriptions ?? [])
+        .filter((d) => d.Target?.Id)
+        .map((d) => elbv2Member(d.Target!.Id!, d.TargetHealth?.State ?? 'unavailable', d.TargetHealth?.Reason, d.TargetHealth?.Description))
+    },
     async register(ids) {
       if (ids.length === 0) return
       await call('RegisterTargets', () => client.send(new sdk.RegisterTargetsCommand({TargetGroupArn, Targets: targets(ids)})))

@@ -169,7 +169,7 @@ export async function waitDrained(
   const elapsed = () => Math.round((performance.now() - start) / 100) / 10
   if (boundS <= 0) return {drainedS: 0, drainComplete: true}
   for (;;) {
-    const m = (await ctx.provider.members()).find((x) => x.id === id)
+    const m = (await ctx.provider.health([id])).find((x) => x.id === id)
     if (!m || m.state !== 'Draining') return {drainedS: elapsed(), drainComplete: true}
     if (opts.signal?.aborted || elapsed() >= boundS) return {drainedS: elapsed(), drainComplete: false}
     opts.onProgress?.(`${id}: draining connections (${Math.floor(elapsed())} of at most ${boundS} s)`)

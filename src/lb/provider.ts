@@ -24,6 +24,11 @@ export interface LbProvider {
   readonly label: string
   /** Every registered target with its health (a target draining out is listed as Draining). */
   members(): Promise<Member[]>
+  /**
+   * These targets, registered or not: the way to see one still draining after its deregistration (a
+   * Classic ELB lists a deregistered instance only when asked for it by id).
+   */
+  health(ids: readonly string[]): Promise<Member[]>
   register(ids: readonly string[]): Promise<void>
   deregister(ids: readonly string[]): Promise<void>
   /** Connection draining (Classic) or deregistration delay (ELBv2), in seconds; 0 when off. */

@@ -121,10 +121,10 @@ async function writeAtomic(file: string, text: string): Promise<void> {
  * draining timeout has passed, is put in maintenance and removed. The endpoint runs this a few
  * times a second while anything drains.
  */
-export async function finishDrains(dir: string, cloud: CloudFile, now = Date.now()): Promise<number> {
-  const plane = dataPlaneOf(cloud)
+export async function finishDrains(dir: string, readCloud: () => Promise<CloudFile>, now = Date.now()): Promise<number> {
   const peek = await readLbState(dir).catch(() => ({pools: []}) as LbState)
   if (!peek.pools.some((p) => p.draining.length > 0)) return 0
+  const plane = dataPlaneOf(await readCloud())
   const states = await planeStates(plane)
   return changeLbState(dir, async (state) => {
     let finished = 0

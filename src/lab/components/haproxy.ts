@@ -71,6 +71,11 @@ export const haproxyComponent: LabComponent = {
     // Saved states are for a reload of a running HAProxy; a fresh start checks every member anew.
     rmSync(plane.haproxy.stateFile, {force: true})
   },
+  async settle(ctx) {
+    if (!elbEnabled(ctx)) return
+    const {ensureLabLoadBalancers} = await import('../load-balancers.js') // the ELB SDK clients, only when needed
+    await ensureLabLoadBalancers(ctx.layout, ctx.progress)
+  },
 }
 
 /** Instances someone else added to cloud.json (kept there across ups). */

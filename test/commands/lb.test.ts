@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import {after, before, beforeEach, describe, it} from 'node:test'
 
 import {DescribeTargetHealthCommand, ElasticLoadBalancingV2Client} from '@aws-sdk/client-elastic-load-balancing-v2'
 
 import {startTestLab, type TestLab} from '../support/lab.js'
-import {actionsOf, lb, lbLab, reset, rotate, startMissing, stopNginx, writeConfig, type LbLab} from '../lb/lab-helpers.js'
+import {actionsOf, blackHole, breakUpstreams, lb, lbLab, reset, rotate, startMissing, stopNginx, writeConfig, type LbLab} from '../lb/lab-helpers.js'
 
 /**
  * The lb commands end to end on a second lab: `lb watch` interrupted in the middle of a deregistration,
@@ -25,37 +26,43 @@ beforeEach(() => reset(l))
 
 describe('lb commands', () => {
   it('Ctrl-C of lb watch in the middle of a deregistration: the action completes, the wait ends, the lock is free', async () => {
-    await stopNginx(lab, 'nginx2')
-    // Keep a connection open through the ELB front to nginx1 only, so... draining has nothing to do with nginx2;
-    // the lab drains a deregistered member for up to 5 s; the interrupt comes while it does.
-    let sent = false
-    const ran = await lb(['watch', '--interval', '1'], l.config, {
-      timeoutMs: 60_000,
-      onStderr: (text, child) => {
-        if (!sent && /draining connections/.test(text)) {
-          sent = true
-          child.kill('SIGINT')
-        }
-      },
-      onStdout: (text, child) => {
-        // No drain wait to interrupt (the member left at once): interrupt right after the deregistration.
-        if (!sent && /deregistered nginx2/.test(text)) {
-          sent = true
-          child.kill('SIGINT')
-        }
-      },
-    })
-    assert.ok(sent, ran.stdout + ran.stderr)
-    assert.equal(ran.code, 130, ran.stdout + ran.stderr)
-    assert.match(ran.stdout, /deregistered nginx2 \(\S+\): failed 3 probes in a row/)
-    assert.match(ran.stderr, /Interrupted: finishing the action under way/)
-    assert.doesNotMatch(ran.stderr, /Bug:/)
-    // Not half an action: the node is out at the ELB, the counts were kept, and the lock was released.
-    const next = await rotate(l.config)
-    assert.notEqual(next.code, 3, next.ran.stderr)
-    const n2 = next.result.nodes.find((n: {name: string}) => n.name === 'nginx2')
-    assert.equal(n2.elb, undefined)
-    assert.ok(n2.counts.fails >= 4)
+    // nginx2 reaches an app host that never answers: its deep probe times out, and requests sent through the
+    // ELB front to it stay in flight, so its deregistration drains for the lab's full 5 s.
+    const hole = await blackHole('127.0.0.1')
+    const front = `http://${lab.layout.elb.address}:${lab.layout.elb.port}`
+    const inFlight: http.ClientRequest[] = []
+    try {
+      await breakUpstreams(lab, 'nginx2', true, hole)
+      for (let i = 0; i < 8; i++) {
+        const req = http.get(`${front}/hang/${i}`, {agent: false}, (res) => res.resume())
+        req.on('error', () => undefined)
+        inFlight.push(req)
+      }
+      let sent = false
+      const ran = await lb(['watch', '--interval', '1'], l.config, {
+        timeoutMs: 60_000,
+        onStderr: (text, child) => {
+          if (!sent && /draining connections/.test(text)) {
+            sent = true
+            child.kill('SIGINT')
+          }
+        },
+      })
+      assert.ok(sent, `no draining wait to interrupt: ${ran.stdout}${ran.stderr}`)
+      assert.equal(ran.code, 130, ran.stdout + ran.stderr)
+      assert.match(ran.stdout, /deregistered nginx2 \(\S+\): failed 3 probes in a row; draining not waited out \(stopped after [\d.]+ s\)/)
+      assert.match(ran.stderr, /Interrupted: finishing the action under way/)
+      assert.doesNotMatch(ran.stderr, /Bug:/)
+      // Not half an action: the node is out at the ELB, the counts were kept, and the lock was released.
+      const next = await rotate(l.config)
+      assert.notEqual(next.code, 3, next.ran.stderr)
+      const n2 = next.result.nodes.find((n: {name: string}) => n.name === 'nginx2')
+      assert.ok(n2.elb === undefined || n2.elb.state === 'Draining', JSON.stringify(n2.elb))
+      assert.ok(n2.counts.fails >= 4)
+    } finally {
+      for (const r of inFlight) r.destroy()
+      await hole.close()
+    }
   })
 
   it('the same rotation against the ELBv2 target group', async () => {

@@ -174,6 +174,8 @@ export async function waitDrained(
     if (opts.signal?.aborted || elapsed() >= boundS) return {drainedS: elapsed(), drainComplete: false}
     opts.onProgress?.(`${id}: draining connections (${Math.floor(elapsed())} of at most ${boundS} s)`)
     await sleep(Math.min(1000, Math.max(50, (boundS - elapsed()) * 1000)), opts.signal)
+    // Interrupted: the deregistration is done, the load balancer finishes the draining by itself.
+    if (opts.signal?.aborted) return {drainedS: elapsed(), drainComplete: false}
   }
 }
 

@@ -33,14 +33,25 @@ describe('lb commands', () => {
     const inFlight: http.ClientRequest[] = []
     try {
       await breakUpstreams(lab, 'nginx2', true, hole)
-      for (let i = 0; i < 8; i++) {
-        const req = http.get(`${front}/hang/${i}`, {agent: false}, (res) => res.resume())
-        req.on('error', () => undefined)
-        inFlight.push(req)
+      const hang = () => {
+        for (let i = 0; i < 8; i++) {
+          const req = http.get(`${front}/hang/${i}`, {agent: false}, (res) => res.resume())
+          req.on('error', () => undefined)
+          inFlight.push(req)
+        }
       }
       let sent = false
+      let passes = 0
       const ran = await lb(['watch', '--interval', '1'], l.config, {
         timeoutMs: 60_000,
+        // Requests in flight to nginx2 just before its third failed probe, so they are there when it is deregistered.
+        onStdout: (text) => {
+          const n = (text.match(/ (ok|attention): /g) ?? []).length
+          if (n > passes) {
+            passes = n
+            if (n === 2) hang()
+          }
+        },
         onStderr: (text, child) => {
           if (!sent && /draining connections/.test(text)) {
             sent = true

@@ -99,7 +99,7 @@ describe('lb rotate (Classic ELB on the lab)', () => {
 
   it('two passes at once: one acts, the other exits 3 at once', async () => {
     // The endpoint answers slowly, so the first pass holds the lock while the second starts.
-    await setFaults(lab, {delayMs: 1500, services: ['elasticloadbalancing']})
+    await setFaults(lab, {delayMs: 4000, services: ['elasticloadbalancing']})
     const first = rotate(l.config)
     const lock = path.join(lab.dir, 'lb-state-classic-feed-lab.json.lock')
     for (let i = 0; i < 200 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 25))

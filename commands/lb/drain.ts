@@ -35,7 +35,7 @@ pass under way (the same lock) at most --lock-wait seconds, then exits 3.`
     const result = await withLb(loaded, json, args.node, ({ctx, signal, progress}) =>
       drainNode(ctx, args.node, flags.message, {force: flags.force, lockWaitMs: flags['lock-wait'] * 1000, signal, onProgress: progress}),
     )
-    if (result.forced) process.stderr.write(`WARNING: --force: ${result.node} drained below lb.minInService.\n`)
+    if (result.forced) process.stderr.write(`WARNING: --force: ${result.node} drained although fewer than lb.minInService (${loaded.env.lb?.minInService}) nodes stay registered.\n`)
     if (!json) process.stdout.write(renderDrain(result))
     return result
   }

@@ -32,11 +32,12 @@ export function classicProvider(lb: ClassicLbSettings, aws: AwsSettings): LbProv
     kind: 'classic',
     label,
     async members() {
-      // DescribeInstanceHealth alone would list the instances too; DescribeLoadBalancers first says
-      // "no such load balancer" as AWS means it, before any health is asked for.
-      const described = await call('DescribeLoadBalancers', () => client.send(new sdk.DescribeLoadBalancersCommand({LoadBalancerNames: [LoadBalancerName]})))
+      // Both at once (one round trip): the load balancer's instance list, and their health.
+      const [described, health] = await Promise.all([
+        call('DescribeLoadBalancers', () => client.send(new sdk.DescribeLoadBalancersCommand({LoadBalancerNames: [LoadBalancerName]}))),
+        call('DescribeInstanceHealth', () => client.send(new sdk.DescribeInstanceHealthCommand({LoadBalancerName}))),
+      ])
       const registered = new Set((described.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId ?? ''))
-      const health = await call('DescribeInstanceHealth', () => client.send(new sdk.DescribeInstanceHealthCommand({LoadBalancerName})))
       const members: Member[] = []
       for (const s of health.InstanceStates ?? []) {
         if (!s.InstanceId) continue

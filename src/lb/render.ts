@@ -73,8 +73,8 @@ export function renderPass(r: PassResult, opts: {actionsPrinted?: boolean} = {})
 }
 
 export function renderDrain(d: DrainResult): string {
+  // --force below minInService is said on stderr by the command, so it reaches a log even with --json.
   const lines: string[] = []
-  if (d.forced) lines.push(`WARNING: --force: ${d.node} drained below minInService.`)
   if (d.deregistered) {
     const drain = d.drainComplete ? (d.drainedS > 0 ? ` after ${d.drainedS} s of connection draining` : '') : ` (draining not waited out: stopped after ${d.drainedS} s)`
     lines.push(`${d.node} (${d.id}) drained out of ${d.lb}${drain}; rotate leaves it out until \`feedops lb restore ${d.node}\`.`)

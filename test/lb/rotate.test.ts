@@ -144,7 +144,11 @@ describe('lb rotate (Classic ELB on the lab)', () => {
     assert.equal(last.code, 1)
     assert.match(last.stderr, /Draining nginx3 would leave 0 nodes registered .*fewer than minInService \(1\)/)
     assert.match(last.stderr, /--force/)
-    assert.equal((await elbHealth(node(3).instanceId)).State, 'InService')
+    assert.doesNotMatch((await elbHealth(node(3).instanceId)).Description ?? '', /not currently registered|deregistration/)
+    const forced = await lb(['drain', 'nginx3', '--force', '-m', 'window'], l.config)
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.match(forced.stderr, /WARNING: --force: nginx3 drained although fewer than lb.minInService \(1\) nodes stay registered/)
+    assert.equal((await lb(['restore', 'nginx3'], l.config)).code, 0)
 
     const restored = await lb(['restore', 'nginx2'], l.config)
     assert.equal(restored.code, 0, restored.stderr)

@@ -186,7 +186,7 @@ export function healthStatus(lab: TestLab, node: string): Promise<number> {
 }
 
 /** A server that accepts connections and never answers: requests through a node pointed at it stay in flight. */
-export async function blackHole(address: string): Promise<{address: string; port: number; close(): Promise<void>}> {
+export async function blackHole(address: string): Promise<{address: string; port: number; held(): number; close(): Promise<void>}> {
   const net = await import('node:net')
   const sockets = new Set<import('node:net').Socket>()
   const server = net.createServer((s) => {
@@ -199,6 +199,7 @@ export async function blackHole(address: string): Promise<{address: string; port
   return {
     address,
     port,
+    held: () => sockets.size,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy()

@@ -98,17 +98,21 @@ describe('lb rotate (Classic ELB on the lab)', () => {
   })
 
   it('two passes at once: one acts, the other exits 3 at once', async () => {
-    // The endpoint answers slowly, so the first pass holds the lock while the second starts.
-    await setFaults(lab, {delayMs: 4000, services: ['elasticloadbalancing']})
-    const first = rotate(l.config)
+    // The endpoint answers the ELB API 12 s late (within this config's request timeout), so the first pass
+    // holds the lock while the second starts, however slow the machine.
+    const slow = writeConfig(lab, 'slow-api.yml', (env) => void Object.assign(env.lb as object, {apiTimeoutMs: 30_000}))
+    await setFaults(lab, {delayMs: 12_000, services: ['elasticloadbalancing']})
+    const first = lb(['rotate'], slow, {timeoutMs: 90_000})
     const lock = path.join(lab.dir, 'lb-state-classic-feed-lab.json.lock')
-    for (let i = 0; i < 200 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 25))
+    for (let i = 0; i < 400 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 25))
     assert.ok(existsSync(lock), 'the first pass never took the lock')
-    const second = await lb(['rotate'], l.config)
+    const second = await lb(['rotate'], slow)
     assert.equal(second.code, 3, second.stdout + second.stderr)
-    assert.match(second.stderr, /Another lb pass holds the lock: .* \(pid \d+, rotate, since /)
-    assert.ok(second.ms < (await first).ran.ms, `the second pass (${second.ms} ms) waited for the first`)
-    assert.equal((await first).code, 0)
+    assert.match(second.stderr, /^Error: Another lb pass holds the lock: \S+@\S+ \(pid \d+, rotate, since .*\nFix: /m)
+    assert.equal(second.stdout, '')
+    const done = await first
+    assert.equal(done.code, 0, done.stderr)
+    assert.ok(second.ms < done.ms, `the second pass (${second.ms} ms) waited for the first (${done.ms} ms)`)
   })
 
   it('throttling: retried by the SDK; past its attempts, one clear error', async () => {

@@ -190,17 +190,18 @@ try {
 
   // 3. Zero failed requests through the ELB front.
   const front = `http://${lab.layout.elb.address}:${lab.layout.elb.port}`
-  const plan = only.has('load') ? await preparePlan(front, [front], {users: 40, photosEach: 5}) : {urls: [front], tag: 'none', users: [], photos: []}
   const shards = appConfigFrom(loadConfig({flag: classic})).shards
   const scenario = async (name: string, work: () => Promise<string>): Promise<{name: string; note: string; load: Omit<LoadResult, 'ackedLikes' | 'ackedPhotos'>; writes: WriteCount}> => {
+    // A plan of its own (users, photos): likes go to (user, photo) pairs, and another scenario's would count here.
+    const plan = await preparePlan(front, [front], {users: 40, photosEach: 5})
     await settle()
     log(`load: ${name}`)
     const {value: note, load} = await underLoad(
-      {...plan, tag: `${plan.tag}${name[1]}`},
+      plan,
       {planFile: path.join(workDir, 'plan.json'), connections: Number(flags.connections), warmupMs: 2000, cooldownMs: 2000, maxSeconds: 300},
       work,
     )
-    const writes = await countWrites(shards, {...plan, tag: `${plan.tag}${name[1]}`}, load)
+    const writes = await countWrites(shards, plan, load)
     const {ackedLikes: _l, ackedPhotos: _p, ...rest} = load
     return {name, note, load: rest, writes}
   }

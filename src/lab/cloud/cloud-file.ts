@@ -63,11 +63,13 @@ export const cloudFileSchema = z.object({
     })
     .strict()
     .optional(),
-  /** Faults a test injects: every Nth matching call answers Throttling; every matching call waits delayMs first. */
+  /** Faults a test injects: every Nth matching call answers Throttling; every matching call waits delayMs first, or answers `error`. */
   faults: z
     .object({
       throttleEvery: z.number().int().min(1).optional(),
       delayMs: z.number().int().min(0).max(60_000).optional(),
+      /** Every matching call answers this AWS error instead (ExpiredToken, InvalidClientTokenId…). */
+      error: z.object({code: z.string().min(1), message: z.string(), status: z.number().int().min(400).max(599).default(400)}).strict().optional(),
       /** Only these signing names (ec2, elasticloadbalancing); default all. */
       services: z.array(z.string()).optional(),
       /** Only these actions; default all. */

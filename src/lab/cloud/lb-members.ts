@@ -1,7 +1,7 @@
 import type {CloudFile, CloudInstance} from './cloud-file.js'
 import {CloudApiError} from './errors.js'
 import {addMember, dataPlaneOf, reloadPlane, removeMember, startDrain} from './lb-plane.js'
-import {changeLbState, drainSeconds, type LbState, type Pool, type PoolMember} from './lb-state.js'
+import {drainSeconds, type LbState, type Pool, type PoolMember} from './lb-state.js'
 import type {CloudRequest} from './service.js'
 
 /**
@@ -27,11 +27,6 @@ function lowerFirst(s: string): string {
 
 export function ec2Instance(cloud: CloudFile, id: string): CloudInstance | undefined {
   return cloud.ec2.instances.find((i) => i.instanceId === id)
-}
-
-/** Changes the pool found by `find` (which throws the API's not-found error) and returns what `then` makes of it. */
-export function withPool<T>(req: CloudRequest, find: (state: LbState) => Pool, change: (pool: Pool, state: LbState) => Promise<T> | T): Promise<T> {
-  return changeLbState(req.dir, async (state) => change(find(state), state))
 }
 
 export async function registerMembers(req: CloudRequest, pool: Pool, members: {id: string; port: number}[]): Promise<void> {

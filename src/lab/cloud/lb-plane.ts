@@ -1,10 +1,10 @@
 import {existsSync, readFileSync} from 'node:fs'
 import {writeFile, rename} from 'node:fs/promises'
 
-import {renderHaproxyConfig, serverCheckArgs, type Front, type HaproxyFiles} from '../haproxy/config.js'
-import {runtimeAction, runtimeCommand, serverStates, serversStateDump, workerPid, AdminFlag, OpState, type ServerState} from '../haproxy/runtime.js'
+import {configNode, renderHaproxyConfig, serverCheckArgs, type Front, type HaproxyFiles} from '../haproxy/config.js'
+import {runtimeAction, runtimeCommand, serverStates, serversStateDump, workerInfo, AdminFlag, OpState, type ServerState} from '../haproxy/runtime.js'
 import type {CloudFile} from './cloud-file.js'
-import {backendName, changeLbState, drainSeconds, readLbState, serverName, type LbState, type Pool, type PoolMember} from './lb-state.js'
+import {backendName, changeLbState, readLbState, serverName, type HealthCheck, type LbState, type Pool, type PoolMember} from './lb-state.js'
 
 /**
  * The lab ELB's data plane: what a registration, a deregistration or a new health check does to
@@ -65,6 +65,11 @@ export function memberState(states: Map<string, ServerState> | undefined, pool: 
   return states?.get(`${backendName(pool)}/${serverName(pool, member)}`)
 }
 
+/** A member's health from the data plane's states, its registration time and the pool's check. */
+export function healthOfMember(states: Map<string, ServerState> | undefined, pool: Pool, member: PoolMember, now = Date.now()): MemberHealth {
+  return memberHealth(memberState(states, pool, member), {sinceRegisteredMs: now - Date.parse(member.registeredAt), check: pool.healthCheck})
+}
+
 /** What a member's HAProxy state means, in the terms both ELB APIs report. */
 export type MemberHealth =
   | {kind: 'healthy'}
@@ -73,7 +78,11 @@ export type MemberHealth =
   | {kind: 'failing'; timeout: boolean; httpCode?: number}
   | {kind: 'unknown'}
 
-export function memberHealth(state: ServerState | undefined): MemberHealth {
+/**
+ * `sinceRegisteredMs` and `check`: a member that has never been up is still "registering" until it
+ * has had UnhealthyThreshold checks to fail, as AWS reports a new instance whose checks fail.
+ */
+export function memberHealth(state: ServerState | undefined, registration?: {sinceRegisteredMs: number; check: HealthCheck}): MemberHealth {
   if (!state) return {kind: 'unknown'}
   if (state.adminState & (AdminFlag.forcedMaint | AdminFlag.inheritedMaint | AdminFlag.configMaint | AdminFlag.resolutionMaint)) {
     return {kind: 'unknown'}
@@ -82,6 +91,9 @@ export function memberHealth(state: ServerState | undefined): MemberHealth {
   const passed = /^(L4OK|L6OK|L7OK|L7OKC)$/.test(state.checkStatus)
   // A new server is forced down once at registration; until its first failure, being down means "not yet up".
   if (state.downTransitions <= 1 && (passed || state.checkStatus === 'INI' || state.checkStatus === '')) return {kind: 'registering'}
+  if (state.downTransitions <= 1 && registration && registration.sinceRegisteredMs < registration.check.unhealthyThreshold * registration.check.intervalSeconds * 1000) {
+    return {kind: 'registering'}
+  }
   if (passed) return {kind: 'recovering'}
   return {kind: 'failing', timeout: /TOUT$/.test(state.checkStatus), httpCode: state.checkStatus === 'L7STS' ? state.checkCode : undefined}
 }
@@ -90,22 +102,31 @@ export function memberHealth(state: ServerState | undefined): MemberHealth {
  * HAProxy's config rendered again from lb.json, then a reload (SIGUSR2 to the master, which keeps
  * its pid) with the server states saved first, so drains and health survive it. Needed when a
  * backend-level setting changes (ConfigureHealthCheck's timeout, its target); servers come and go
- * at run time without one.
+ * at run time without one. The config's `node` name is a hash of it: the reload is done when the
+ * worker reports that name. A master still busy with the reload before drops a SIGUSR2, so the
+ * signal is sent again until the new config runs.
  */
-export async function reloadPlane(plane: DataPlane, cloud: CloudFile, state: LbState, timeoutMs = 5000): Promise<void> {
+export async function reloadPlane(plane: DataPlane, cloud: CloudFile, state: LbState, timeoutMs = 10_000): Promise<void> {
   const files = plane.haproxy
-  await writeAtomic(files.config, renderHaproxyConfig({files, fronts: plane.fronts, state, addresses: instanceAddresses(cloud)}))
-  const before = await workerPid(files.socket).catch(() => undefined)
-  if (before === undefined) return // not running: the next start reads the new config
+  const config = renderHaproxyConfig({files, fronts: plane.fronts, state, addresses: instanceAddresses(cloud)})
+  const wanted = configNode(config)
+  await writeAtomic(files.config, config)
+  const running = await workerInfo(files.socket).catch(() => undefined)
+  if (running === undefined) return // not running: the next start reads the new config
+  if (running.node === wanted) return // already runs this config
   await writeAtomic(files.stateFile, await serversStateDump(files.socket))
   const master = existsSync(files.pidFile) ? Number(readFileSync(files.pidFile, 'utf8').trim()) : NaN
   if (!Number.isInteger(master) || master <= 1) throw new Error(`HAProxy's pid file ${files.pidFile} holds no pid`)
-  process.kill(master, 'SIGUSR2')
   const deadline = Date.now() + timeoutMs
+  let signalled = 0
   while (Date.now() < deadline) {
-    const now = await workerPid(files.socket).catch(() => undefined)
-    if (now !== undefined && now !== before) return
+    if (Date.now() - signalled > 500) {
+      process.kill(master, 'SIGUSR2')
+      signalled = Date.now()
+    }
     await new Promise((r) => setTimeout(r, 50))
+    const now = await workerInfo(files.socket).catch(() => undefined)
+    if (now?.node === wanted) return
   }
   throw new Error(`HAProxy did not reload within ${timeoutMs} ms (see its log)`)
 }
@@ -144,4 +165,3 @@ export async function finishDrains(dir: string, readCloud: () => Promise<CloudFi
   })
 }
 
-export {drainSeconds}

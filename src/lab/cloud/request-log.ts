@@ -1,11 +1,16 @@
-import {appendFileSync, existsSync, readFileSync} from 'node:fs'
+import {appendFileSync, existsSync, readFileSync, renameSync, statSync} from 'node:fs'
 
 import {labPaths} from '../layout.js'
 
 /**
  * <lab>/cloud-requests.jsonl: one line per request the cloud endpoint answered, so a test can
  * assert what a command asked AWS for (or that it asked nothing: a bad config must make no call).
+ * Past 16 MiB it moves to cloud-requests.jsonl.1 (one generation kept), so an `lb watch` left running
+ * against the lab does not fill the disk.
  */
+
+const maxBytes = 16 * 1024 * 1024
+let appends = 0
 export interface CloudRequestRecord {
   time: string
   /** SigV4 signing name: ec2, elasticloadbalancing. */
@@ -20,8 +25,10 @@ export interface CloudRequestRecord {
 }
 
 export function appendRequestLog(dir: string, record: CloudRequestRecord): void {
+  const file = labPaths.cloudRequests(dir)
   try {
-    appendFileSync(labPaths.cloudRequests(dir), `${JSON.stringify(record)}\n`)
+    if (++appends % 1000 === 0 && statSync(file).size > maxBytes) renameSync(file, `${file}.1`)
+    appendFileSync(file, `${JSON.stringify(record)}\n`)
   } catch {
     // the lab dir went away (a test removed it): the answer matters more than its log line
   }
@@ -30,9 +37,9 @@ export function appendRequestLog(dir: string, record: CloudRequestRecord): void 
 /** Every request logged so far (optionally only those from `since`, an ISO time). */
 export function readRequestLog(dir: string, since?: string): CloudRequestRecord[] {
   const file = labPaths.cloudRequests(dir)
-  if (!existsSync(file)) return []
-  return readFileSync(file, 'utf8')
-    .split('\n')
+  return [`${file}.1`, file]
+    .filter((f) => existsSync(f))
+    .flatMap((f) => readFileSync(f, 'utf8').split('\n'))
     .filter(Boolean)
     .map((line) => JSON.parse(line) as CloudRequestRecord)
     .filter((r) => since === undefined || r.time >= since)

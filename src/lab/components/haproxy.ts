@@ -1,6 +1,7 @@
 import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
+import {UserError} from '../../errors.js'
 import {readLbState} from '../cloud/lb-state.js'
 import type {DataPlane} from '../cloud/lb-plane.js'
 import {renderHaproxyConfig} from '../haproxy/config.js'
@@ -58,6 +59,14 @@ export const haproxyComponent: LabComponent = {
         logFile: labPaths.log(ctx.dir, 'haproxy'),
       },
     ]
+  },
+  check(ctx) {
+    if (!elbEnabled(ctx)) return
+    const {socket} = labDataPlane(ctx.dir, ctx.layout).haproxy
+    // A Unix socket's path holds at most 107 bytes (sun_path): HAProxy could not bind it.
+    if (Buffer.byteLength(socket) > 107) {
+      throw new UserError(`The lab dir's path is too long for HAProxy's runtime socket (${socket}).`, {fix: 'Use a shorter --dir, or run the lab without NGINX nodes (--nginx 0).'})
+    }
   },
   async prepare(ctx, toStart) {
     if (!elbEnabled(ctx) || toStart.length === 0) return

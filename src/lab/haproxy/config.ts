@@ -1,3 +1,5 @@
+import {createHash} from 'node:crypto'
+
 import {backendName, serverName, type HealthCheck, type LbState, type Pool, type PoolMember} from '../cloud/lb-state.js'
 
 /**
@@ -33,7 +35,18 @@ export function poolKey(pool: Pick<Pool, 'kind' | 'name'>): string {
   return `${pool.kind}/${pool.name}`
 }
 
+/** The `node` name a config carries: a hash of the rest of it, which `show info` reports, so a reload can tell it took. */
+export function configNode(config: string): string | undefined {
+  return /^ {2}node (feedops-lab-[0-9a-f]+)$/m.exec(config)?.[1]
+}
+
 export function renderHaproxyConfig(input: RenderInput): string {
+  const body = renderBody(input)
+  const node = `feedops-lab-${createHash('sha256').update(body).digest('hex').slice(0, 16)}`
+  return body.replace('\nglobal\n', `\nglobal\n  node ${node}\n`)
+}
+
+function renderBody(input: RenderInput): string {
   const {files, fronts, state} = input
   const lines = [
     '# Written by the feedops lab (haproxy component and cloud endpoint); rendered again on every change.',

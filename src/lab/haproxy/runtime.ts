@@ -117,11 +117,12 @@ export async function serverStates(socket: string): Promise<Map<string, ServerSt
   return result
 }
 
-/** The worker's pid (`show info`), which a reload changes. */
-export async function workerPid(socket: string): Promise<number | undefined> {
+/** The running worker's pid and `node` name (`show info`); a reload to a new config changes both. */
+export async function workerInfo(socket: string): Promise<{pid: number; node: string} | undefined> {
   const out = await runtimeCommand(socket, ['show info'], 1000)
   const pid = /^Pid: ([0-9]+)$/m.exec(out)?.[1]
-  return pid ? Number(pid) : undefined
+  const node = /^node: (.*)$/m.exec(out)?.[1] ?? ''
+  return pid ? {pid: Number(pid), node} : undefined
 }
 
 /** `show servers state` as HAProxy writes it, for `server-state-file` across a reload. */

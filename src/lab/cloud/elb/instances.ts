@@ -1,7 +1,7 @@
 import type {CloudFile} from '../cloud-file.js'
 import {CloudApiError} from '../errors.js'
 import {deregisterMembers, ec2Instance, registerMembers, requiredParam, validationError} from '../lb-members.js'
-import {dataPlaneOf, memberHealth, memberState, planeStates} from '../lb-plane.js'
+import {dataPlaneOf, healthOfMember, planeStates, type MemberHealth} from '../lb-plane.js'
 import {changeLbState, readLbState, type ClassicPool} from '../lb-state.js'
 import {indexedStructs} from '../query-params.js'
 import type {CloudRequest} from '../service.js'
@@ -17,9 +17,10 @@ function instanceIds(req: CloudRequest, required: boolean): string[] {
   return [...new Set(ids)]
 }
 
-/** Every id must be an EC2 instance; registering also needs it running. */
-function checkInstances(cloud: CloudFile, ids: string[], registering: boolean): void {
-  const missing = ids.filter((id) => ec2Instance(cloud, id) === undefined || ec2Instance(cloud, id)?.state === 'terminated')
+/** Every id must be an EC2 instance (or, to deregister, a member whose instance is gone); registering also needs it running. */
+function checkInstances(cloud: CloudFile, ids: string[], registering: boolean, pool?: ClassicPool): void {
+  const known = (id: string) => pool !== undefined && [...pool.members, ...pool.draining].some((m) => m.id === id)
+  const missing = ids.filter((id) => (ec2Instance(cloud, id) === undefined || ec2Instance(cloud, id)?.state === 'terminated') && !known(id))
   if (missing.length > 0) throw new CloudApiError('InvalidInstance', `Could not find EC2 instance${missing.length > 1 ? 's' : ''} ${missing.join(', ')}.`)
   const notRunning = registering ? ids.filter((id) => ec2Instance(cloud, id)?.state !== 'running') : []
   if (notRunning.length > 0) throw new CloudApiError('InvalidInstance', `EC2 instance ${notRunning.join(', ')} is not in running state.`)
@@ -46,7 +47,7 @@ export async function deregisterInstances(req: CloudRequest): Promise<XmlObject>
   const ids = instanceIds(req, true)
   return changeLbState(req.dir, async (state) => {
     const pool = findClassic(state, name)
-    checkInstances(req.cloud, ids, false)
+    checkInstances(req.cloud, ids, false, pool)
     const port = pool.listeners[0]!.instancePort
     await deregisterMembers(req, pool, ids.map((id) => ({id, port})))
     return instancesXml(pool)
@@ -88,7 +89,7 @@ export async function describeInstanceHealth(req: CloudRequest): Promise<XmlObje
     else if (!member) state({State: 'OutOfService', ReasonCode: 'ELB', Description: 'Instance is not currently registered with the LoadBalancer.'})
     else if (!plane) state({State: 'InService', ReasonCode: 'N/A', Description: 'N/A'}) // no data plane: nothing to check with
     else {
-      const health = memberHealth(memberState(states, pool, member))
+      const health = healthOfMember(states, pool, member)
       if (health.kind === 'healthy') state({State: 'InService', ReasonCode: 'N/A', Description: 'N/A'})
       else if (health.kind === 'registering') state({State: 'OutOfService', ReasonCode: 'ELB', Description: 'Instance registration is still in progress.'})
       else if (health.kind === 'recovering') state({State: 'OutOfService', ReasonCode: 'Instance', Description: 'Instance has not passed the configured HealthyThreshold number of health checks consecutively.'})

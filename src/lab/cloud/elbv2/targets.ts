@@ -1,6 +1,6 @@
 import {CloudApiError} from '../errors.js'
 import {deregisterMembers, ec2Instance, registerMembers, requiredParam, validationError} from '../lb-members.js'
-import {dataPlaneOf, memberHealth, memberState, planeStates} from '../lb-plane.js'
+import {dataPlaneOf, healthOfMember, planeStates, type MemberHealth} from '../lb-plane.js'
 import {changeLbState, readLbState, type TargetGroupPool} from '../lb-state.js'
 import {indexedStructs} from '../query-params.js'
 import type {CloudRequest} from '../service.js'
@@ -22,8 +22,10 @@ function targets(req: CloudRequest, pool: TargetGroupPool, required: boolean): {
   return list.filter((t, i) => list.findIndex((u) => u.id === t.id && u.port === t.port) === i)
 }
 
-function checkTargets(req: CloudRequest, list: {id: string}[], registering: boolean): void {
-  const invalid = list.filter((t) => !ec2Instance(req.cloud, t.id) || ec2Instance(req.cloud, t.id)?.state === 'terminated')
+/** Every target must be an EC2 instance (or, to deregister, a member whose instance is gone); registering also needs it running. */
+function checkTargets(req: CloudRequest, list: {id: string}[], registering: boolean, pool?: TargetGroupPool): void {
+  const known = (id: string) => pool !== undefined && [...pool.members, ...pool.draining].some((m) => m.id === id)
+  const invalid = list.filter((t) => (!ec2Instance(req.cloud, t.id) || ec2Instance(req.cloud, t.id)?.state === 'terminated') && !known(t.id))
   if (invalid.length > 0) throw new CloudApiError('InvalidTarget', `The following targets are not valid instances: ${invalid.map((t) => `'${t.id}'`).join(', ')}`)
   const stopped = registering ? list.filter((t) => ec2Instance(req.cloud, t.id)?.state !== 'running') : []
   if (stopped.length > 0) {
@@ -47,7 +49,7 @@ export async function deregisterTargets(req: CloudRequest): Promise<XmlObject | 
   await changeLbState(req.dir, async (state) => {
     const pool = findTargetGroup(state, arn)
     const list = targets(req, pool, true)
-    checkTargets(req, list, false)
+    checkTargets(req, list, false, pool)
     await deregisterMembers(req, pool, list)
   })
   return undefined
@@ -74,14 +76,14 @@ export async function describeTargetHealth(req: CloudRequest): Promise<XmlObject
     else if (!member) health = {State: 'unused', Reason: 'Target.NotRegistered', Description: 'Target is not registered to the target group'}
     else if (!inUse) health = {State: 'unused', Reason: 'Target.NotInUse', Description: 'Target group is not configured to receive traffic from the load balancer'}
     else if (!plane) health = {State: 'healthy'}
-    else health = fromHaproxy(memberHealth(memberState(states, pool, member)))
+    else health = fromHaproxy(healthOfMember(states, pool, member))
     const checkPort = pool.healthCheckPort === 'traffic-port' ? port : Number(pool.healthCheckPort)
     return {Target: {Id: id, Port: port}, HealthCheckPort: String(checkPort), TargetHealth: health}
   })
   return {TargetHealthDescriptions: {member: out as unknown as XmlObject[]}}
 }
 
-function fromHaproxy(h: ReturnType<typeof memberHealth>): Health {
+function fromHaproxy(h: MemberHealth): Health {
   switch (h.kind) {
     case 'healthy':
       return {State: 'healthy'}

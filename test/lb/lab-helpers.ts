@@ -144,9 +144,9 @@ export async function startMissing(lab: TestLab): Promise<void> {
 }
 
 /** Points a node's upstreams at a dead port (nginx answers, reaches no app host), or back at the app hosts. */
-export async function breakUpstreams(lab: TestLab, node: string, broken: boolean, to?: {address: string; port: number}): Promise<void> {
+export async function breakUpstreams(lab: TestLab, node: string, broken: boolean): Promise<void> {
   const files = nginxNodeFiles(labPaths.nginxDir(lab.dir, node))
-  const servers = broken ? [to ?? {address: '127.0.0.1', port: 9}] : lab.layout.hosts.map((h) => ({address: h.address, port: 8080}))
+  const servers = broken ? [{address: '127.0.0.1', port: 9}] : lab.layout.hosts.map((h) => ({address: h.address, port: 8080}))
   writeFileSync(files.upstreams, renderUpstreams(servers))
   const pid = Number(readFileSync(files.pid, 'utf8').trim())
   const before = workers(pid)
@@ -155,7 +155,6 @@ export async function breakUpstreams(lab: TestLab, node: string, broken: boolean
   for (let i = 0; i < 200; i++) {
     const now = workers(pid)
     if (now.length > 0 && now.every((w) => !before.includes(w))) {
-      if (to) return // an upstream that never answers: the health check would hang too
       const status = await healthStatus(lab, node)
       if (broken ? status >= 500 : status === 200) return
     }
@@ -183,29 +182,6 @@ export function healthStatus(lab: TestLab, node: string): Promise<number> {
     req.on('error', () => resolve(0))
     req.setTimeout(2000, () => req.destroy())
   })
-}
-
-/** A server that accepts connections and never answers: requests through a node pointed at it stay in flight. */
-export async function blackHole(address: string): Promise<{address: string; port: number; held(): number; close(): Promise<void>}> {
-  const net = await import('node:net')
-  const sockets = new Set<import('node:net').Socket>()
-  const server = net.createServer((s) => {
-    sockets.add(s)
-    s.on('close', () => sockets.delete(s))
-    s.on('error', () => undefined)
-  })
-  await new Promise<void>((resolve) => server.listen(0, address, resolve))
-  const port = (server.address() as import('node:net').AddressInfo).port
-  return {
-    address,
-    port,
-    held: () => sockets.size,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
 }
 
 export async function setFaults(lab: TestLab, faults: CloudFile['faults'] | undefined): Promise<void> {

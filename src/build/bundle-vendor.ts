@@ -13,6 +13,8 @@ import {fileURLToPath} from 'node:url'
 
 import {build, type Plugin} from 'esbuild'
 
+import {ELB_CLASSIC_EXPORTS, ELB_V2_EXPORTS} from '../lb/sdk-exports.js'
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 const outdir = path.join(root, 'dist/vendor')
 mkdirSync(outdir, {recursive: true})
@@ -51,3 +53,28 @@ await build({
   logLevel: 'warning',
 })
 console.log('Bundled dist/vendor/ec2-sdk.cjs')
+
+// The two ELB clients `feedops lb` uses (src/lb/sdk.ts): one file, their shared SDK core once.
+await build({
+  stdin: {
+    contents: [
+      `import {${ELB_CLASSIC_EXPORTS.join(', ')}} from '@aws-sdk/client-elastic-load-balancing'`,
+      `import {${ELB_V2_EXPORTS.join(', ')}} from '@aws-sdk/client-elastic-load-balancing-v2'`,
+      `export const classic = {${ELB_CLASSIC_EXPORTS.join(', ')}}`,
+      `export const elbv2 = {${ELB_V2_EXPORTS.join(', ')}}`,
+    ].join('\n'),
+    resolveDir: root,
+    sourcefile: 'elb-sdk-entry.js',
+  },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  mainFields: ['module', 'main'],
+  minify: true,
+  legalComments: 'linked',
+  outfile: path.join(outdir, 'elb-sdk.cjs'),
+  plugins: [builtinImportsToRequire],
+  logLevel: 'warning',
+})
+console.log('Bundled dist/vendor/elb-sdk.cjs')

@@ -2,6 +2,7 @@ import {z} from 'zod'
 
 import {HOST_NAME_PATTERN, HOST_NAME_RULE} from '../inventory/host.js'
 import {lazy, pickPresent} from './lazy-schema.js'
+import {lbSchema} from './lb.js'
 import {urlProblem} from './urls.js'
 
 /**
@@ -195,7 +196,7 @@ export const environmentSchema = lazy(() => z
     memcached: z.object({servers: z.array(z.string().regex(/^[^:\s]+:\d+$/, 'host:port')).min(1)}).strict().optional(),
     /** Filled in by the app/deploy and lb features. */
     app: z.record(z.string(), z.unknown()).optional(),
-    lb: z.record(z.string(), z.unknown()).optional(),
+    lb: lbSchema.optional(),
     deploy: deploySchema.optional(),
     /** Written by `feedops lab up`: where the lab keeps its state. */
     lab: z.object({dir: z.string().min(1)}).strict().optional(),

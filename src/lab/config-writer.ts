@@ -3,6 +3,7 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {userInfo} from 'node:os'
 import {stringify} from 'yaml'
 
+import {lbSchema} from '../config/lb.js'
 import type {ConfigFile, EnvironmentConfig, ShardsSettings} from '../config/schema.js'
 import {configFileSchema, deploySchema} from '../config/schema.js'
 import {pgbouncerKeepsPrepared} from './components/pgbouncer.js'
@@ -80,7 +81,7 @@ export function labConfig(input: LabConfigInput): ConfigFile {
     // Their apps share this machine's cores, so a batch of 24 starting at once needs the default 30 s gate.
     deploy: deploySchema.parse({path: `~/${LAB_DEPLOY_DIR}`, lockStaleSeconds: 30, minFreeMb: 256}),
     // The lab's ELB (HAProxy behind the endpoint's Classic ELB API); labLbSection('elbv2') is its target group.
-    ...(input.cloud && layout.nginx.length > 0 ? {lb: labLbSection('classic')} : {}),
+    ...(input.cloud && layout.nginx.length > 0 ? {lb: lbSchema.parse(labLbSection('classic'))} : {}),
     lab: {dir: input.dir},
   }
   return {defaultEnvironment: 'lab', environments: {lab}}
@@ -118,8 +119,10 @@ function compact(config: ConfigFile): unknown {
         logical: env.shards.logical,
       }
     : undefined
+  // The lb section as the lab writes it (the provider and its name); everything else is the schema's defaults.
+  const lb = env.lb ? (env.lb.provider === 'classic' ? {provider: 'classic', name: env.lb.name} : {provider: 'elbv2', targetGroupArn: env.lb.targetGroupArn}) : undefined
   return {
     defaultEnvironment: config.defaultEnvironment,
-    environments: {lab: {...env, ssh: sshShown, inventory: inventoryShown, ...(shards ? {shards} : {})}},
+    environments: {lab: {...env, ssh: sshShown, inventory: inventoryShown, ...(shards ? {shards} : {}), ...(lb ? {lb} : {})}},
   }
 }

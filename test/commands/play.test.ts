@@ -38,10 +38,10 @@ describe('feedops play', {timeout: 240_000}, () => {
   it('rejects an unknown or missing playbook name with exit 2, listing the names', async () => {
     const r = await cli(['play', 'deploy-everything', '--config', lab.configFile])
     assert.equal(r.code, 2)
-    assert.equal(r.stderr, 'Error: No playbook named "deploy-everything".\nFix: Use one of: check, facts, nginx-upstreams, provision (see `feedops play --list`).\n')
+    assert.equal(r.stderr, 'Error: No playbook named "deploy-everything".\nFix: Use one of: check, facts, nginx-reload, nginx-upstreams, provision (see `feedops play --list`).\n')
     const none = await cli(['play', '--config', lab.configFile])
     assert.equal(none.code, 2)
-    assert.match(none.stderr, /Error: Which playbook\?\nFix: Name one: check, facts, nginx-upstreams, provision/)
+    assert.match(none.stderr, /Error: Which playbook\?\nFix: Name one: check, facts, nginx-reload, nginx-upstreams, provision/)
   })
 
   it('refuses a blank --hosts or --role (exit 2) before touching any host', async () => {

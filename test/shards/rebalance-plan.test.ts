@@ -10,6 +10,7 @@ import {planFlags} from '../../src/shards/rebalance/input.js'
 import {assertPlanHolds, brokenMoves} from '../../src/shards/rebalance/plan-file.js'
 import {planRebalance, type PlanInput, type ShardSize} from '../../src/shards/rebalance/plan.js'
 import {planPicture} from '../../src/shards/rebalance/render.js'
+import {nextMove, pairKey} from '../../src/shards/rebalance/schedule.js'
 
 const MB = 1024 * 1024
 const servers = (...names: string[]) => names.map((name) => ({name, weight: 1}))
@@ -208,5 +209,31 @@ describe('the picture of a plan', () => {
     const bars = (doc.svg.rect as {title?: string}[]).filter((r) => r.title)
     assert.equal(bars.length, 4 * 2 * 2) // servers × series × metrics
     assert.ok((doc.svg.text as unknown[]).some((t) => t === 'plan <from map 7>' || (t as {'#text'?: string})['#text'] === 'plan <from map 7>'))
+  })
+})
+
+describe('the rebalance schedule', () => {
+  const moves = [
+    {shard: 0, from: 'pg1', to: 'pg3'},
+    {shard: 2, from: 'pg1', to: 'pg4'},
+    {shard: 1, from: 'pg2', to: 'pg3'},
+    {shard: 3, from: 'pg2', to: 'pg4'},
+  ]
+  const perPair = {concurrency: null, perServer: 1}
+
+  it('by default runs at most one move per source and one per target server', () => {
+    assert.equal(nextMove(moves, [], new Set(), perPair), moves[0])
+    // pg1 is busy as a source, pg3 as a target: shard 3 (pg2 → pg4) is the one that can start.
+    assert.equal(nextMove(moves.slice(1), [moves[0]!], new Set(), perPair), moves[3])
+    assert.equal(nextMove([moves[1]!, moves[2]!], [moves[0]!, moves[3]!], new Set(), perPair), undefined)
+  })
+
+  it('--concurrency bounds the moves in flight across the fleet; --per-server lifts the per-server limit', () => {
+    assert.equal(nextMove(moves.slice(1), [moves[0]!], new Set(), {concurrency: 1, perServer: 1}), undefined)
+    assert.equal(nextMove(moves.slice(1), [moves[0]!], new Set(), {concurrency: null, perServer: 2}), moves[1])
+  })
+
+  it('a failed pair starts no more moves; other pairs go on', () => {
+    assert.equal(nextMove(moves, [], new Set([pairKey(moves[0]!)]), perPair), moves[1])
   })
 })

@@ -33,8 +33,10 @@ describe('shards plan and shards rebalance', {timeout: 300_000}, () => {
   const BIG = 0 // the skewed shard: many rows
 
   before(async () => {
-    const lab = await startTestLab({postgres: 4, redis: true, memcached: true})
+    const lab = await startTestLab({postgres: 2, redis: true, memcached: true})
     try {
+      // `lab up --postgres 4` on the running lab adds two servers, each with its shard database.
+      await labUp({dir: lab.dir, postgres: 4})
       const doc = parse(readFileSync(lab.configFile, 'utf8')) as {environments: Record<string, Record<string, any>>}
       const env = doc.environments.lab!
       env.shards.logical = LOGICAL
@@ -47,6 +49,8 @@ describe('shards plan and shards rebalance', {timeout: 300_000}, () => {
         const config = appConfigFrom(loadConfig({flag: file}), {})
         return {lab, file, config, url: (server) => all.find((s) => s.name === server)!.url}
       }
+      assert.deepEqual(all.map((x) => x.name), ['pg1', 'pg2', 'pg3', 'pg4'])
+      assert.deepEqual(await sql(all[3]!.url, 'SELECT current_database() AS db'), [{db: 'feedops'}])
       two = write('two.yml', all.slice(0, 2))
       four = write('four.yml', all)
       pinned = write('pinned.yml', all, {pinned: [BIG, 3]})
@@ -190,6 +194,8 @@ describe('shards plan and shards rebalance', {timeout: 300_000}, () => {
     const counts = await sql<{server: string; n: number}>(catalog, 'SELECT server, count(*)::int AS n FROM shard_map GROUP BY server ORDER BY server')
     assert.deepEqual(counts.map((c) => `${c.server} ${c.n}`), ['pg1 4', 'pg2 4', 'pg3 4', 'pg4 4'])
     await assertAllOnce(writes, 'w1')
+    // The lab refuses to shrink onto fewer servers than hold shards.
+    await assert.rejects(labUp({dir: four.lab.dir, postgres: 2}), /--postgres 2 would stop pg3, pg4, which the shard map says hold logical shards/)
   })
 
   it('drains a server to zero under writes through the app: every acknowledged write present exactly once', async () => {

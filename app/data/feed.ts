@@ -1,6 +1,7 @@
 import {idText, preparedQuery, query, type DataContext} from './context.js'
 import {idsByServer, queryByServer, unionAllOverShards} from './per-server.js'
 import {PHOTO_COLUMNS, photoView, shardOfPhoto, type PhotoObject, type PhotoRow} from './photos.js'
+import {readWithMap} from './shard-write.js'
 import {followees, getUsers, shardOf} from './users.js'
 
 export interface FeedItem extends PhotoObject {
@@ -34,12 +35,7 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
   if (following.length === 0) return {items: [], next: null}
   const cursor = before ?? MAX_BIGINT
 
-  const byServer = [...idsByServer(ctx, following, (id) => shardOf(ctx, id))]
-  const batches =
-    ctx.feedStrategy === 'per-shard'
-      ? byServer.flatMap(([server, shards]) => [...shards].map((entry) => ({server, shards: new Map([entry])})))
-      : byServer.map(([server, shards]) => ({server, shards}))
-  const perBatch = await Promise.all(batches.map((b) => latestIds(ctx, b.server, b.shards, cursor, limit)))
+  const perBatch = await readWithMap(ctx, () => Promise.all(batchesOf(ctx, following).map((b) => latestIds(ctx, b.server, b.shards, cursor, limit))))
   const page = perBatch
     .flat()
     .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))
@@ -68,6 +64,14 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
     items.push({...photoView(ctx, row), user: u ? {id: u.id, username: u.username, name: u.name} : null})
   }
   return {items, next: page.length === limit ? idText(page[page.length - 1]!) : null}
+}
+
+/** The feed-ids statements to send: one per server, or one per logical shard (per-shard), as the map is now. */
+function batchesOf(ctx: DataContext, following: bigint[]): {server: string; shards: Map<number, bigint[]>}[] {
+  const byServer = [...idsByServer(ctx, following, (id) => shardOf(ctx, id))]
+  return ctx.feedStrategy === 'per-shard'
+    ? byServer.flatMap(([server, shards]) => [...shards].map((entry) => ({server, shards: new Map([entry])})))
+    : byServer.map(([server, shards]) => ({server, shards}))
 }
 
 /**
@@ -109,12 +113,14 @@ async function latestIds(ctx: DataContext, server: string, users: Map<number, bi
  * covering all of them is one Postgres re-plans for every read anyway (it judges its generic plan worse).
  */
 async function photoRows(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, PhotoRow>> {
-  const rows = await queryByServer<PhotoRow>(
-    ctx,
-    'feed-rows',
-    ids,
-    (id) => shardOfPhoto(ctx, id),
-    (s, photoIds) => `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = ANY(${photoIds})`,
+  const rows = await readWithMap(ctx, () =>
+    queryByServer<PhotoRow>(
+      ctx,
+      'feed-rows',
+      ids,
+      (id) => shardOfPhoto(ctx, id),
+      (s, photoIds) => `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = ANY(${photoIds})`,
+    ),
   )
   return new Map(rows.map((r) => [BigInt(r.id), r]))
 }

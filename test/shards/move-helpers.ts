@@ -234,3 +234,29 @@ export async function killServer(postmaster: number): Promise<void> {
     }),
   )
 }
+
+/** kill -9 of one lab Postgres server by its name (pg1 also holds the catalog); returns when it is gone. */
+export async function killPg(ml: MoveLab, name: string): Promise<void> {
+  const {readState} = await import('../../src/lab/state.js')
+  await killServer(readState(ml.lab.dir)!.processes.find((p) => p.name === name)!.pid!)
+}
+
+/** Starts again whatever the lab lost (a killed server comes back through crash recovery). */
+export async function restartLab(ml: MoveLab): Promise<void> {
+  const {labUp} = await import('../../src/lab/index.js')
+  await labUp({dir: ml.lab.dir})
+}
+
+/** A CLI's stderr shows no crash: no stack frame, no unhandled error event. */
+export function assertNoCrash(stderr: string, what: string): void {
+  if (/Unhandled 'error' event|^\s+at .+:\d+:\d+\)?$/m.test(stderr)) throw new Error(`${what} crashed with a stack trace:\n${stderr}`)
+}
+
+/**
+ * How long after `t` (performance.now()) writes to the shard went unacknowledged: from `t` to the end of
+ * the first write that started after it and succeeded. Infinity when none did.
+ */
+export function refusedAfter(writes: readonly Write[], t: number): number {
+  const ok = writes.filter((w) => w.startedAt >= t && w.status === 201).sort((a, b) => a.endedAt - b.endedAt)[0]
+  return ok ? ok.endedAt - t : Number.POSITIVE_INFINITY
+}

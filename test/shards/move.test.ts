@@ -181,11 +181,15 @@ describe('shards move', {timeout: 400_000}, () => {
     await cli.exited
     // doctor before the refused move: that one holds the shard's move lock for a moment before it refuses,
     // and a job whose lock is held is being worked on
-    const [jobs, doctor] = await Promise.all([shards(ml, ['moves', '--live']), shards(ml, ['doctor'])])
+    const doctor = await shards(ml, ['doctor'])
+    assert.ok(doctor.json.findings.some((f: {kind: string}) => f.kind === 'job'), 'doctor sees the job nobody works on')
+    // `moves` shows no job running with a dead owner: it marks it failed (resumable), and says so.
+    const jobs = await shards(ml, ['moves', '--live'])
     const other = await shards(ml, ['move', String(shard), '--to', 'pg1'])
     const job = jobs.json.jobs.find((j: {shard: number}) => j.shard === shard)
-    assert.deepEqual([job.phase, job.status], ['catch-up', 'running'])
-    assert.ok(doctor.json.findings.some((f: {kind: string}) => f.kind === 'job'), 'doctor sees the job nobody works on')
+    assert.deepEqual([job.phase, job.status], ['catch-up', 'failed'])
+    assert.match(job.error, /its process \(.+:\d+\) is gone/)
+    assert.deepEqual(jobs.json.orphaned.map((j: {id: number}) => j.id), [job.id])
     assert.equal(other.code, 2, other.stdout)
     assert.match(other.json.error.message, /already moving from pg2 to pg3/)
     const again = await shards(ml, ['move', String(shard), '--to', 'pg3'])

@@ -166,7 +166,11 @@ async function openOrCreate(env: MoveEnv, settings: ShardsSettings, req: Rebalan
   const pinned = pinnedShards(settings, map.logical)
   const names = settings.servers.map((s) => s.name)
   if (open) {
-    const samePlan = req.plan ? JSON.stringify(req.plan.moves) === JSON.stringify(open.plan.moves) : true
+    // The same plan file again: every move of the open rebalance is in it (it was made from the file's moves,
+    // less those already on their target).
+    const key = (m: {shard: number; from: string; to: string}) => `${m.shard}:${m.from}:${m.to}`
+    const inFile = new Set(req.plan?.moves.map(key) ?? [])
+    const samePlan = !req.plan || open.plan.moves.every((m) => inFile.has(key(m)))
     const f = open.plan
     const sameFlags =
       !req.flagsGiven ||

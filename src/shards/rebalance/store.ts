@@ -1,8 +1,11 @@
 import type pg from 'pg'
 
 import {ExitCode, UserError} from '../../errors.js'
-import {CATALOG_DDL_LOCK, LOCK_CLASS} from '../lock-keys.js'
+import {ensureCatalog} from '../catalog.js'
 import type {RebalancePlan} from './plan.js'
+import {MOVE_OUTCOMES, OPEN_STATUSES, REBALANCE_STATUSES, type MoveOutcome, type RebalanceStatus} from './tables.js'
+
+export {MOVE_OUTCOMES, OPEN_STATUSES, REBALANCE_STATUSES, type MoveOutcome, type RebalanceStatus}
 
 /**
  * A rebalance in the catalog: one row naming its plan (shard_rebalances), one row per planned move
@@ -12,73 +15,16 @@ import type {RebalancePlan} from './plan.js'
  * At most one open rebalance (running, stopped, interrupted, failed): running `rebalance` again continues
  * it. The process running it holds a session advisory lock (REBALANCE_LOCK_CLASS, 0) in the catalog; a
  * killed runner frees it at once. `--stop` sets stop_requested, which the runner reads between moves.
+ * The tables are a numbered catalog migration (tables.ts, run by ensureCatalog from write commands only).
  */
-export const REBALANCE_STATUSES = ['running', 'stopped', 'interrupted', 'failed', 'done', 'abandoned'] as const
-export type RebalanceStatus = (typeof REBALANCE_STATUSES)[number]
-export const OPEN_STATUSES: readonly RebalanceStatus[] = ['running', 'stopped', 'interrupted', 'failed']
-
-export const MOVE_OUTCOMES = ['pending', 'running', 'moved', 'completed', 'failed', 'interrupted'] as const
-export type MoveOutcome = (typeof MOVE_OUTCOMES)[number]
-
+export const ensureRebalanceTables = ensureCatalog
+const list = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ')
 export const REBALANCE_LOCK_CLASS = 0x7262616c // "rbal"
 
-/** Bumped with every change of the tables below; the migration runs only when the catalog is behind. */
-const SCHEMA_VERSION = 'feedops rebalance 1'
-
-const list = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ')
-const DDL = `
-CREATE TABLE IF NOT EXISTS shard_rebalances (
-  id bigserial PRIMARY KEY,
-  plan jsonb NOT NULL,
-  options jsonb NOT NULL DEFAULT '{}',
-  status text NOT NULL CHECK (status IN (${list(REBALANCE_STATUSES)})),
-  stop_requested boolean NOT NULL DEFAULT false,
-  owner text,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  finished_at timestamptz
-);
-CREATE UNIQUE INDEX IF NOT EXISTS shard_rebalances_one_open ON shard_rebalances ((true)) WHERE status IN (${list(OPEN_STATUSES)});
-CREATE TABLE IF NOT EXISTS shard_rebalance_moves (
-  rebalance_id bigint NOT NULL REFERENCES shard_rebalances (id),
-  ord int NOT NULL,
-  shard int NOT NULL,
-  source text NOT NULL,
-  target text NOT NULL,
-  rows bigint NOT NULL DEFAULT 0,
-  bytes bigint NOT NULL DEFAULT 0,
-  job_id bigint,
-  outcome text NOT NULL DEFAULT 'pending' CHECK (outcome IN (${list(MOVE_OUTCOMES)})),
-  error text,
-  started_at timestamptz,
-  finished_at timestamptz,
-  PRIMARY KEY (rebalance_id, shard)
-);
-COMMENT ON TABLE shard_rebalances IS '${SCHEMA_VERSION}';
-`
-
-/**
- * Creates or upgrades the rebalance tables; write commands only. Once the catalog is at this version it
- * takes no lock at all; otherwise it waits at most 2 s for a lock (lock_timeout), so it never queues the
- * app's reads behind it for long.
- */
-export async function ensureRebalanceTables(client: pg.ClientBase): Promise<void> {
-  if ((await schemaVersion(client)) === SCHEMA_VERSION) return
-  await client.query('BEGIN')
-  try {
-    await client.query("SET LOCAL lock_timeout = '2s'")
-    await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, CATALOG_DDL_LOCK])
-    if ((await schemaVersion(client)) !== SCHEMA_VERSION) await client.query(DDL)
-    await client.query('COMMIT')
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined)
-    throw err
-  }
-}
-
-async function schemaVersion(client: pg.ClientBase | pg.Pool): Promise<string | null> {
-  const r = await client.query<{v: string | null}>("SELECT obj_description(to_regclass('shard_rebalances'), 'pg_class') AS v")
-  return r.rows[0]?.v ?? null
+/** True once the catalog has the rebalance tables (a read-only check: creating them is ensureCatalog's). */
+async function hasTables(client: pg.ClientBase | pg.Pool): Promise<boolean> {
+  const r = await client.query<{t: string | null}>("SELECT to_regclass('shard_rebalance_moves')::text AS t")
+  return r.rows[0]?.t != null
 }
 
 export interface RebalanceOptions {
@@ -120,7 +66,7 @@ const MOVE_COLUMNS = `ord, shard, source, target, rows::float8 AS rows, bytes::f
 
 /** The open rebalance, else the newest one (undefined when there is none, or no table yet: read-only). */
 export async function latestRebalance(catalog: pg.ClientBase | pg.Pool, opts: {openOnly?: boolean} = {}): Promise<RebalanceRow | undefined> {
-  if ((await schemaVersion(catalog)) === null) return undefined
+  if (!(await hasTables(catalog))) return undefined
   const r = await catalog.query<RebalanceRow>(
     `SELECT ${REBALANCE_COLUMNS} FROM shard_rebalances ${opts.openOnly ? `WHERE status IN (${list(OPEN_STATUSES)})` : ''}
       ORDER BY (status IN (${list(OPEN_STATUSES)})) DESC, id DESC LIMIT 1`,

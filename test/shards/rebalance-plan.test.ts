@@ -4,7 +4,7 @@ import {describe, it} from 'node:test'
 import {XMLParser, XMLValidator} from 'fast-xml-parser'
 
 import {UserError} from '../../src/errors.js'
-import {drawPicture} from '../../src/shards/picture.js'
+import {drawPicture, picture} from '../../src/shards/picture.js'
 import {pictureSvg} from '../../src/shards/picture-svg.js'
 import {planFlags} from '../../src/shards/rebalance/input.js'
 import {assertPlanHolds, brokenMoves} from '../../src/shards/rebalance/plan-file.js'
@@ -198,6 +198,14 @@ describe('the picture of a plan', () => {
         '  pg4 before .................... 0 B',
         '      after  #######............. 5.0 MB',
       ].join('\n'),
+    )
+  })
+
+  it('draws a map: one bar per server, on a terminal in block characters', () => {
+    const p = picture(['now'], [[{server: 'pg1', shards: 12, bytes: 3 * MB}, {server: 'pg2', shards: 4, bytes: MB, note: 'connection refused'}]])
+    assert.equal(
+      drawPicture(p, {unicode: true, width: 12}),
+      ['logical shards', '  pg1 ████████████ 12', '  pg2 ████░░░░░░░░ 4  (connection refused)', 'bytes', '  pg1 ████████████ 3.0 MB', '  pg2 ████░░░░░░░░ 1.0 MB  (connection refused)'].join('\n'),
     )
   })
 

@@ -87,6 +87,6 @@ export function statusText(s: RebalanceStatusReport): string {
   ])
   const table = textTable(['SHARD', 'FROM', 'TO', 'OUTCOME', 'JOB PHASE', 'WRITES HELD', 'ERROR'], rows).trimEnd()
   const r = s.rebalance
-  const who = s.running ? `running (owner ${r.owner ?? 'unknown'})` : r.status
+  const who = s.running ? `running (owner ${r.owner ?? 'unknown'})` : r.status === 'running' ? `not running: its process (${r.owner ?? 'unknown'}) is gone; run \`feedops shards rebalance\` to continue` : r.status
   return `${table}\nRebalance ${r.id}: ${who}${r.stopRequested ? ', stop requested' : ''}; ${s.counts.done} of ${s.counts.total} moves done, ${s.counts.left} left${s.counts.failed ? ` (${s.counts.failed} failed)` : ''}; planned from map version ${r.mapVersion} (strategy ${r.strategy}${r.drain.length ? `, draining ${r.drain.join(', ')}` : ''}).`
 }

@@ -33,7 +33,7 @@ import {call, captureLogs, CDN, initLabShards, SECRET, startApp} from '../app/he
 import {runCli} from '../shards/helpers.js'
 import {captionsOn, sql} from '../shards/move-helpers.js'
 import {startTestLab} from '../support/lab.js'
-import {median, repoRoot, table} from './util.js'
+import {median, repoRoot, settle, table} from './util.js'
 
 const {values} = parseArgs({
   options: {shards: {type: 'string', default: '64'}, rows: {type: 'string', default: '2000000'}, concurrency: {type: 'string', default: '4'}},
@@ -106,6 +106,13 @@ interface MoveRow {
   freezeMs: number | null
   ms: number | null
   phases: Record<string, number>
+}
+
+/** Before each timed run: the seeding's or the last run's WAL checkpointed, and the machine as quiet as it gets. */
+async function quiet(urls: string[]): Promise<string> {
+  await Promise.all(urls.map((u) => sql(u, 'CHECKPOINT')))
+  const s = await settle(30, 20_000)
+  return `settled ${f1(s.waitedMs / 1000)} s, ${f1(s.busyPct)}% busy; load average ${loadavg().map(f1).join(' ')}`
 }
 
 async function rebalance(file: string, args: string[]): Promise<{seconds: number; moves: MoveRow[]}> {
@@ -188,13 +195,17 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 3000))
 
       // 1. feedops, parallel (default: one move per source and per target server).
-      log('feedops shards rebalance 2 → 4 (parallel)…')
+      const servers = all.map((x) => x.url)
+      const quietness: Record<string, string> = {}
+      quietness.parallel = await quiet(servers)
+      log(`feedops shards rebalance 2 → 4 (parallel)… (${quietness.parallel})`)
       load.setPhase('parallel')
       const parallel = summarize('feedops, one move per server pair (default)', await rebalance(fourFile, []))
       log(`  ${parallel.moves} moves in ${f1(parallel.seconds)} s`)
 
       // 2. The naive way back: pg_dump -n | psql per schema, writes to that shard stopped meanwhile.
-      log('naive: pg_dump -n | psql per schema back to 2 servers…')
+      quietness.naive = await quiet(servers)
+      log(`naive: pg_dump -n | psql per schema back to 2 servers… (${quietness.naive})`)
       load.setPhase('naive')
       const onServer = await sql<{shard: number; server: string}>(catalog, "SELECT shard, server FROM shard_map WHERE server IN ('pg3', 'pg4') ORDER BY shard")
       const naiveStops: number[] = []
@@ -224,7 +235,8 @@ async function main(): Promise<void> {
       log(`  ${naive.moves} schemas in ${f1(naive.seconds)} s, writes stopped ${f1(naive.stoppedMs / 1000)} s in all`)
 
       // 3. feedops, one move at a time.
-      log('feedops shards rebalance 2 → 4 (--concurrency 1)…')
+      quietness.serial = await quiet(servers)
+      log(`feedops shards rebalance 2 → 4 (--concurrency 1)… (${quietness.serial})`)
       load.setPhase('serial')
       const serial = summarize('feedops, one move at a time (--concurrency 1)', await rebalance(fourFile, ['--concurrency', '1']))
       log(`  ${serial.moves} moves in ${f1(serial.seconds)} s`)
@@ -282,7 +294,7 @@ async function main(): Promise<void> {
       mkdirSync(out, {recursive: true})
       writeFileSync(
         path.join(out, 'rebalance.json'),
-        JSON.stringify({date: new Date().toISOString(), shards: SHARDS, rows: ROWS, writers: LOAD, loadavg: loadavg(), parallel, serial, naive, writes: {acked, failed, lost, doubled}}, null, 2),
+        JSON.stringify({date: new Date().toISOString(), shards: SHARDS, rows: ROWS, writers: LOAD, loadavg: loadavg(), quietness, parallel, serial, naive, writes: {acked, failed, lost, doubled}}, null, 2),
       )
     } finally {
       await app.stop()

@@ -29,7 +29,7 @@ import {
  * an idle transaction on the source, a table beyond the shard DDL, and an app whose map is stale on every
  * route. Each scenario uses its own shards.
  */
-describe('shards move guards', {timeout: 400_000}, () => {
+describe('shards move guards', {timeout: 600_000}, () => {
   let ml: MoveLab
   let app: RunningApp
   let stale: RunningApp
@@ -107,6 +107,23 @@ describe('shards move guards', {timeout: 400_000}, () => {
     }
   })
 
+  it('a catch-up whose stream has no worker stops with an error saying so, instead of waiting out catchUpTimeoutS', async () => {
+    const shard = 11 // pg3 → pg1
+    const prepared = await shards(ml, ['move', String(shard), '--to', 'pg1', '--prepare'])
+    assert.equal(prepared.code, 0, prepared.stderr + prepared.stdout)
+    const sub = `feedops_move_${prepared.json.job.id}_fwd`
+    await sql(ml.url('pg1'), `ALTER SUBSCRIPTION ${sub} DISABLE`)
+    const started = performance.now()
+    const stalled = await shards(ml, ['move', String(shard), '--to', 'pg1'])
+    assert.equal(stalled.code, 1, stalled.stdout + stalled.stderr)
+    assert.match(stalled.json.error, new RegExp(`The subscription ${sub} on pg1 has had no apply worker for \\d+ s`))
+    assert.match(stalled.json.error, /max_logical_replication_workers/)
+    assert.ok(performance.now() - started < 120_000, 'it gave up long before catchUpTimeoutS (600 s)')
+    assert.equal((await mapServer(ml, shard)).server, 'pg3')
+    const reverted = await shards(ml, ['revert', String(shard)])
+    assert.equal(reverted.code, 0, reverted.stderr + reverted.stdout)
+  })
+
   it('never drops a target schema the move did not make: after a reverted move, a hand-made one is named and kept', async () => {
     const shard = 5 // pg3 → pg2
     const s = schemaName(shard)
@@ -150,18 +167,24 @@ describe('shards move guards', {timeout: 400_000}, () => {
       await reader.query('BEGIN')
       await reader.query('SELECT count(*) FROM shard_map')
       await reader.query('SELECT count(*) FROM shard_moves')
-      const started = performance.now()
-      const both = Promise.all([shards(ml, ['moves']), shards(ml, ['map'])])
-      // Bounded: a command that waits on the reader would otherwise wait until it ends.
-      const finished = await Promise.race([both.then(() => true), sleep(15_000).then(() => false)])
-      const took = performance.now() - started
-      if (!finished) await reader.query('COMMIT')
+      let done = false
+      const both = Promise.all([shards(ml, ['moves']), shards(ml, ['map'])]).finally(() => (done = true))
+      // While they run, no lock request may wait behind the reader (a migration's ALTER TABLE would, and
+      // every reader of the map would queue behind it). Once one is seen the reader ends, so nothing hangs.
+      const waited: string[] = []
+      while (!done && waited.length === 0) {
+        const rows = await sql<{what: string}>(
+          ml.config.shards.catalog,
+          "SELECT l.mode || ' on ' || l.relation::regclass::text AS what FROM pg_locks l WHERE NOT l.granted AND l.locktype = 'relation'",
+        )
+        waited.push(...rows.map((r) => r.what))
+        if (waited.length > 0) await reader.query('COMMIT')
+        else await sleep(50)
+      }
       const [moves, map] = await both
-      assert.ok(finished, `the commands waited on the reader (${took.toFixed(0)} ms)`)
+      assert.deepEqual(waited, [], 'no lock request waited behind the open reader')
       assert.equal(moves.code, 0, moves.stdout + moves.stderr)
       assert.equal(map.code, 0, map.stdout + map.stderr)
-      const waiting = await sql(ml.config.shards.catalog, "SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'relation'")
-      assert.deepEqual(waiting, [], 'no lock request waits behind the reader')
     } finally {
       await reader.query('COMMIT').catch(() => undefined)
       await reader.end()

@@ -109,6 +109,8 @@ const shardsSchema = lazy(() => z
     logical: z.number().int().min(1).max(8192).default(8192),
     /** Custom epoch of the 64-bit ids (ISO time). */
     epoch: z.iso.datetime({offset: true}).default('2011-01-01T00:00:00Z'),
+    /** Logical shards a rebalance never moves (`feedops shards plan`, `shards rebalance`). */
+    pinned: z.array(z.number().int().min(0).max(8191)).optional(),
   })
   .strict())
 

@@ -5,7 +5,7 @@ import {ExitCode, UserError, errorText} from '../errors.js'
 import {componentById, labComponents} from './components/index.js'
 import type {DesiredProcess, LabComponent, LabContext} from './components/types.js'
 import {labShards, writeLabConfig} from './config-writer.js'
-import {labLayout, MAX_HOSTS, MAX_NGINX, MAX_POSTGRES} from './layout.js'
+import {labLayout, MAX_HOSTS, MAX_NGINX, MAX_POSTGRES, type LabLayout} from './layout.js'
 import {acquireLabLock} from './lock.js'
 import {checkPackages, installPackages, type PackageNeed} from './packages.js'
 import {listening, spawnDetached, stopProcess, waitForPort, type StopOutcome} from './process.js'
@@ -80,6 +80,7 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
   makeTraversable(dir)
   const release = acquireLabLock(dir)
   try {
+    if (prev && postgres < prev.postgres) await assertNoShardsOn(labLayout(prev.net, 0, prev.postgres, 0), postgres)
     const state: LabState = {
       version: 1,
       dir,
@@ -203,6 +204,34 @@ async function ensureShards(ctx: LabContext, progress: Progress): Promise<void> 
     }
   } finally {
     await pools.end()
+  }
+}
+
+/**
+ * Fewer Postgres servers would stop servers that may hold logical shards: refused while the catalog maps a
+ * shard to one of them (move them off first: `feedops shards rebalance --drain pgN`).
+ */
+async function assertNoShardsOn(layout: LabLayout, keep: number): Promise<void> {
+  const removed = layout.postgres.slice(keep).map((p) => p.name)
+  const catalogUrl = layout.postgres[0]?.catalogUrl
+  if (removed.length === 0 || !catalogUrl || keep === 0) return
+  const {default: pgLib} = await import('pg')
+  const client = new pgLib.Client({connectionString: catalogUrl, connectionTimeoutMillis: 5000})
+  client.on('error', () => undefined)
+  let held: string[] = []
+  try {
+    await client.connect()
+    const r = await client.query<{server: string}>("SELECT DISTINCT server FROM shard_map WHERE server = ANY($1) ORDER BY server", [removed])
+    held = r.rows.map((x) => x.server)
+  } catch {
+    return // no catalog (or it is down): nothing is known to live there
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+  if (held.length > 0) {
+    throw new UserError(`--postgres ${keep} would stop ${held.join(', ')}, which the shard map says ${held.length > 1 ? 'hold' : 'holds'} logical shards.`, {
+      fix: `Move them off first (\`feedops shards rebalance ${held.map((h) => `--drain ${h}`).join(' ')} --complete\` with a config that lists every server), then shrink the lab.`,
+    })
   }
 }
 

@@ -2,6 +2,7 @@ import type pg from 'pg'
 
 import {ExitCode, UserError} from '../errors.js'
 import {CATALOG_DDL_LOCK, LOCK_CLASS} from './lock-keys.js'
+import {REBALANCE_DDL} from './rebalance/tables.js'
 
 /**
  * The catalog database: which physical server holds each logical shard, in what state, and a map
@@ -134,7 +135,7 @@ CREATE CONSTRAINT TRIGGER shard_flip_lease AFTER UPDATE ON shard_map DEFERRABLE 
  * in order, from a command that writes (init, move, complete, revert, doctor); read-only commands never
  * run one. The first is idempotent, so a catalog made before the numbering takes it too.
  */
-export const CATALOG_MIGRATIONS: readonly string[] = [BASE_DDL, FLIP_LEASE_DDL]
+export const CATALOG_MIGRATIONS: readonly string[] = [BASE_DDL, FLIP_LEASE_DDL, REBALANCE_DDL]
 
 /** The whole catalog DDL, in order. */
 export const CATALOG_DDL = CATALOG_MIGRATIONS.join('\n')

@@ -4,6 +4,7 @@ import type {ShardsSettings} from '../config/schema.js'
 import {errorText} from '../errors.js'
 import {SHARD_STATES, readShardMap, type ShardState} from './catalog.js'
 import {SHARD_TABLES, quoteIdent} from './ddl.js'
+import {picture, type Picture} from './picture.js'
 import {schemaName} from './placement.js'
 import type {ServerPools} from './pools.js'
 
@@ -88,4 +89,12 @@ async function exactRows(pool: pg.Pool, schemas: string[]): Promise<number> {
     total += Number(r.rows[0]!.n)
   }
   return total
+}
+
+/** The map's picture: a bar per server for its logical shards and one for its bytes. */
+export function mapPicture(report: MapReport): Picture {
+  return picture(
+    ['now'],
+    [report.servers.map((s) => ({server: s.server, shards: s.shards, bytes: s.bytes, ...(s.error ? {note: s.error} : {})}))],
+  )
 }

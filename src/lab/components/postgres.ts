@@ -39,6 +39,9 @@ shared_buffers = 32MB
 unix_socket_directories = ''
 log_min_messages = warning
 log_line_prefix = '%m [%p] '
+# PostgreSQL 15's launcher starts at most one replication worker per interval (default 5 s): a rebalance
+# starts several subscriptions at once.
+wal_retrieve_retry_interval = 100ms
 `
 
 const HBA = `# feedops lab: trust on loopback only.

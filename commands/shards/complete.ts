@@ -1,6 +1,5 @@
-import {Args} from '@oclif/core'
-
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {shardArg} from '../../src/cli/numbers.js'
 import {progressMode, withProgress} from '../../src/cli/progress.js'
 import type {MoveJob} from '../../src/shards/move/jobs.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'
@@ -11,7 +10,7 @@ export default class ShardsComplete extends FeedopsCommand<MoveJob> {
 
   static override examples = ['<%= config.bin %> shards complete 12', '<%= config.bin %> shards complete 12 --json']
 
-  static override args = {shard: Args.integer({description: 'Logical shard number.', required: true, min: 0, max: 8191})}
+  static override args = {shard: shardArg({required: true})}
 
   async run(): Promise<MoveJob> {
     const {args, flags} = await this.parse(ShardsComplete)

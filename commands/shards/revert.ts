@@ -1,6 +1,5 @@
-import {Args} from '@oclif/core'
-
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {shardArg} from '../../src/cli/numbers.js'
 import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'
 import {revertMove, type RevertResult} from '../../src/shards/move/run.js'
@@ -10,7 +9,7 @@ export default class ShardsRevert extends FeedopsCommand<RevertResult> {
 
   static override examples = ['<%= config.bin %> shards revert 12', '<%= config.bin %> shards revert 12 --json']
 
-  static override args = {shard: Args.integer({description: 'Logical shard number.', required: true, min: 0, max: 8191})}
+  static override args = {shard: shardArg({required: true})}
 
   async run(): Promise<RevertResult> {
     const {args, flags} = await this.parse(ShardsRevert)

@@ -1,11 +1,14 @@
+import {createHash} from 'node:crypto'
 import {appendFileSync, existsSync, mkdirSync, readFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import path from 'node:path'
 
+import type {EnvironmentConfig} from '../config/schema.js'
+
 /**
  * One JSON line per deploy or rollback: who, when, what, and the result per host. The same line is
- * appended to audit.log on every host the run touched and to the operator's local log
- * ($XDG_STATE_HOME/feedops/audit.log, default ~/.local/state/feedops/audit.log).
+ * appended to audit.log on every host the run touched and to the operator's local log of that fleet
+ * (localAuditFile: per environment and inventory).
  */
 export interface AuditEntry {
   at: string
@@ -19,8 +22,35 @@ export interface AuditEntry {
   message?: string
 }
 
-export function localAuditFile(envVars: NodeJS.ProcessEnv = process.env): string {
-  return path.join(envVars.XDG_STATE_HOME || path.join(homedir(), '.local', 'state'), 'feedops', 'audit.log')
+/**
+ * Which fleet a local log is about: the environment and its inventory (a static host list, or EC2 filters at an
+ * endpoint), so two labs (both `lab`) or two fleets of one name never share a log.
+ */
+export interface LocalAuditKey {
+  environment: string
+  /** What the inventory is, in words: `static: app1, app2` or `ec2 Env=lab at http://127.0.0.1:4566`. */
+  inventory: string
+}
+
+export function localAuditKey(environment: string, env: Pick<EnvironmentConfig, 'inventory' | 'aws'>): LocalAuditKey {
+  const inv = env.inventory
+  const inventory =
+    inv.source === 'static'
+      ? `static: ${inv.hosts.map((h) => (h.address && h.address !== h.name ? `${h.name}@${h.address}` : h.name)).join(', ')}`
+      : `ec2 ${Object.entries(inv.filters).map(([k, v]) => `${k}=${v}`).join(',') || '(no filter)'} ${env.aws.endpoint ? `at ${env.aws.endpoint}` : `in ${env.aws.region ?? 'the default region'}`}${env.aws.profile ? ` (profile ${env.aws.profile})` : ''}`
+  return {environment, inventory}
+}
+
+/**
+ * $XDG_STATE_HOME/feedops/audit/<environment>-<hash of the inventory>.log (default ~/.local/state/…), one per
+ * fleet. Without a key: the log of before (audit.log beside that folder), shared by every fleet.
+ */
+export function localAuditFile(key?: LocalAuditKey, envVars: NodeJS.ProcessEnv = process.env): string {
+  const dir = path.join(envVars.XDG_STATE_HOME || path.join(homedir(), '.local', 'state'), 'feedops')
+  if (!key) return path.join(dir, 'audit.log')
+  const hash = createHash('sha256').update(`${key.environment}\n${key.inventory}`).digest('hex').slice(0, 12)
+  const safe = key.environment.replace(/[^a-z0-9_-]/gi, '_')
+  return path.join(dir, 'audit', `${safe}-${hash}.log`)
 }
 
 export function auditLine(e: AuditEntry): string {

@@ -4,8 +4,8 @@
  *
  *   releases/<id>/node releases/<id>/pm.mjs start|stop|restart|status
  *
- * It runs the app of the release it sits in (its real path, never `current`), with shared/feedops.yml
- * and the variables of shared/app.env (mode 0600), logging to shared/log/app.log; the pid file
+ * It runs the app of the release it sits in (its real path, never `current`), with that release's config,
+ * shared/config/<id>/feedops.json and the variables of shared/config/<id>/app.env (mode 0600), logging to shared/log/app.log; the pid file
  * shared/app.pid records pid, start time and command line, so a reused pid is never signalled. start waits
  * (up to $FEEDOPS_START_TIMEOUT seconds, default 30) until the app says on its ready pipe that it listens.
  * restart starts the new process beside the old one and then stops the old one. stop sends SIGTERM (the app
@@ -24,6 +24,16 @@ const release = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(release, '..', '..')
 const shared = path.join(root, 'shared')
 const pidFile = path.join(shared, 'app.pid')
+/**
+ * This release's own copy of the config (shared/config/<id>/, written by the deploy that shipped it), so a
+ * switch back runs with the config it ran with before; a release shipped before copies were kept uses shared/.
+ */
+const configDir = (() => {
+  const own = path.join(shared, 'config', path.basename(release))
+  return existsSync(path.join(own, 'feedops.json')) ? own : undefined
+})()
+const configFile = configDir ? path.join(configDir, 'feedops.json') : path.join(shared, 'feedops.yml')
+const envFilePath = path.join(configDir ?? shared, 'app.env')
 
 interface PidRecord extends ProcessIdentity {
   release: string
@@ -74,11 +84,11 @@ async function launch(): Promise<Launch> {
   mkdirSync(path.join(shared, 'log'), {recursive: true})
   const log = openSync(path.join(shared, 'log', 'app.log'), 'a')
   const app = path.join(release, 'app.mjs')
-  const child = spawn(path.join(release, 'node'), [app, '--config', path.join(shared, 'feedops.yml')], {
+  const child = spawn(path.join(release, 'node'), [app, '--config', configFile], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     cwd: release,
-    env: {...process.env, ...envFile(path.join(shared, 'app.env')), FEEDOPS_READY_FD: '3'},
+    env: {...process.env, ...envFile(envFilePath), FEEDOPS_READY_FD: '3'},
   })
   closeSync(log)
   const pid = child.pid

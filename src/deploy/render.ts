@@ -39,6 +39,7 @@ export function renderPlan(r: DeployResult): string {
     ...p.batches.map((b, i) => `batch ${i + 1}: ${b.join(', ')}`),
     ...(p.runtimeUploads.length > 0 ? [`runtime upload: ${p.runtimeUploads.join(', ')}`] : []),
     ...(p.skipped.length > 0 ? [`skipped (unreachable): ${p.skipped.join(', ')}`] : []),
+    ...r.warnings.map((w) => `warning: ${w}`),
     'steps:',
     ...p.steps.map((s, i) => `  ${i + 1}. ${s}`),
   ]
@@ -58,10 +59,12 @@ export function renderDeploy(r: DeployResult): string {
     .filter(([, n]) => n > 0)
     .map(([o, n]) => `${n} ${o}`)
   const verb = r.action === 'deploy' ? 'Deploy of' : 'Rollback to'
-  const how = r.ok ? 'done' : r.stopped === 'interrupted' ? 'interrupted' : r.stopped === 'max-fail' ? 'stopped past --max-fail and rolled back' : r.stopped === 'ship' ? 'stopped: too many hosts did not get the release' : 'failed on some hosts'
+  const how = r.ok ? 'done' : r.stopped === 'interrupted' ? 'interrupted' : r.stopped === 'max-fail' ? (r.configFailure ? 'stopped for a config failure and rolled back' : 'stopped past --max-fail and rolled back') : r.stopped === 'ship' ? 'stopped: too many hosts did not get the release' : 'failed on some hosts'
   const notes = [
+    ...r.warnings.map((w) => `warning: ${w}`),
     ...(r.brokeLock ? [`broke a stale lock of ${r.brokeLock.owner.owner ?? '?'} (heartbeat ${r.brokeLock.heartbeatAgeS} s old)`] : []),
     ...(r.markedBad.length > 0 ? [`${r.release} is marked bad on ${r.markedBad.join(', ')}`] : []),
+    ...(r.configFailure ? [`the config failed on the hosts, not the code: ${r.release} is not marked bad (fix the config and deploy again)`] : []),
     ...Object.entries(r.removed).length > 0 ? [`removed old releases on ${Object.keys(r.removed).length} hosts`] : [],
   ]
   return (

@@ -11,12 +11,15 @@ import type {Host} from '../inventory/host.js'
 import {commandLine, type RemoteStep} from '../ssh/command.js'
 import {execOn} from '../ssh/exec.js'
 import type {Connection, ConnectionPool} from '../ssh/pool.js'
-import {appendLocalAudit, auditLine, type AuditEntry} from './audit.js'
+import {appSecret, checkAppConfig} from './app-config.js'
+import {appendLocalAudit, auditLine, localAuditFile, localAuditKey, type AuditEntry} from './audit.js'
 import {buildBundle, type Bundle} from './bundle.js'
 import {askThrough, gate, gateFailure, type HealthAnswer} from './gate.js'
 import {acquireStep, describeHolder, heartbeatStep, isStale, newLockOwner, parseAcquire, parseReadLock, readLockStep, releaseStep, type LockHolder, type LockOwner} from './lock.js'
 import {ensureRuntime, feedopsCacheDir, localRuntimeNode, type Runtime} from './runtime.js'
+import {configOnly, CONFIG_FAILURE, failureKind} from './failure.js'
 import * as steps from './steps.js'
+import {preflightVerify} from './verify.js'
 import {maxFailCount, parseBatchSpec, parseMaxFail, planBatches, rollOut, type HostOutcome} from './strategy.js'
 
 /**
@@ -74,11 +77,15 @@ export interface DeployResult {
   hosts: DeployHostResult[]
   /** Hosts where the release is now marked bad. */
   markedBad: string[]
+  /** It stopped because its config failed on the hosts, not its code: the release is not marked bad. */
+  configFailure: boolean
   removed: Record<string, string[]>
   brokeLock: LockHolder | null
   buildMs: number
   /** The bundle's app.mjs and pm.mjs came from the previous build (no input had changed). */
   bundleReused: boolean
+  /** What preflight saw and let pass (a host's current release that differs from its build). */
+  warnings: string[]
   durationMs: number
 }
 
@@ -160,39 +167,6 @@ interface HostState {
   result: DeployHostResult
 }
 
-/**
- * The app's config as the app on one host reads it: the environment's sections, no secret, bound to the
- * host. As JSON, which is YAML too and which the app reads without its YAML parser (config/load.ts).
- */
-export function sharedConfigFor(loaded: LoadedConfig, host: Host): string {
-  const {shards, redis, memcached, app} = loaded.env
-  const {secret: _secret, ...appShown} = (app ?? {}) as Record<string, unknown>
-  const env = {
-    inventory: {source: 'static', hosts: [{name: host.name, address: host.address, roles: host.roles}]},
-    shards,
-    redis,
-    memcached,
-    app: {...appShown, host: host.address},
-  }
-  return `${JSON.stringify({defaultEnvironment: loaded.environment, environments: {[loaded.environment]: env}}, null, 2)}\n`
-}
-
-function appSecret(loaded: LoadedConfig): string {
-  const secret = process.env.FEEDOPS_APP_SECRET || (loaded.env.app?.secret as string | undefined)
-  const missing = [!loaded.env.shards && 'shards', !loaded.env.redis && 'redis', !loaded.env.memcached && 'memcached', !loaded.env.app && 'app'].filter(Boolean)
-  if (missing.length > 0) {
-    throw new UserError(`${loaded.file}: environments.${loaded.environment} has no ${missing.join(', ')} section; the app cannot run without it.`, {
-      fix: 'Add the sections the app needs (`feedops lab up` writes them for the lab).',
-    })
-  }
-  if (!secret || secret.length < 16) {
-    throw new UserError(`The app secret is missing or shorter than 16 characters (app.secret in ${loaded.file}, or $FEEDOPS_APP_SECRET).`, {
-      fix: 'Set app.secret or $FEEDOPS_APP_SECRET to a random string of at least 16 characters.',
-    })
-  }
-  return secret
-}
-
 /** The port the app answers its health paths on. */
 export function healthPort(settings: DeploySettings, env: EnvironmentConfig): number {
   return settings.health.port ?? (env.app?.port as number | undefined) ?? 8080
@@ -222,7 +196,9 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   const settings = deploySettings(env)
   const sizes = parseBatchSpec(opts.batch ?? settings.batch)
   const maxFailSpec = parseMaxFail(opts.maxFail ?? settings.maxFail)
-  const secret = action === 'deploy' ? appSecret(loaded) : ''
+  // The app's config, checked for every host with the app's own start-up checks before anything is shipped.
+  const appConfigs = action === 'deploy' ? checkAppConfig(loaded, opts.hosts) : new Map<string, string>()
+  const secret = action === 'deploy' ? (appSecret(loaded) ?? '') : ''
   const concurrency = opts.concurrency ?? env.ssh.concurrency
   const say = (host: string, text: string, done?: {ok: boolean}) => opts.onHost?.(host, text, done)
 
@@ -317,6 +293,12 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       throw new UserError(`The bundle did not build: ${errorText(err).split('\n')[0]}`, {fix: 'Fix the build error in app/ (run `npm run build`).', exitCode: ExitCode.failed, cause: err})
     }
     const release = bundle ? bundle.manifest.id : rollbackTarget(active, opts.to)
+    // rollback: the target must be intact on every host; deploy: a changed current is said (the deploy replaces it).
+    const verifyTargets = active.flatMap((s) => {
+      const id = action === 'rollback' ? release : s.probe!.current
+      return id ? [{host: s.host.name, layout: s.layout!, release: id, run: (step: RemoteStep) => s.remote!.run(step, {timeoutMs: 120_000})}] : []
+    })
+    const warnings = await preflightVerify(action, verifyTargets, {cacheDir: opts.cacheDir ?? feedopsCacheDir(), concurrency})
     const runtime = bundle ? bundle.manifest.runtime : settings.runtime
     const lockLayout = lockState.layout!
 
@@ -334,7 +316,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
         `lock ${lockLayout.lock} on ${lockState.host.name}`,
         ...(action === 'deploy'
           ? [
-              `every host at once: upload runtime node ${runtime} where runtimes/${runtime} is missing (sha512-checked), upload ${release}.tar.gz (sha256-checked), unpack into releases/${release}, write shared/feedops.yml and shared/app.env (0600)`,
+              `every host at once: upload runtime node ${runtime} where runtimes/${runtime} is missing (sha512-checked), upload ${release}.tar.gz (sha256-checked), unpack into releases/${release}, write its config to shared/config/${release}/ (feedops.json and app.env, ${settings.configGroup ? `0640, group ${settings.configGroup}` : '0600'})`,
             ]
           : []),
         `per batch: switch current -> releases/${release}; restart (${settings.restart}); gate: ${settings.health.path} 200 reporting ${release} within ${settings.health.timeout} s (the canary: still so ${settings.health.stableMs} ms later)`,
@@ -353,10 +335,12 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       stopped: null,
       hosts: states.map((s) => s.result),
       markedBad: [],
+      configFailure: false,
       removed: {},
       brokeLock: null,
       buildMs: bundle?.buildMs ?? 0,
       bundleReused: bundle?.reused ?? false,
+      warnings,
       durationMs: 0,
     }
     if (opts.dryRun) {
@@ -374,7 +358,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       Math.max(1000, Math.min(5000, (settings.lockStaleSeconds * 1000) / 4)),
     )
     try {
-      await rollFleet(result, active, sizes, {opts, settings, bundle, runtime: runtimeReady, secret, maxFailSpec, timed, say, now})
+      await rollFleet(result, active, sizes, {opts, settings, bundle, runtime: runtimeReady, secret, appConfigs, maxFailSpec, timed, say, now})
     } finally {
       clearInterval(beat)
       await lockState.remote!.run(releaseStep(lockLayout, owner)).catch(() => {})
@@ -441,6 +425,8 @@ interface RollContext {
   /** The bundle's runtime in the local cache (deploy). */
   runtime: Promise<Runtime> | undefined
   secret: string
+  /** The app's config per host name (deploy), as checked at preflight. */
+  appConfigs: Map<string, string>
   maxFailSpec: ReturnType<typeof parseMaxFail>
   timed: <T>(s: HostState, phase: Phase, work: () => Promise<T>) => Promise<T>
   say: (host: string, text: string, done?: {ok: boolean}) => void
@@ -527,7 +513,8 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
             say(s.host.name, `runs ${release}`, {ok: true})
             return {ok: true}
           } catch (err) {
-            return {ok: false, error: errorText(err)}
+            const e = errorText(err)
+            return {ok: false, error: failureKind(e) === 'config' && !e.startsWith(CONFIG_FAILURE) ? `${CONFIG_FAILURE}: ${e}` : e}
           }
         },
         switchBack: async (s) => {
@@ -566,7 +553,10 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
   }
 
   // 5. Mark a stopped release bad; keep the last N; audit.
-  if (result.stopped === 'max-fail' || result.stopped === 'ship') {
+  // A release whose hosts failed only for its config (a server it names does not answer) is not bad code.
+  const failedErrors = active.filter((s) => s.result.outcome === 'failed' || s.result.outcome === 'revert-failed').map((s) => s.result.error)
+  result.configFailure = result.stopped === 'max-fail' && configOnly(failedErrors)
+  if ((result.stopped === 'max-fail' && !result.configFailure) || result.stopped === 'ship') {
     const reason = `${new Date().toISOString()} ${result.action} stopped: ${result.stopped}`
     await eachState(
       active,
@@ -609,7 +599,7 @@ async function rollFleet(result: DeployResult, active: HostState[], sizes: Retur
     () => undefined,
     {concurrency},
   )
-  appendLocalAudit(entry)
+  appendLocalAudit(entry, localAuditFile(localAuditKey(result.environment, env)))
   for (const s of active) if (s.result.outcome !== 'updated') say(s.host.name, s.result.outcome, {ok: false})
 }
 
@@ -652,7 +642,7 @@ async function ship(s: HostState, bundle: Bundle, runtime: Runtime, ctx: RollCon
     (onStdout) =>
       r
         .run(steps.installReleaseStep(l, id, runtime.version, path.posix.join(l.tmp, `${id}.tar.gz`), bundle.tarballSha256, bundle.manifest.sha256), {upload: bundle.tarball, onStdout})
-        .then(() => r.run(steps.writeSharedStep(l), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n${sharedConfigFor(ctx.opts.loaded, s.host)}`})),
+        .then(() => r.run(steps.writeConfigStep(l, id, ctx.settings.configGroup), {stdin: `FEEDOPS_APP_SECRET=${ctx.secret}\n${ctx.appConfigs.get(s.host.name)!}`})),
   )
   // A new build's compile cache, made while the release travelled (bundle.ts)
   const cache = await bundle.cache

@@ -41,8 +41,6 @@ export interface AppDeps {
   lifecycle?: Lifecycle
   /** What /healthz and /readyz report (default: release `dev`). */
   release?: ReleaseInfo
-  /** Called on every ready answer of /readyz. */
-  onReady?: () => void
 }
 
 export interface FeedApp extends Koa<AppState> {
@@ -77,7 +75,6 @@ export function createApp(deps: AppDeps): FeedApp {
       redis: deps.redis,
       lifecycle,
       release: deps.release ?? {id: 'dev'},
-      ...(deps.onReady ? {onReady: deps.onReady} : {}),
     }),
     userRoutes(data, auth, body),
     tokenRoutes(auth),

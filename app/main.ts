@@ -19,8 +19,8 @@ import {ADDRESS_IN_USE_EXIT, drainAndClose, listen} from './server.js'
 /** A deployed release has manifest.json beside its bundle (src/deploy/bundle.ts); the source tree has none. */
 function releaseInfo(): ReleaseInfo {
   try {
-    const m = JSON.parse(readFileSync(new URL('./manifest.json', import.meta.url), 'utf8')) as {id: string; fault?: string}
-    return {id: m.id, ...(m.fault ? {fault: m.fault} : {})}
+    const m = JSON.parse(readFileSync(new URL('./manifest.json', import.meta.url), 'utf8')) as {id: string}
+    return {id: m.id}
   } catch {
     return {id: 'dev'}
   }
@@ -59,16 +59,7 @@ async function main(): Promise<number | undefined> {
   const logger = createLogger({level: config.app.logLevel})
   const release = releaseInfo()
   const deps = await connectDeps(config, logger)
-  // Test-only fault: a release that passes readiness, then crashes right after (0.1 s), well within the gate's stable window.
-  let crashing = false
-  const onReady =
-    release.fault === 'crash'
-      ? () => {
-          if (!crashing) setTimeout(() => process.exit(70), 100)
-          crashing = true
-        }
-      : undefined
-  const app = createApp({...deps, release, ...(onReady ? {onReady} : {})})
+  const app = createApp({...deps, release})
   const {server, port, connections} = await listen(app, config.app.host, config.app.port).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EADDRINUSE') throw err
     process.stderr.write(`${config.app.host}:${config.app.port} is in use by a process that does not share it (no SO_REUSEPORT)\n`)

@@ -28,8 +28,6 @@ async function check(what: () => Promise<unknown>): Promise<string> {
 /** The release this process runs (from the release's manifest.json; `dev` when run from the source tree). */
 export interface ReleaseInfo {
   id: string
-  /** Test-only fault of a deliberately broken release (see src/deploy/bundle.ts). */
-  fault?: string
 }
 
 /**
@@ -45,7 +43,6 @@ export function healthRoutes(deps: {
   redis: Redis
   lifecycle: Lifecycle
   release: ReleaseInfo
-  onReady?: () => void
 }): Router<AppState> {
   const router = new Router<AppState>()
   const release = deps.release.id
@@ -56,7 +53,7 @@ export function healthRoutes(deps: {
   })
 
   router.get('/readyz', async (ctx) => {
-    if (deps.lifecycle.draining || deps.release.fault === 'unready') {
+    if (deps.lifecycle.draining) {
       ctx.status = 503
       ctx.body = {ready: false, draining: deps.lifecycle.draining, release, pid}
       return
@@ -76,7 +73,6 @@ export function healthRoutes(deps: {
     const ready = [checks.map, catalog, redis, ...serverChecks].every((c) => c === 'ok')
     ctx.status = ready ? 200 : 503
     ctx.body = {ready, draining: false, release, pid, mapVersion: deps.maps.version, checks}
-    if (ready) deps.onReady?.()
   })
 
   return router

@@ -165,11 +165,23 @@ export const deploySchema = z
         port: z.number().int().min(1).max(65535).optional(),
         /** Seconds a restarted host has to answer 200 with the new release id. */
         timeout: z.number().positive().max(600).default(30),
-        /** The canary batch, after its first good answer, must still answer (same process) this many ms later. */
+        /** A later batch's host, after its first good answer, must still answer (same process) this many ms later. */
         stableMs: z.number().int().min(0).max(60_000).default(500),
+        /**
+         * The canary's window: after its first good answer it is asked every second for this long and must answer
+         * from the same process throughout, before any other host is switched (src/deploy/bake.ts says why 15 s).
+         */
+        canaryStableMs: z.number().int().min(0).max(600_000).default(15_000),
       })
       .strict()
-      .default({path: '/readyz', timeout: 30, stableMs: 500}),
+      .default({path: '/readyz', timeout: 30, stableMs: 500, canaryStableMs: 15_000}),
+    /**
+     * After the last batch the whole fleet is watched this long (every host asked every second, same release,
+     * same pid as at its gate) before the deploy says it is done; a failure rolls back. `--bake` overrides.
+     */
+    bakeSeconds: z.number().min(0).max(3600).default(10),
+    /** Who runs deploys from this machine, as the lock and the audit show it (else $FEEDOPS_OPERATOR, else user@host). */
+    operator: z.string().trim().min(1).max(200).optional(),
     /** Rolling batches: host counts or percentages, the last one repeating (canary first). */
     batch: checked(batchSpecProblem).default('1,25%,50%'),
     /** Failed hosts tolerated before the deploy stops and rolls back: a count or a percentage. */

@@ -50,12 +50,12 @@ export function checkAppConfig(loaded: LoadedConfig, hosts: readonly Pick<Host, 
       fix: 'Add the sections the app needs (`feedops lab up` writes them for the lab); nothing was shipped.',
     })
   }
-  // The operator's own app section first, so a bad key (or a short app.secret) is named as it is in the file.
-  validateAppSection(loaded.env.app, where)
   const rendered = new Map<string, string>()
   for (const host of hosts) {
     const text = renderAppConfig(loaded, host)
     try {
+      // The operator's own app section first, so a bad key (or a short app.secret) is named as it is in the file.
+      if (rendered.size === 0) validateAppSection(loaded.env.app, where)
       // As the app loads it (main.ts: loadConfig, appConfigFrom), with its secret in the environment as app.env puts it.
       appConfigFrom(configFromText(text, loaded.file, loaded.environment), secret ? {FEEDOPS_APP_SECRET: secret} : {})
     } catch (err) {

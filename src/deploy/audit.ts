@@ -6,9 +6,13 @@ import path from 'node:path'
 import type {EnvironmentConfig} from '../config/schema.js'
 
 /**
- * One JSON line per deploy or rollback: who, when, what, and the result per host. The same line is
- * appended to audit.log on every host the run touched and to the operator's local log of that fleet
- * (localAuditFile: per environment and inventory).
+ * One JSON line per event of a deploy or rollback: who, when, what. A run writes `started` on every host
+ * when it holds the lock (with its run id), `switched` on a host in the same command that moves the host's
+ * current link (from, to; `back` when it undoes its own move), and `finished` or `rolled back` at its end,
+ * with the result per host; that last line also goes to the operator's local log
+ * of that fleet (localAuditFile: per environment and inventory). A run that died leaves a
+ * `started` with no end: the next run reports it (src/deploy/history.ts). Lines from before events existed
+ * have no `event` and read as `finished`.
  */
 export interface AuditEntry {
   at: string
@@ -16,11 +20,28 @@ export interface AuditEntry {
   action: 'deploy' | 'rollback'
   environment: string
   release: string
-  result: 'ok' | 'failed' | 'interrupted'
-  /** host → outcome */
+  /** The end's result (finished lines, and lines from before events existed). */
+  result?: 'ok' | 'failed' | 'interrupted' | 'rolled back'
+  /** host → outcome (the end's line) */
   hosts: Record<string, string>
   message?: string
+  /** The run that wrote the line. */
+  run?: string
+  event?: AuditEvent
+  /** switched: the host and its move. */
+  host?: string
+  from?: string | null
+  to?: string | null
+  back?: boolean
+  /** The end's line: runs this one found unfinished (their `started` without an end), now accounted for. */
+  accounted?: string[]
 }
+
+export type AuditEvent = 'started' | 'switched' | 'finished' | 'rolled back'
+
+/** The event of a line (a line from before events existed is an end). */
+export const eventOf = (e: AuditEntry): AuditEvent => e.event ?? 'finished'
+
 
 /**
  * Which fleet a local log is about: the environment and its inventory (a static host list, or EC2 filters at an
@@ -69,7 +90,7 @@ export function parseAudit(text: string): AuditEntry[] {
     if (!line.trim()) continue
     try {
       const e = JSON.parse(line) as AuditEntry
-      if (e && typeof e.at === 'string' && typeof e.release === 'string') out.push(e)
+      if (e && typeof e.at === 'string' && typeof e.release === 'string') out.push({...e, hosts: e.hosts ?? {}})
     } catch {
       // a torn line from a host that died mid-write
     }

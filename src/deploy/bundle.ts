@@ -37,11 +37,6 @@ export interface Manifest {
    * here, and when the cache comes after the tarball: Bundle.cache).
    */
   compileCache?: boolean
-  /**
-   * Test-only: a release made to misbehave (from $FEEDOPS_DEPLOY_FAULT at build time): `unready` never passes
-   * /readyz, `crash` exits soon after its first ready answer, `keep-old` restarts without stopping the old process.
-   */
-  fault?: 'unready' | 'crash' | 'keep-old'
 }
 
 export interface Bundle {
@@ -67,8 +62,6 @@ export interface CacheTarball {
   sha256: string
 }
 
-export const FAULTS = ['unready', 'crash', 'keep-old'] as const
-
 /** What esbuild makes: the app's entry, the app, the process manager. */
 export const RELEASE_FILES = ['app.mjs', 'app.cjs', 'pm.mjs'] as const
 
@@ -83,16 +76,22 @@ export function projectRoot(): string {
   return dir
 }
 
-/** UTC time to the second + the short revision. */
-export function releaseId(at: Date, revision: string): string {
-  return `${at.toISOString().slice(0, 19).replace(/[-:]/g, '')}Z-${revision.slice(0, 7)}`
+/** UTC time to the second + the short revision (+ `-dirty` for a build of edited sources, as `git describe --dirty`). */
+export function releaseId(at: Date, revision: string, dirty = false): string {
+  return `${at.toISOString().slice(0, 19).replace(/[-:]/g, '')}Z-${revision.slice(0, 7)}${dirty ? '-dirty' : ''}`
 }
 
-async function gitRevision(root: string): Promise<string> {
+/** The commit, and whether tracked files differ from it (what `git describe --dirty` calls dirty). */
+async function gitRevision(root: string): Promise<{revision: string; dirty: boolean}> {
   try {
-    return (await run('git', ['rev-parse', 'HEAD'], {cwd: root})).stdout.trim()
+    const revision = (await run('git', ['rev-parse', 'HEAD'], {cwd: root})).stdout.trim()
+    const dirty = await run('git', ['diff-index', '--quiet', 'HEAD', '--'], {cwd: root}).then(
+      () => false,
+      () => true,
+    )
+    return {revision, dirty}
   } catch {
-    return '0000000'
+    return {revision: '0000000', dirty: false}
   }
 }
 
@@ -101,7 +100,6 @@ export async function buildBundle(opts: {
   cacheDir: string
   runtime: string
   root?: string
-  fault?: string | undefined
   /** Build from the sources even when the last build's inputs are all unchanged (`deploy --rebuild`). */
   rebuild?: boolean
   /**
@@ -114,21 +112,22 @@ export async function buildBundle(opts: {
 }): Promise<Bundle> {
   const started = performance.now()
   const root = opts.root ?? projectRoot()
-  const fault = opts.fault && (FAULTS as readonly string[]).includes(opts.fault) ? (opts.fault as Manifest['fault']) : undefined
-  const revision = await gitRevision(root)
+  const {revision, dirty} = await gitRevision(root)
   const out = path.join(opts.cacheDir, 'releases')
   mkdirSync(out, {recursive: true})
-  // Ids are to the second: two builds in the same second wait for the next one.
+  // Ids are to the second, and each build has a folder of its own: the id is taken by making <id>.tmp (mkdir
+  // is atomic), so two builds started together (two deploys, two labs) get two ids, the second one second
+  // later, and never write into one folder.
   let at = new Date()
-  while (existsSync(path.join(out, releaseId(at, revision)))) {
+  let tmp: string
+  for (;;) {
+    tmp = path.join(out, `${releaseId(at, revision, dirty)}.tmp`)
+    if (!existsSync(tmp.slice(0, -4)) && tryMkdir(tmp)) break
     await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5))
     at = new Date()
   }
-  const id = releaseId(at, revision)
+  const id = releaseId(at, revision, dirty)
   const dir = path.join(out, id)
-  const tmp = `${dir}.tmp`
-  rmSync(tmp, {recursive: true, force: true})
-  mkdirSync(tmp, {recursive: true})
 
   const {builds, key} = esbuildOptions(root, tmp, opts.runtimeNode ? opts.runtime : null)
   const reused = !opts.rebuild && reuseLastBuild(out, root, tmp, key)
@@ -155,7 +154,7 @@ export async function buildBundle(opts: {
   const compileCache = existsSync(path.join(tmp, COMPILE_CACHE))
   const sha256: Record<string, string> = {}
   for (const f of RELEASE_FILES) sha256[f] = sha256Of(path.join(tmp, f))
-  const manifest: Manifest = {id, revision, builtAt: at.toISOString(), sha256, runtime: opts.runtime, ...(compileCache ? {compileCache} : {}), ...(fault ? {fault} : {})}
+  const manifest: Manifest = {id, revision: dirty ? `${revision}-dirty` : revision, builtAt: at.toISOString(), sha256, runtime: opts.runtime, ...(compileCache ? {compileCache} : {})}
   writeFileSync(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
   renameSync(tmp, dir)
 
@@ -167,6 +166,16 @@ export async function buildBundle(opts: {
   const cache = cacheLater ? makeCache(dir).then((made) => (made ? packCache(dir) : null)).catch(() => null) : Promise.resolve(null)
   pruneBuilds(out, id)
   return {manifest, dir, tarball, tarballSha256, buildMs, reused, cache}
+}
+
+function tryMkdir(dir: string): boolean {
+  try {
+    mkdirSync(dir)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  }
 }
 
 function packCache(dir: string): CacheTarball {
@@ -356,8 +365,9 @@ async function bundleInto(out: string, root: string, tmp: string, builds: Return
   const files = results.flatMap((r) => Object.keys(r.metafile?.inputs ?? {})).filter((f) => !f.startsWith(`${BUILTIN}:`)) // not files: builtinsViaRequire's
   const inputs = Object.fromEntries(files.map((f) => [f, stampOf(path.join(root, f))]))
   const record: LastBuild = {options: key, inputs, release: path.basename(tmp, '.tmp')}
-  writeFileSync(`${lastBuildFile(out)}.tmp`, JSON.stringify(record))
-  renameSync(`${lastBuildFile(out)}.tmp`, lastBuildFile(out))
+  // A temp name of this process's own: two builds at once never write into one file.
+  writeFileSync(`${lastBuildFile(out)}.${process.pid}.tmp`, JSON.stringify(record))
+  renameSync(`${lastBuildFile(out)}.${process.pid}.tmp`, lastBuildFile(out))
 }
 
 function reuseLastBuild(out: string, root: string, tmp: string, key: string): boolean {

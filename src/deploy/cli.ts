@@ -7,6 +7,7 @@ import {progressMode, withProgress} from '../cli/progress.js'
 import {ExitCode} from '../errors.js'
 import {checkAppConfig} from './app-config.js'
 import {deploySettings, runDeploy, type DeployResult} from './run.js'
+import {UserError} from '../errors.js'
 
 /** What `feedops deploy` and `feedops rollback` share: their flags, and the run with progress and Ctrl-C. */
 
@@ -23,6 +24,11 @@ export const rollingFlags = {
   'dry-run': Flags.boolean({description: 'Print the plan (release, batches, steps) and change nothing anywhere.'}),
   'skip-unreachable': Flags.boolean({description: 'Leave out hosts unreachable at preflight instead of refusing.'}),
   message: Flags.string({char: 'm', description: 'Why: kept with the lock and in the audit log.'}),
+  bake: Flags.integer({
+    min: 0,
+    max: 3600,
+    description: 'Seconds the whole fleet is watched after the last batch (same release, same pid, every second) before the run says done; 0: no bake, and the canary passes on health.stableMs (default: deploy.bakeSeconds, 10).',
+  }),
 }
 
 export interface RollingFlags extends HostFlagValues {
@@ -34,9 +40,14 @@ export interface RollingFlags extends HostFlagValues {
   'skip-unreachable'?: boolean | undefined
   message?: string | undefined
   rebuild?: boolean | undefined
+  bake?: number | undefined
 }
 
 export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, action: 'deploy' | 'rollback', out: {json: boolean; to?: string}): Promise<DeployResult> {
+  // Before any host is touched: a blank --to is not "no --to".
+  if (out.to !== undefined && out.to.trim() === '') {
+    throw new UserError('--to is empty.', {fix: 'Name a release (see `feedops releases`), or leave --to out to go back in history.'})
+  }
   const role = deploySettings(loaded.env).role
   // A config the app would refuse is refused before any host is reached (runDeploy checks each host's own).
   if (action === 'deploy') checkAppConfig(loaded, [{name: 'app', address: '127.0.0.1', roles: [role]}])
@@ -58,7 +69,8 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
             pool,
             action,
             concurrency,
-            ...(out.to ? {to: out.to} : {}),
+            ...(out.to !== undefined ? {to: out.to} : {}),
+            ...(flags.bake !== undefined ? {bakeSeconds: flags.bake} : {}),
             ...(flags.batch !== undefined ? {batch: flags.batch} : {}),
             ...(flags['max-fail'] !== undefined ? {maxFail: flags['max-fail']} : {}),
             ...(flags['lock-wait'] !== undefined ? {lockWaitS: flags['lock-wait']} : {}),
@@ -74,7 +86,7 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
       )
     },
   )
-  if (interrupted) process.exitCode = ExitCode.interrupted
+  if (interrupted || value.stopped === 'interrupted') process.exitCode = ExitCode.interrupted
   else if (!value.ok) process.exitCode = ExitCode.failed
   return value
 }

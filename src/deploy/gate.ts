@@ -25,13 +25,20 @@ export interface GateOutcome {
   ok: boolean
   ms: number
   last: HealthAnswer
+  /** The pid of the first good answer (the process the stable window and the re-checks want). */
+  pid?: number
 }
 
 const good = (a: HealthAnswer, want: string) => a.status === 200 && a.release === want
 
+/**
+ * Waits for a good answer (200, the wanted release), then, with `stableMs`, asks again every `stablePollMs`
+ * (default 1 s) for that long: every answer must be good and from the same pid (a crash and a restart by the
+ * supervisor is a new pid).
+ */
 export async function gate(
   ask: () => Promise<HealthAnswer>,
-  opts: {want: string; timeoutMs: number; stableMs: number; pollMs?: number; sleep?: (ms: number) => Promise<void>; now?: () => number},
+  opts: {want: string; timeoutMs: number; stableMs: number; pollMs?: number; stablePollMs?: number; sleep?: (ms: number) => Promise<void>; now?: () => number},
 ): Promise<GateOutcome> {
   const now = opts.now ?? Date.now
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
@@ -40,10 +47,14 @@ export async function gate(
   while (now() - started < opts.timeoutMs) {
     last = await ask()
     if (good(last, opts.want)) {
-      if (opts.stableMs <= 0) return {ok: true, ms: now() - started, last}
-      await sleep(opts.stableMs)
-      const again = await ask()
-      return {ok: good(again, opts.want) && again.pid === last.pid, ms: now() - started, last: again}
+      const pid = last.pid
+      const until = now() + opts.stableMs
+      while (now() < until) {
+        await sleep(Math.min(opts.stablePollMs ?? 1000, Math.max(0, until - now())))
+        const again = await ask()
+        if (!good(again, opts.want) || again.pid !== pid) return {ok: false, ms: now() - started, last: again, ...(pid !== undefined ? {pid} : {})}
+      }
+      return {ok: true, ms: now() - started, last, ...(pid !== undefined ? {pid} : {})}
     }
     await sleep(opts.pollMs ?? 100)
   }
@@ -55,7 +66,8 @@ export function gateFailure(url: string, want: string, o: GateOutcome): string {
   if (o.last.release === want && o.last.failing && o.last.failing.length > 0) {
     return `${CONFIG_FAILURE}: ${url} did not report release ${want} with 200 within ${(o.ms / 1000).toFixed(1)} s: it runs, but cannot reach ${o.last.failing.join(', ')}`
   }
-  const seen = o.last.status === 0 ? `no answer (${o.last.error})` : `${o.last.status}${o.last.release ? ` from release ${o.last.release}` : ''}`
+  const seen = o.last.status === 0 ? `no answer (${o.last.error})` : `${o.last.status}${o.last.release ? ` from release ${o.last.release}` : ''}${o.last.pid ? ` (pid ${o.last.pid})` : ''}`
+  if (o.pid !== undefined) return `${url} reported release ${want} from pid ${o.pid}, then within its stable window: ${seen}`
   return `${url} did not report release ${want} with 200 within ${(o.ms / 1000).toFixed(1)} s: last answer ${seen}`
 }
 

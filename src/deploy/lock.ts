@@ -33,9 +33,14 @@ export interface LockHolder {
 
 export type LockAnswer = {state: 'acquired'; broke?: LockHolder} | {state: 'held'; holder: LockHolder}
 
-export function newLockOwner(action: LockOwner['action'], release: string, message: string): LockOwner {
+/** Who runs this: deploy.operator, else $FEEDOPS_OPERATOR, else user@host. */
+export function operatorName(setting?: string, envVars: NodeJS.ProcessEnv = process.env): string {
+  return setting?.trim() || envVars.FEEDOPS_OPERATOR?.trim() || `${userInfo().username}@${hostname()}`
+}
+
+export function newLockOwner(action: LockOwner['action'], release: string, message: string, operator = operatorName()): LockOwner {
   return {
-    owner: `${userInfo().username}@${hostname()}`,
+    owner: operator,
     pid: process.pid,
     since: new Date().toISOString(),
     action,
@@ -76,6 +81,11 @@ export function heartbeatStep(l: HostLayout, owner: LockOwner): RemoteStep {
   return sh('grep -qF "$2" "$1/owner.json" 2>/dev/null && touch "$1/heartbeat"', l.lock, owner.token)
 }
 
+/** Rewrites owner.json (the release, once built) if the lock is still ours. */
+export function updateOwnerStep(l: HostLayout, owner: LockOwner): RemoteStep {
+  return sh('grep -qF "$2" "$1/owner.json" 2>/dev/null && printf "%s\\n" "$3" > "$1/owner.json.new" && mv -f "$1/owner.json.new" "$1/owner.json"', l.lock, owner.token, JSON.stringify(owner))
+}
+
 /** Removes the lock only if it is still ours. */
 export function releaseStep(l: HostLayout, owner: LockOwner): RemoteStep {
   return sh('if grep -qF "$2" "$1/owner.json" 2>/dev/null; then rm -rf "$1"; fi', l.lock, owner.token)
@@ -113,6 +123,6 @@ export function isStale(holder: LockHolder, staleS: number): boolean {
 /** "alice@laptop (pid 123) since …, deploying R: message; heartbeat 4 s ago" */
 export function describeHolder(h: LockHolder): string {
   const o = h.owner
-  const what = o.action ? `, ${o.action === 'rollback' ? 'rolling back to' : 'deploying'} ${o.release ?? '?'}` : ''
+  const what = o.action ? `, ${o.action === 'rollback' ? 'rolling back' : 'deploying'}${o.release ? ` ${o.release}` : ' (release not decided yet)'}` : ''
   return `${o.owner ?? 'an unknown owner'}${o.pid ? ` (pid ${o.pid})` : ''}${o.since ? ` since ${o.since}` : ''}${what}${o.message ? `: "${o.message}"` : ''}; last heartbeat ${h.heartbeatAgeS} s ago`
 }

@@ -53,26 +53,48 @@ export const MARKS: ReadonlySet<string> = new Set([RECEIVED, SWITCHED])
 
 export const say = (mark: string): RemoteStep => ({argv: ['echo', mark]})
 
+/** How many of a host's last audit lines its probe brings back (the history a rollback follows). */
+export const AUDIT_TAIL = 400
+
 /**
  * What preflight needs to know about a host, in one command: the layout root with ~ expanded, free disk
- * (KiB) where it lives, whether the runtime is there, where current points, the releases present and
- * those marked bad. Prints key=value lines (see parseProbe).
+ * (KiB) where it lives, whether the runtime is there, where current points, the releases present, those
+ * marked bad and those marked abandoned, the supervisor's state, and the last AUDIT_TAIL lines of audit.log
+ * (after a `--audit--` line). With `append`, that line is then added to audit.log (a run's `started`, in the
+ * same round trip). Prints key=value lines (see parseProbe).
  */
-export function probeStep(pathSpec: string, runtime: string): RemoteStep {
+export function probeStep(pathSpec: string, runtime: string, opts: {append?: string; allowSystemPath?: boolean} = {}): RemoteStep {
   return sh(
     [
       'case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; *) d=$1 ;; esac',
       'echo "root=$d"',
+      // deploy.path outside the deploy user's home needs deploy.allowSystemPath (config/deploy-path.ts): such a
+      // host is said so, and gets no audit line.
+      'case "$d/" in "$HOME"/?*/) o=no ;; *) o=yes ;; esac; [ "$5" = allow ] && o=no; echo "home=$HOME"; echo "outside_home=$o"',
       'p=$d; while [ ! -e "$p" ]; do p=$(dirname "$p"); done',
       'echo "free_kb=$(df -Pk "$p" | awk \'NR==2{print $4}\')"',
       'if [ -x "$d/runtimes/$2/bin/node" ]; then echo runtime=yes; else echo runtime=no; fi',
       'echo "current=$(readlink "$d/current" 2>/dev/null)"',
-      'r=; b=; for x in "$d"/releases/*/manifest.json; do [ -e "$x" ] || continue; i=${x%/manifest.json}; i=${i##*/}; r="$r $i"; [ -e "$d/releases/$i/BAD" ] && b="$b $i"; done',
-      'echo "releases=$r"; echo "bad=$b"',
+      'r=; b=; a=; for x in "$d"/releases/*/manifest.json; do [ -e "$x" ] || continue; i=${x%/manifest.json}; i=${i##*/}; r="$r $i"; [ -e "$d/releases/$i/BAD" ] && b="$b $i"; [ -e "$d/releases/$i/ABANDONED" ] && a="$a $i"; done',
+      'echo "releases=$r"; echo "bad=$b"; echo "abandoned=$a"',
+      // The supervisor the pid file names, and what it says (src/deploy/pm.ts).
+      's=$(sed -n \'s/^{"pid":\\([0-9]*\\).*/\\1/p\' "$d/shared/app.pid" 2>/dev/null); echo "supervisor=$(cat "$d/shared/run/supervisor-$s.json" 2>/dev/null | tr -d \'\\n\')"',
+      'echo --audit--',
+      '[ -e "$d/audit.log" ] && tail -n $3 "$d/audit.log"',
+      '[ -z "$4" ] || [ "$o" = yes ] || { mkdir -p "$d" && printf "%s\\n" "$4" >> "$d/audit.log"; }',
     ].join('\n'),
     pathSpec,
     runtime,
+    String(AUDIT_TAIL),
+    opts.append ?? '',
+    opts.allowSystemPath ? 'allow' : '',
   )
+}
+
+export interface SupervisorInfo {
+  app: number | null
+  restarts: number
+  gaveUp?: string
 }
 
 export interface Probe {
@@ -83,11 +105,21 @@ export interface Probe {
   current: string | null
   releases: string[]
   bad: string[]
+  /** Rolled away from, or left by a run that failed or died (never an automatic rollback target). */
+  abandoned: string[]
+  supervisor: SupervisorInfo | null
+  /** The deploy user's home, and whether the layout root is outside it (and that was not allowed). */
+  home: string
+  outsideHome: boolean
+  /** The host's last audit lines, raw (audit.ts parseAudit reads them). */
+  audit: string
 }
 
 export function parseProbe(stdout: string): Probe {
+  const cut = stdout.indexOf('\n--audit--\n')
+  const head = cut >= 0 ? stdout.slice(0, cut) : stdout
   const kv = new Map<string, string>()
-  for (const line of stdout.split('\n')) {
+  for (const line of head.split('\n')) {
     const i = line.indexOf('=')
     if (i > 0) kv.set(line.slice(0, i), line.slice(i + 1).trim())
   }
@@ -95,7 +127,26 @@ export function parseProbe(stdout: string): Probe {
   const current = kv.get('current') ?? ''
   const root = kv.get('root')
   if (!root) throw new Error(`the host's probe printed no root: ${stdout.slice(0, 200)}`)
-  return {root, freeKb: Number(kv.get('free_kb') ?? 0), hasRuntime: kv.get('runtime') === 'yes', current: current ? path.basename(current) : null, releases: list('releases'), bad: list('bad')}
+  let supervisor: SupervisorInfo | null = null
+  try {
+    const raw = JSON.parse(kv.get('supervisor') || 'null') as {app?: number | null; restarts?: number; gaveUp?: string} | null
+    if (raw) supervisor = {app: raw.app ?? null, restarts: raw.restarts ?? 0, ...(raw.gaveUp ? {gaveUp: raw.gaveUp} : {})}
+  } catch {
+    // a state file being rewritten: none this time
+  }
+  return {
+    root,
+    freeKb: Number(kv.get('free_kb') ?? 0),
+    hasRuntime: kv.get('runtime') === 'yes',
+    home: kv.get('home') ?? '',
+    outsideHome: kv.get('outside_home') === 'yes',
+    current: current ? path.basename(current) : null,
+    releases: list('releases'),
+    bad: list('bad'),
+    abandoned: list('abandoned'),
+    supervisor,
+    audit: cut >= 0 ? stdout.slice(cut + '\n--audit--\n'.length) : '',
+  }
 }
 
 /** The layout's folders, made by the first step that sends a file (a host's first deploy has none). */
@@ -107,6 +158,8 @@ const folders = (l: HostLayout) => [l.releases, l.runtimes, path.join(l.shared, 
  */
 const receive = (sum: 'sha256sum' | 'sha512sum') => [
   'mkdir -p -- "$@"',
+  // Whatever fails from here (the upload cut, a full disk, a bad sum, tar), nothing half-made stays in tmp/.
+  'trap \'rc=$?; [ $rc -eq 0 ] || rm -rf "$U" "${t:-}"\' EXIT',
   'cat > "$U"',
   `echo ${RECEIVED}`,
   `printf "%s  %s\\n" "$S" "$U" | ${sum} -c --status || { echo "checksum mismatch for $U" >&2; rm -f "$U"; exit 1; }`,
@@ -218,14 +271,18 @@ export function writeConfigStep(l: HostLayout, id: string, group?: string): Remo
   )
 }
 
-/** Points current at releases/<id>: a new link renamed over the old one, never rm + ln. */
-export function switchStep(l: HostLayout, id: string): RemoteStep {
-  return sh('cd "$1" && ln -sfn "releases/$2" current.new && mv -Tf current.new current', l.root, id)
+/**
+ * Points current at releases/<id>: a new link renamed over the old one, never rm + ln. With `audit`, that
+ * line is appended to audit.log in the same command, right after the link moved (a `switched` line, so a
+ * run killed from here on is still accounted for).
+ */
+export function switchStep(l: HostLayout, id: string, audit?: string): RemoteStep {
+  return sh('cd "$1" && ln -sfn "releases/$2" current.new && mv -Tf current.new current && { [ -z "$3" ] || printf "%s\\n" "$3" >> audit.log; }', l.root, id, audit ?? '')
 }
 
-/** A host that ran nothing before: no current link at all. */
-export function unlinkCurrentStep(l: HostLayout): RemoteStep {
-  return {argv: ['rm', '-f', '--', l.current]}
+/** A host that ran nothing before: no current link at all (and the `switched` line that says so). */
+export function unlinkCurrentStep(l: HostLayout, audit?: string): RemoteStep {
+  return sh('rm -f -- "$1/current" && { [ -z "$2" ] || printf "%s\\n" "$2" >> "$1/audit.log"; }', l.root, audit ?? '')
 }
 
 /** The configured restart line, run in the layout root with the release's real path exported. */
@@ -243,8 +300,15 @@ export function stopStep(l: HostLayout, id: string, stopTimeout: number): Remote
   return {argv: [path.join(dir, 'node'), path.join(dir, 'pm.mjs'), 'stop'], env: {FEEDOPS_STOP_TIMEOUT: String(stopTimeout)}}
 }
 
-export function markBadStep(l: HostLayout, id: string, reason: string): RemoteStep {
-  return sh('[ -d "$1" ] && printf "%s\\n" "$2" > "$1/BAD" || true', releaseDir(l, id), reason)
+export type Mark = 'BAD' | 'ABANDONED'
+
+/**
+ * Marks a release on a host: BAD where its code failed (its gate or a re-check there), ABANDONED where it
+ * was rolled away from or left by a run that failed or died. The file holds why, when, by whom (one JSON
+ * line). Either keeps it from ever being an automatic rollback target; `keep` prunes marked ones first.
+ */
+export function markStep(l: HostLayout, id: string, mark: Mark, record: {why: string; at: string; by: string; run: string}): RemoteStep {
+  return sh('[ -d "$1" ] && printf "%s\\n" "$3" > "$1/$2" || true', releaseDir(l, id), mark, JSON.stringify(record))
 }
 
 /** Deletes releases and their copies of the config. */
@@ -266,13 +330,14 @@ export function readAuditStep(l: HostLayout): RemoteStep {
 }
 
 /**
- * Releases to delete so that `keep` remain: the newest first (ids sort by time), never the one the host
- * runs nor the one it ran before.
+ * Releases to delete so that `keep` good ones remain: marked ones (bad, abandoned) go first, then the oldest
+ * good ones (ids sort by time); never the one the host runs nor the one it ran before.
  */
-export function releasesToRemove(present: readonly string[], keep: number, current: string | null, previous: string | null): string[] {
+export function releasesToRemove(present: readonly string[], keep: number, current: string | null, previous: string | null, marked: readonly string[] = []): string[] {
+  const never = new Set([current, previous].filter((x): x is string => x !== null))
   const newestFirst = [...present].sort().reverse()
-  const kept = new Set(newestFirst.slice(0, keep))
-  if (current) kept.add(current)
-  if (previous) kept.add(previous)
+  const good = newestFirst.filter((id) => !marked.includes(id))
+  const kept = new Set(good.slice(0, keep))
+  for (const id of never) kept.add(id)
   return newestFirst.filter((id) => !kept.has(id))
 }

@@ -1,5 +1,7 @@
 import path from 'node:path/posix'
 
+import {RESTART_POLICY} from './restart-policy.js'
+
 /**
  * Production hosts run the app under systemd. The unit starts whatever `current` points at, from its
  * real path, on the runtime that release links (current/node), so a deploy or rollback is `systemctl
@@ -23,6 +25,9 @@ Description=feed app (the feedops release ${current} points at)
 After=network-online.target ${SERVICE}.socket
 Wants=network-online.target
 Requires=${SERVICE}.socket
+# A crash loop ends: past ${RESTART_POLICY.burst} restarts within ${RESTART_POLICY.intervalMs / 1000} s the unit fails (the release's pm.mjs does the same).
+StartLimitBurst=${RESTART_POLICY.burst}
+StartLimitIntervalSec=${RESTART_POLICY.intervalMs / 1000}
 
 [Service]
 Type=simple
@@ -34,8 +39,12 @@ ExecStart=/bin/sh -c 'r=$$(readlink -f ${current}) && c=${shared}/config/$\${r##
 # The app drains on SIGTERM (readyz 503, in-flight requests finish), then exits.
 KillSignal=SIGTERM
 TimeoutStopSec=${opts.stopTimeoutS ?? 15}
+# Started again after a failed exit, sooner the first time, later each time after (systemd >= 254 reads the
+# steps; an older one waits RestartSec each time). Each restart is a new pid, which a deploy's re-checks see.
 Restart=on-failure
-RestartSec=1
+RestartSec=${RESTART_POLICY.firstDelayMs}ms
+RestartSteps=${Math.round(Math.log2(RESTART_POLICY.maxDelayMs / RESTART_POLICY.firstDelayMs))}
+RestartMaxDelaySec=${RESTART_POLICY.maxDelayMs / 1000}
 StandardOutput=append:${shared}/log/app.log
 StandardError=inherit
 NoNewPrivileges=yes

@@ -386,8 +386,9 @@ export async function preflightVerify(
   const bad = checks.filter((c) => !c.ok)
   if (action === 'deploy') return bad.map((c) => `${c.host}: its current release ${c.release} ${c.error ? `could not be verified (${c.error})` : `differs from what was built: ${c.differs.join('; ')}`}`)
   if (bad.length > 0) {
+    const ids = [...new Set(bad.map((c) => c.release))]
     throw new UserError(
-      `Preflight: release ${checks[0]!.release} differs on ${bad.length === 1 ? bad[0]!.host : `${bad.length} hosts`} from what was built, so rollback will not switch there: ${bad
+      `Preflight: release ${ids.join(', ')} differs on ${bad.length === 1 ? bad[0]!.host : `${bad.length} hosts`} from what was built, so rollback will not switch there: ${bad
         .map((c) => `${c.host}: ${c.error ? `not verified (${c.error})` : c.differs.join('; ')}`)
         .join('; ')}; nothing was changed.`,
       {fix: 'Roll back to another release (--to, see `feedops releases --verify`), or deploy anew.', exitCode: ExitCode.failed},

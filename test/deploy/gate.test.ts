@@ -31,14 +31,22 @@ describe('health gate', () => {
     const restarted = scripted([{status: 200, release: 'R2', pid: 7}, {status: 200, release: 'R2', pid: 8}])
     assert.equal((await gate(restarted.ask, {want: 'R2', timeoutMs: 5000, stableMs: 1000, ...restarted.opts})).ok, false)
     const stable = scripted([{status: 200, release: 'R2', pid: 7}])
-    assert.deepEqual(await gate(stable.ask, {want: 'R2', timeoutMs: 5000, stableMs: 1000, ...stable.opts}), {ok: true, ms: 1000, last: {status: 200, release: 'R2', pid: 7}})
+    assert.deepEqual(await gate(stable.ask, {want: 'R2', timeoutMs: 5000, stableMs: 1000, ...stable.opts}), {ok: true, ms: 1000, last: {status: 200, release: 'R2', pid: 7}, pid: 7})
+  })
+
+  it('through a long stable window the canary is asked every second, and a restart 3 s in fails it then, not at the end', async () => {
+    const s = scripted([{status: 200, release: 'R2', pid: 7}, {status: 200, release: 'R2', pid: 7}, {status: 200, release: 'R2', pid: 7}, {status: 200, release: 'R2', pid: 8}])
+    const o = await gate(s.ask, {want: 'R2', timeoutMs: 30_000, stableMs: 15_000, ...s.opts})
+    assert.equal(o.ok, false)
+    assert.equal(o.ms, 3000)
+    assert.equal(gateFailure('http://a:8080/readyz', 'R2', o), 'http://a:8080/readyz reported release R2 from pid 7, then within its stable window: 200 from release R2 (pid 8)')
   })
 
   it('an old process never passes; the failure names the last answer', async () => {
     const s = scripted([{status: 200, release: 'R1', pid: 3}])
     const o = await gate(s.ask, {want: 'R2', timeoutMs: 2000, stableMs: 0, ...s.opts})
     assert.equal(o.ok, false)
-    assert.equal(gateFailure('http://a:8080/readyz', 'R2', o), 'http://a:8080/readyz did not report release R2 with 200 within 2.0 s: last answer 200 from release R1')
+    assert.equal(gateFailure('http://a:8080/readyz', 'R2', o), 'http://a:8080/readyz did not report release R2 with 200 within 2.0 s: last answer 200 from release R1 (pid 3)')
   })
 
   it('reads status, release and pid from an HTTP answer', () => {

@@ -118,9 +118,10 @@ function secretBearing(dir: string, secrets: string[]): string[] {
   return out
 }
 
-/** The app's process on a host: its pid file, and the config its command line names. */
+/** The app's process on a host (the pid file names its supervisor, whose state names the app), and the config its command line names. */
 function appProcess(host: string): {pid: number; config: string} {
-  const pid = (JSON.parse(readFileSync(path.join(feedDir(host), 'shared', 'app.pid'), 'utf8')) as {pid: number}).pid
+  const supervisor = (JSON.parse(readFileSync(path.join(feedDir(host), 'shared', 'app.pid'), 'utf8')) as {pid: number}).pid
+  const pid = (JSON.parse(readFileSync(path.join(feedDir(host), 'shared', 'run', `supervisor-${supervisor}.json`), 'utf8')) as {app: number}).app
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
   return {pid, config: argv[argv.indexOf('--config') + 1]!}
 }
@@ -186,14 +187,14 @@ describe('each release with its own config, and verified', {timeout: 600_000}, (
   it('a config that fails only on the hosts (a dead pooledUrl): the canary is switched back with its old config and serves again; a config failure, not a bad release', async () => {
     const dead = variant('dead-pooled', (env) => {
       env.shards.servers[0].pooledUrl = env.shards.servers[0].url.replace(/:\d+\//, ':1/')
-      env.deploy.health.timeout = 6
+      env.deploy.health.timeout = 12
     })
     const r = await feedops(['deploy', '--json'], dead)
     assert.equal(r.code, 1, why(r))
     const res = r.json as DeployResult
-    const canary = res.hosts.find((h) => h.outcome === 'failed')!
-    assert.equal(canary.host, 'app1')
-    assert.match(canary.error!, /^config failure: .*it runs, but cannot reach servers\.pg1: /)
+    const canary = res.hosts.find((h) => h.outcome === 'failed')
+    assert.equal(canary?.host, 'app1', why(r))
+    assert.match(canary!.error!, /^config failure: .*it runs, but cannot reach servers\.pg1: /)
     assert.equal(res.configFailure, true)
     assert.deepEqual(res.markedBad, [])
     assert.ok(!readdirSync(path.join(feedDir('app1'), 'releases', res.release)).includes('BAD'), 'not marked bad')

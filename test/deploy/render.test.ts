@@ -6,6 +6,7 @@ import path from 'node:path'
 import {describe, it} from 'node:test'
 
 import {renderDeploy, renderReleases, timeline} from '../../src/deploy/render.js'
+import {convergeCommand} from '../../src/deploy/status.js'
 import type {DeployResult} from '../../src/deploy/run.js'
 import {systemdSocket, systemdUnit, sudoersRule} from '../../src/deploy/systemd.js'
 
@@ -17,11 +18,36 @@ const plan = {
   batches: [['app1'], ['app2']],
   runtimeUploads: [],
   skipped: [],
+  bakeSeconds: 10,
+  canaryStableMs: 15000,
   steps: ['lock', 'switch'],
 }
 
 function result(over: Partial<DeployResult>): DeployResult {
-  return {action: 'deploy', environment: 'lab', release: 'R2', dryRun: false, plan, ok: true, stopped: null, hosts: [], markedBad: [], configFailure: false, removed: {}, brokeLock: null, buildMs: 0, bundleReused: false, warnings: [], durationMs: 4000, ...over}
+  return {
+    action: 'deploy',
+    environment: 'lab',
+    run: 'RUN1',
+    operator: 'ann@ops',
+    release: 'R2',
+    dryRun: false,
+    plan,
+    ok: true,
+    stopped: null,
+    hosts: [],
+    markedBad: [],
+    configFailure: false,
+    markedAbandoned: {},
+    unfinished: [],
+    warnings: [],
+    removed: {},
+    brokeLock: null,
+    buildMs: 0,
+    bundleReused: false,
+    bakedMs: 0,
+    durationMs: 4000,
+    ...over,
+  }
 }
 
 describe('deploy output', () => {
@@ -49,26 +75,38 @@ describe('deploy output', () => {
       result({
         ok: false,
         stopped: 'max-fail',
-        markedBad: ['app1', 'app2'],
+        markedBad: ['app1'],
+        markedAbandoned: {R2: ['app2']},
+        unfinished: [{run: 'RUN0', who: 'bob@ops', at: '2026-12-08T01:00:00.000Z', action: 'deploy', releases: ['R9'], switched: ['app2']}],
         hosts: [
-          {host: 'app1', address: 'a', outcome: 'failed', previous: 'R1', current: 'R1', runtimeUploaded: false, error: 'gate', phases: []},
-          {host: 'app2', address: 'b', outcome: 'not-started', previous: 'R1', current: 'R1', runtimeUploaded: false, error: null, phases: []},
+          {host: 'app1', address: 'a', outcome: 'failed', previous: 'R1', current: 'R1', target: 'R2', pid: null, runtimeUploaded: false, error: 'gate', phases: []},
+          {host: 'app2', address: 'b', outcome: 'not-started', previous: 'R1', current: 'R1', target: 'R2', pid: null, runtimeUploaded: false, error: null, phases: []},
         ],
       }),
     )
     assert.match(text, /^HOST {2}OUTCOME {6}CURRENT/)
     assert.match(text, /app1 {2}failed {7}R1/)
-    assert.match(text, /R2 is marked bad on app1, app2\n/)
+    assert.match(text, /R2 is marked bad on app1 \(it failed there\)\nR2 is marked abandoned on app2\n/)
+    assert.match(text, /a deploy run RUN0 by bob@ops started 2026-12-08T01:00:00\.000Z and never finished; it had switched app2 to R9\n/)
     assert.match(text, /Deploy of R2 stopped past --max-fail and rolled back: 1 failed, 1 not-started in 4\.00 s\n$/)
   })
 
   it('releases flags a host whose process does not run what current points at', () => {
-    const text = renderReleases([
-      {host: 'app1', current: 'R2', running: 'R1', differs: true, releases: ['R1', 'R2'], bad: ['R2'], runtime: true, error: null},
-      {host: 'app2', current: 'R1', running: 'R1', differs: false, releases: ['R1'], bad: [], runtime: true, error: null},
-    ])
-    assert.match(text, /app1 {2}R2 {7}R1 {7}DIFFERS {2}R1 R2\(bad\)/)
-    assert.match(text, /On app1 the running process does not report the release current points at\.\n$/)
+    const hosts = [
+      {host: 'app1', current: 'R2', running: 'R1', pid: 10, differs: true, releases: ['R1', 'R2'], bad: ['R2'], abandoned: [], restarts: 3, gaveUp: null, runtime: true, error: null},
+      {host: 'app2', current: 'R1', running: 'R1', pid: 11, differs: false, releases: ['R1'], bad: [], abandoned: [], restarts: 0, gaveUp: null, runtime: true, error: null},
+    ]
+    const text = renderReleases({
+      hosts,
+      lock: {host: 'app1', holder: {owner: {owner: 'ann@ops', pid: 42, action: 'deploy', release: 'R3'}, heartbeatAgeS: 120}, stale: true},
+      unfinished: [],
+      split: convergeCommand(hosts),
+    })
+    assert.match(text, /app1 {2}R2 {7}R1 {7}DIFFERS  3 {9}R1 R2\(bad\)/)
+    assert.match(text, /On app1 the running process does not report the release current points at\.\n/)
+    assert.match(text, /lock on app1: STALE by ann@ops \(pid 42\), deploy R3; last heartbeat 120 s ago/)
+    // Split: R2 (app1) and R1 (app2); R1 is on every host and unmarked, R2 is bad on app1.
+    assert.match(text, /The fleet is split: .*To converge: feedops rollback --to R1\n$/)
   })
 
   it('the systemd unit runs the current release on its own runtime with that release\'s own config and secret', () => {

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, it} from 'node:test'
 
 import {describeHolder, isStale, parseAcquire, parseReadLock} from '../../src/deploy/lock.js'
-import {FAULTS, releaseId} from '../../src/deploy/bundle.js'
+import {releaseId} from '../../src/deploy/bundle.js'
 import {ensureRuntime, integrityToHex} from '../../src/deploy/runtime.js'
 import {UserError} from '../../src/errors.js'
 import * as steps from '../../src/deploy/steps.js'
@@ -18,18 +18,21 @@ const l = steps.hostLayout('/srv/feed')
 describe('deploy steps as data', () => {
   it('switches current by renaming a new link over the old one', () => {
     const step = steps.switchStep(l, '20261201T075501Z-ab12cd3')
-    assert.deepEqual(step.argv!.slice(4), ['/srv/feed', '20261201T075501Z-ab12cd3'])
+    assert.deepEqual(step.argv!.slice(4), ['/srv/feed', '20261201T075501Z-ab12cd3', ''])
     assert.match(step.argv![2]!, /ln -sfn "releases\/\$2" current\.new && mv -Tf current\.new current/)
     assert.doesNotMatch(step.argv![2]!, /rm /)
   })
 
   it('passes values as arguments, never spliced into the script', () => {
     const evil = "x'; rm -rf / #"
-    const step = steps.markBadStep(l, 'r1', evil)
-    assert.deepEqual(step.argv!.slice(4), ['/srv/feed/releases/r1', evil])
+    const step = steps.switchStep(l, 'r1', evil)
+    assert.deepEqual(step.argv!.slice(4), ['/srv/feed', 'r1', evil])
     assert.ok(!step.argv![2]!.includes(evil))
     // The runner quotes every word: the value reaches the remote shell as one argument.
     assert.ok(commandLine(step).endsWith(` "x'; rm -rf / #"`), commandLine(step))
+    const mark = steps.markStep(l, 'r1', 'BAD', {why: evil, at: 't', by: 'me', run: 'R'})
+    assert.deepEqual(mark.argv!.slice(4, 6), ['/srv/feed/releases/r1', 'BAD'])
+    assert.ok(!mark.argv![2]!.includes(evil))
   })
 
   it('restarts with the release real path exported, in the layout root', () => {
@@ -58,8 +61,42 @@ describe('deploy steps as data', () => {
 
   it('reads a probe', () => {
     const p = steps.parseProbe('root=/h/feed\nfree_kb=1024\nruntime=yes\ncurrent=releases/b\nreleases= a b c\nbad= c\n')
-    assert.deepEqual(p, {root: '/h/feed', freeKb: 1024, hasRuntime: true, current: 'b', releases: ['a', 'b', 'c'], bad: ['c']})
+    assert.deepEqual(p, {root: '/h/feed', freeKb: 1024, hasRuntime: true, current: 'b', releases: ['a', 'b', 'c'], bad: ['c'], abandoned: [], supervisor: null, home: '', outsideHome: false, audit: ''})
     assert.equal(steps.parseProbe('root=/h/feed\nfree_kb=1\nruntime=no\ncurrent=\nreleases=\nbad=\n').current, null)
+  })
+
+  it('the probe, run by sh on a real layout: marks, the supervisor state, the audit tail, and the line it appends', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'feedops-probe-'))
+    try {
+      for (const id of ['a', 'b', 'c']) {
+        mkdirSync(path.join(root, 'releases', id), {recursive: true})
+        writeFileSync(path.join(root, 'releases', id, 'manifest.json'), '{}')
+      }
+      writeFileSync(path.join(root, 'releases', 'c', 'BAD'), '{}\n')
+      writeFileSync(path.join(root, 'releases', 'a', 'ABANDONED'), '{}\n')
+      spawnSync('ln', ['-s', 'releases/b', path.join(root, 'current')])
+      mkdirSync(path.join(root, 'shared', 'run'), {recursive: true})
+      writeFileSync(path.join(root, 'shared', 'app.pid'), JSON.stringify({pid: 4242, startTime: 1, match: ['x'], release: 'b'}))
+      writeFileSync(path.join(root, 'shared', 'run', 'supervisor-4242.json'), JSON.stringify({pid: 4242, app: 4250, restarts: 3, release: 'b', since: 't'}))
+      writeFileSync(path.join(root, 'audit.log'), '{"at":"1","release":"a","hosts":{}}\n')
+      // Outside the deploy user's home without deploy.allowSystemPath: said so, and nothing appended.
+      const refused = spawnSync('sh', ['-c', commandLine(steps.probeStep(root, '24.22.3', {append: '{"event":"started"}'}))], {encoding: 'utf8', env: {...process.env, HOME: '/nonexistent-home'}})
+      assert.equal(steps.parseProbe(refused.stdout).outsideHome, true)
+      assert.equal(steps.parseProbe(refused.stdout).home, '/nonexistent-home')
+      assert.equal(readFileSync(path.join(root, 'audit.log'), 'utf8'), '{"at":"1","release":"a","hosts":{}}\n')
+      const step = steps.probeStep(root, '24.22.3', {append: '{"at":"2","release":"","event":"started","hosts":{}}', allowSystemPath: true})
+      const out = spawnSync(step.argv![0]!, step.argv!.slice(1), {encoding: 'utf8'})
+      assert.equal(out.status, 0, out.stderr)
+      const p = steps.parseProbe(out.stdout)
+      assert.equal(p.current, 'b')
+      assert.deepEqual([p.releases, p.bad, p.abandoned], [['a', 'b', 'c'], ['c'], ['a']])
+      assert.deepEqual(p.supervisor, {app: 4250, restarts: 3})
+      // The tail is what was there before this probe; its own line is appended after.
+      assert.equal(p.audit, '{"at":"1","release":"a","hosts":{}}\n')
+      assert.match(readFileSync(path.join(root, 'audit.log'), 'utf8'), /"event":"started"/)
+    } finally {
+      rmSync(root, {recursive: true, force: true})
+    }
   })
 
   it('keeps the newest N releases, the running one and the one before it', () => {
@@ -68,6 +105,10 @@ describe('deploy steps as data', () => {
     // After a rollback the host runs an old release: it and the one before stay.
     assert.deepEqual(steps.releasesToRemove(present, 3, 'r2', 'r1'), ['r4', 'r3'])
     assert.deepEqual(steps.releasesToRemove(['r1'], 3, 'r1', null), [])
+    // keep counts good releases: marked ones go first, and do not use up a place.
+    assert.deepEqual(steps.releasesToRemove(present, 3, 'r7', 'r6', ['r5', 'r4']), ['r5', 'r4', 'r2', 'r1'])
+    // A marked release the host ran before stays (never that one), but is not one of the 3 good ones.
+    assert.deepEqual(steps.releasesToRemove(present, 3, 'r7', 'r6', ['r6']), ['r3', 'r2', 'r1'])
   })
 })
 
@@ -92,7 +133,7 @@ describe('deploy lock answers', () => {
 describe('release ids and the runtime integrity', () => {
   it('UTC time to the second and the short revision', () => {
     assert.equal(releaseId(new Date('2026-12-01T07:55:01.123Z'), 'ab12cd3ef'), '20261201T075501Z-ab12cd3')
-    assert.deepEqual([...FAULTS], ['unready', 'crash', 'keep-old'])
+    assert.equal(releaseId(new Date('2026-12-01T07:55:01.123Z'), 'ab12cd3ef', true), '20261201T075501Z-ab12cd3-dirty')
   })
   it("turns npm's sha512 integrity into the hex sha512sum checks", () => {
     assert.equal(integrityToHex('sha512-' + Buffer.alloc(64, 1).toString('base64')), '01'.repeat(64))

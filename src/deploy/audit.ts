@@ -21,7 +21,7 @@ export interface AuditEntry {
   environment: string
   release: string
   /** The end's result (finished lines, and lines from before events existed). */
-  result?: 'ok' | 'failed' | 'interrupted' | 'rolled back'
+  result?: 'ok' | 'failed' | 'interrupted' | 'rolled back' | 'nothing to do'
   /** host → outcome (the end's line) */
   hosts: Record<string, string>
   message?: string

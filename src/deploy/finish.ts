@@ -93,3 +93,10 @@ export async function finish(ctx: DeployContext, result: DeployResult, active: H
     else ctx.say(s.host.name, s.result.outcome, {ok: false})
   }
 }
+
+/** The end line of a run that stopped before it changed anything (Ctrl-C in preflight, a refusal under the lock). */
+export async function closeRun(ctx: DeployContext, result: DeployResult, probed: HostState[], outcome: NonNullable<AuditEntry['result']>): Promise<void> {
+  const line = ctx.line({event: 'finished', release: result.release, result: outcome, hosts: Object.fromEntries(probed.map((s) => [s.host.name, s.result.outcome]))})
+  await eachState(probed, (s) => s.remote!.run(steps.appendAuditStep(s.layout!, line)).then(() => undefined, () => undefined), {concurrency: ctx.concurrency})
+  appendLocalAudit(JSON.parse(line) as AuditEntry)
+}

@@ -14,9 +14,9 @@ import type {RemoteStep} from '../ssh/command.js'
 /**
  * Preflight, in this order: every host reached with a known key (an unreachable one refused by name, nothing
  * changed), then the fleet's lock taken (or waited for), and only then, under the lock, every host's state
- * read (current, releases, marks, its audit history, with this run's `started` line appended in the same
- * command), the build started, free disk checked, runs that died reported, and a rollback's target per
- * host chosen from history. So one run's view of the fleet is never older than its lock.
+ * read (current, releases, marks, its audit history), the build started, free disk checked, runs that died
+ * reported, and a rollback's target per host chosen from history. So one run's view of the fleet is never
+ * older than its lock. Once all of it passed, the run's `started` line goes to every host (writeStarted).
  */
 
 /** Ctrl-C or SIGTERM while preflight waited on something: not an error, the run ends with 130. */
@@ -154,15 +154,12 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
       : Promise.resolve(undefined)
   building.catch(() => {})
 
-  const started = dry ? undefined : ctx.line({event: 'started', release: '', ...(ctx.opts.message ? {message: ctx.opts.message} : {})})
   const failedProbe: HostState[] = []
   await eachState(
     active,
     async (s) => {
       try {
-        s.probe = steps.parseProbe(
-          await s.remote!.run(steps.probeStep(settings.path, settings.runtime, {...(started ? {append: started} : {}), allowSystemPath: settings.allowSystemPath}), {timeoutMs: 30_000}),
-        )
+        s.probe = steps.parseProbe(await s.remote!.run(steps.probeStep(settings.path, settings.runtime, {allowSystemPath: settings.allowSystemPath}), {timeoutMs: 30_000}))
         s.layout = steps.hostLayout(s.probe.root)
         s.audit = parseAudit(s.probe.audit)
         s.result.previous = s.probe.current
@@ -214,6 +211,16 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
   })
   warnings.push(...(await preflightVerify(ctx.action, targets, {cacheDir: ctx.opts.cacheDir ?? feedopsCacheDir(), concurrency: ctx.concurrency})))
   return {active, bundle, runtime, release, unfinished, warnings}
+}
+
+/**
+ * The run's `started` line on every host, once preflight passed (a refused run changes nothing, not even the
+ * audit) and before anything is shipped or switched: from here on, a run that dies is seen by the next one.
+ */
+export async function writeStarted(ctx: DeployContext, active: HostState[], release: string): Promise<void> {
+  const line = ctx.line({event: 'started', release, ...(ctx.opts.message ? {message: ctx.opts.message} : {})})
+  // A host that cannot take the line cannot take the release either: its ship says so, by name.
+  await eachState(active, (s) => s.remote!.run(steps.appendAuditStep(s.layout!, line)).then(() => undefined, () => undefined), {concurrency: ctx.concurrency})
 }
 
 /**

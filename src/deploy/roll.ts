@@ -26,7 +26,11 @@ async function gateHost(ctx: DeployContext, s: HostState, id: string, stableMs: 
   const {health} = ctx.settings
   await ctx.timed(s, 'health', async () => {
     const o = await gate(() => s.remote!.ask(ctx.port, health.path), {want: id, timeoutMs: health.timeout * 1000, stableMs, stablePollMs: ctx.pollMs})
-    if (!o.ok) throw new StepFailed(gateFailure(healthUrl(ctx, s), id, o))
+    if (!o.ok) {
+      // It answered, then failed within its stable window: when that was seen (the bench's detection time).
+      if (o.pid !== undefined) s.result.failedAt = new Date().toISOString()
+      throw new StepFailed(gateFailure(healthUrl(ctx, s), id, o))
+    }
     s.result.pid = o.pid ?? null
   })
 }

@@ -2,11 +2,11 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 
-import {UserError} from '../errors.js'
+import {ExitCode, isUserError, UserError} from '../errors.js'
 import {newContext, type DeployContext, type DeployOptions} from './context.js'
-import {finish} from './finish.js'
+import {closeRun, finish} from './finish.js'
 import {heartbeatStep, releaseStep, updateOwnerStep} from './lock.js'
-import {connectAll, Interrupted, peekLock, readFleet, takeLock, type FleetView, type HeldLock} from './preflight.js'
+import {connectAll, Interrupted, peekLock, readFleet, takeLock, writeStarted, type FleetView, type HeldLock} from './preflight.js'
 import type {HostState} from './remote.js'
 import type {DeployPlan, DeployResult} from './result.js'
 import type {AppFiles} from './ship.js'
@@ -36,8 +36,14 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   const result = emptyResult(ctx)
   let lock: HeldLock | undefined
   let beat: NodeJS.Timeout | undefined
+  let active: HostState[] = []
+  /** The run wrote `started` on the hosts: from then on it owes them its end. */
+  let started = false
+  let finished = false
   try {
-    const {active, unreachable} = await connectAll(ctx)
+    const connected = await connectAll(ctx)
+    active = connected.active
+    const unreachable = connected.unreachable
     result.plan.skipped = unreachable.map((s) => s.host.name)
     if (opts.dryRun) result.plan.lock = await peekLock(ctx)
     else {
@@ -60,11 +66,18 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
       lock.owner.release = view.release
       void ctx.lockState.remote!.run(updateOwnerStep(lock.layout, lock.owner)).catch(() => {})
     }
+    started = true
+    await writeStarted(ctx, view.active, view.release)
     await rollFleet(ctx, result, view, app)
+    finished = true
     await finish(ctx, result, view.active)
     return result
   } catch (err) {
-    if (!(err instanceof Interrupted)) throw err
+    const interrupted = err instanceof Interrupted
+    // A run that wrote `started` and stops before changing anything (Ctrl-C, a refusal) still writes its end,
+    // so the next run does not report it as one that died.
+    if (started && !finished) await closeRun(ctx, result, active.filter((s) => s.probe), interrupted ? 'interrupted' : isUserError(err) && err.exitCode === ExitCode.nothingDone ? 'nothing to do' : 'failed')
+    if (!interrupted) throw err
     // Ctrl-C before anything changed: no error, nothing to undo.
     result.stopped = 'interrupted'
     return result

@@ -322,7 +322,7 @@ export function inOrder(...parts: RemoteStep[]): RemoteStep {
 }
 
 export function appendAuditStep(l: HostLayout, line: string): RemoteStep {
-  return sh('printf "%s\\n" "$2" >> "$1"', l.audit, line)
+  return sh('mkdir -p "$(dirname "$1")" && printf "%s\\n" "$2" >> "$1"', l.audit, line)
 }
 
 export function readAuditStep(l: HostLayout): RemoteStep {

@@ -5,7 +5,14 @@
  * write counted in Postgres afterwards. Prints a table, writes test/bench/results/deploy.json.
  *
  *   npm run build && node dist/test/bench/deploy.js [--sizes 12,48] [--rounds 1] [--connections 32] [--no-ansible]
- *                     [--ansible-timeout 600] [--new-runtime 24.22.1]
+ *                     [--ansible-timeout 600] [--new-runtime 24.22.1] [--no-failing]
+ *
+ * The timed happy-path feedops runs pass --bake 0 (the canary then passes on health.stableMs, as before bakes
+ * existed), so they compare with the peers on the same work; one more row is the default (canary window and
+ * bake), which is what the happy path costs by default. At 12 hosts, releases that exit 1 s, 3 s and 10 s
+ * after they listen (built from a patched copy of the sources, test/support/patched-app.ts) are deployed
+ * under load through NGINX with the default settings: the failed requests of each, and the time from each
+ * crash (the app logs its moment) to when the deploy saw it.
  *
  * Wall time is from the command's start to its exit: every tool exits only once every host's /readyz reports
  * the new release (the bench checks each host afterwards). CPU is the command's own (user + system, with the
@@ -39,6 +46,7 @@ import type {LoadResult} from '../support/load/process.js'
 import {underLoad as withLoad} from '../support/load/run.js'
 import {ansibleCommand, fabricCommand, type Command, type PeerJob} from './deploy/peers.js'
 import {countWrites, preparePlan, type WriteCount} from '../support/load/writes.js'
+import {BROKEN, patchedProject} from '../support/patched-app.js'
 import {median, repoRoot, settle, table} from './util.js'
 
 const {values: flags} = parseArgs({
@@ -48,6 +56,7 @@ const {values: flags} = parseArgs({
     connections: {type: 'string', default: '32'},
     'new-runtime': {type: 'string', default: '24.22.1'},
     'no-ansible': {type: 'boolean', default: false},
+    'no-failing': {type: 'boolean', default: false},
     'ansible-timeout': {type: 'string', default: '600'},
   },
 })
@@ -146,8 +155,8 @@ function sharedLinks(ctx: LabContext, release: string): {src: string; dest: stri
     .map((f) => ({src: readlinkSync(path.join(dir, f)), dest: f}))
 }
 
-function feedopsDeploy(ctx: LabContext, extra: string[] = []): Command {
-  return ['node', [feedops, 'deploy', '--config', ctx.configFile, '--json', ...extra]]
+function feedopsDeploy(ctx: LabContext, extra: string[] = [], cli = feedops): Command {
+  return ['node', [cli, 'deploy', '--config', ctx.configFile, '--json', ...extra]]
 }
 
 /** Where a feedops deploy's time went, from its --json result (ms; phases as the median over hosts). */
@@ -202,6 +211,7 @@ function failedHosts(stdout: string): string | undefined {
 }
 
 const REBUILT = 'feedops (default ramp), bundle built anew (--rebuild: as after a code change)'
+const BAKED = 'feedops (default ramp, default canary window and bake)'
 
 /** A feedops deploy; one that fails (exit 1: a gate failed, every host rolled back) is a row with its error. */
 async function feedopsRun(ctx: LabContext, tool: string, extra: string[] = []): Promise<Row> {
@@ -302,7 +312,93 @@ async function deployUnderLoad(ctx: LabContext): Promise<LoadReport> {
   return {deploy, load, writes, nginxErrors: nginxUpstreamErrors(ctx.lab, logSizes)}
 }
 
-async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadReport}> {
+interface FailingReport {
+  crashAfterMs: number
+  exitCode: number | null
+  stopped: string | null
+  /** Hosts that ran the release before it was caught, and those marked bad. */
+  switched: number
+  markedBad: string[]
+  deployMs: number
+  load: Omit<LoadResult, 'ackedLikes' | 'ackedPhotos'>
+  writes: WriteCount
+  /** Per host that failed: ms from its app's crash (as its log says) to when the deploy saw it. */
+  detectMs: {host: string; ms: number; how: string}[]
+  /** Every host serves the release from before, afterwards. */
+  recovered: boolean
+}
+
+/** The latest crash moment a host's app logged before `at` (ms since 1970), from `crashing in N ms: <epoch>` lines. */
+function crashBefore(ctx: LabContext, host: string, at: number): number | undefined {
+  const h = ctx.hosts.find((x) => x.name === host)!
+  const log = readFileSync(path.join(h.deployPath, 'shared', 'log', 'app.log'), 'utf8')
+  const moments = [...log.matchAll(/crashing in \d+ ms: (\d+)/g)].map((m) => Number(m[1])).filter((t) => t <= at)
+  return moments.length > 0 ? Math.max(...moments) : undefined
+}
+
+/**
+ * Releases that exit 1 s, 3 s and 10 s after they listen, each deployed (default settings) under load through
+ * every NGINX node: failed requests, writes, and the time from each crash to the deploy seeing it.
+ */
+async function failingReleases(ctx: LabContext): Promise<FailingReport[]> {
+  const copy = patchedProject()
+  const urls = ctx.lab.layout.nginx.map((n) => `http://${n.address}:${n.httpPort}`)
+  const out: FailingReport[] = []
+  try {
+    for (const crashAfterMs of [1000, 3000, 10_000]) {
+      copy.reset()
+      const [file, find, replace] = BROKEN.exitsAfter(crashAfterMs)
+      copy.patch(file, find, replace)
+      const before = await reportedReleases(ctx)
+      const plan = await preparePlan(urls[0]!, urls, {users: 20, photosEach: 3})
+      await settle()
+      log(`12 hosts: a release that exits ${crashAfterMs / 1000} s after it listens, under load`)
+      let exitCode: number | null = null
+      let stdout = ''
+      let deployMs = 0
+      const {load: result} = await withLoad(
+        plan,
+        {planFile: path.join(workDir, 'load-plan.json'), connections: Number(flags.connections), warmupMs: 2000, cooldownMs: 2000, maxSeconds: 180},
+        async () => {
+          const t0 = performance.now()
+          const [cmd, args] = feedopsDeploy(ctx, [], copy.bin)
+          const child = spawn(cmd, args, {cwd: ctx.lab.dir, stdio: ['ignore', 'pipe', 'ignore']})
+          child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+          exitCode = await new Promise<number | null>((resolve) => child.once('close', resolve))
+          deployMs = performance.now() - t0
+        },
+      )
+      const r = JSON.parse(stdout) as {stopped: string | null; markedBad: string[]; hosts: {host: string; outcome: string; failedAt?: string; error: string | null}[]}
+      const detectMs = r.hosts
+        .filter((h) => h.failedAt)
+        .flatMap((h) => {
+          const seen = Date.parse(h.failedAt!)
+          const crash = crashBefore(ctx, h.host, seen)
+          return crash === undefined ? [] : [{host: h.host, ms: seen - crash, how: /stable window/.test(h.error ?? '') ? 'canary window' : 're-check'}]
+        })
+      const writes = await countWrites(appConfigFrom(loadConfig({flag: ctx.configFile})).shards, plan, result)
+      const {ackedLikes: _l, ackedPhotos: _p, ...load} = result
+      const after = await reportedReleases(ctx)
+      out.push({
+        crashAfterMs,
+        exitCode,
+        stopped: r.stopped,
+        switched: r.hosts.filter((h) => h.outcome !== 'not-started').length,
+        markedBad: r.markedBad,
+        deployMs,
+        load,
+        writes,
+        detectMs,
+        recovered: after.every((x, i) => x === before[i]),
+      })
+    }
+  } finally {
+    copy.remove()
+  }
+  return out
+}
+
+async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadReport; failing?: FailingReport[]}> {
   const lab = await startTestLab({hosts: n, nginx: 3, postgres: 2, pgbouncer: true, shards: true, redis: true, memcached: true, cloud: true})
   workDir = path.join(lab.dir, 'bench')
   mkdirSync(workDir, {recursive: true})
@@ -310,13 +406,15 @@ async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadRepor
     const ctx = labContext(lab, lab.configFile)
     const rows: Row[] = []
     log(`${n} hosts: first deploy (runtime and app to fresh hosts)`)
-    rows.push(await feedopsRun(ctx, 'feedops, first deploy (runtime uploaded, nothing running before)'))
+    rows.push(await feedopsRun(ctx, 'feedops, first deploy (runtime uploaded, nothing running before)', ['--bake', '0']))
     const links = sharedLinks(ctx, rows[0]!.release)
     const tools: [string, () => Promise<Row>][] = [
-      ['feedops', () => feedopsRun(ctx, 'feedops (default ramp)')],
-      ['feedops 100%', () => feedopsRun(ctx, 'feedops --batch 100%', ['--batch', '100%'])],
+      ['feedops', () => feedopsRun(ctx, 'feedops (default ramp)', ['--bake', '0'])],
+      ['feedops 100%', () => feedopsRun(ctx, 'feedops --batch 100%', ['--batch', '100%', '--bake', '0'])],
       // The runs above reuse the first deploy's bundle (no source changed in between); a code change is this.
-      ['feedops rebuilt', () => feedopsRun(ctx, REBUILT, ['--rebuild'])],
+      ['feedops rebuilt', () => feedopsRun(ctx, REBUILT, ['--rebuild', '--bake', '0'])],
+      // What the happy path costs by default: the canary's window and the bake on top.
+      ['feedops baked', () => feedopsRun(ctx, BAKED)],
       ['fabric', () => peerRun(ctx, 'fabric', links)],
       ...(flags['no-ansible'] ? [] : [['ansible', () => peerRun(ctx, 'ansible', links)] as [string, () => Promise<Row>]]),
     ]
@@ -334,17 +432,19 @@ async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadRepor
       await ensureRuntime(flags['new-runtime'], feedopsCacheDir()) // fetched from the registry once, not timed
       await settle()
       const runtimeCtx = {...ctx, configFile: withRuntime(ctx, flags['new-runtime'])}
-      rows.push(await feedopsRun(runtimeCtx, `feedops, another runtime (${flags["new-runtime"]}, not on the hosts yet)`))
+      rows.push(await feedopsRun(runtimeCtx, `feedops, another runtime (${flags["new-runtime"]}, not on the hosts yet)`, ['--bake', '0']))
       // Back to the configured runtime, so the load deploy below is an ordinary app release.
       await settle()
-      rows.push(await feedopsRun(ctx, `feedops, back to runtime ${ctx.deploy.runtime} (default ramp)`))
+      rows.push(await feedopsRun(ctx, `feedops, back to runtime ${ctx.deploy.runtime} (default ramp)`, ['--bake', '0']))
     }
     let underLoad: LoadReport | undefined
+    let failing: FailingReport[] | undefined
     if (n === 12) {
       log(`${n} hosts: rolling deploy under load`)
       underLoad = await deployUnderLoad(ctx)
+      if (!flags['no-failing']) failing = await failingReleases(ctx)
     }
-    return {rows, underLoad}
+    return {rows, underLoad, ...(failing ? {failing} : {})}
   } finally {
     await lab.stop()
   }
@@ -354,10 +454,12 @@ async function benchSize(n: number): Promise<{rows: Row[]; underLoad?: LoadRepor
 const loadBefore = loadavg()[0]!
 const all: Row[] = []
 let underLoad: LoadReport | undefined
+let failing: FailingReport[] | undefined
 for (const n of sizes) {
   const r = await benchSize(n)
   all.push(...r.rows)
   underLoad ??= r.underLoad
+  failing ??= r.failing
 }
 
 const medianOf = (hosts: number, tool: string, of: (r: Row) => number = (r) => r.ms) =>
@@ -434,6 +536,30 @@ if (underLoad) {
   if (load.failures.length > 0) console.log('\nfailed requests:\n' + load.failures.map((f) => `  +${f.ms} ms ${f.what}`).join('\n'))
   if (nginxErrors.length > 0) console.log('\nNGINX error log, upstream lines during the load:\n' + nginxErrors.slice(0, 20).map((l) => `  ${l}`).join('\n'))
 }
+if (failing) {
+  console.log(
+    '\nreleases that crash, each deployed to 12 hosts (default settings) under load through NGINX\n' +
+      table(
+        ['crash after listen', 'exit', 'stopped', 'hosts switched', 'marked bad', 'deploy s', 'requests', 'failed requests', 'writes lost', 'applied twice', 'crash seen after (ms, per host)', 'recovered'],
+        failing.map((f) => [
+          `${f.crashAfterMs / 1000} s`,
+          String(f.exitCode),
+          String(f.stopped),
+          String(f.switched),
+          String(f.markedBad.length),
+          s1(f.deployMs),
+          String(f.load.requests),
+          String(f.load.non2xx + f.load.socketErrors + f.load.timeouts),
+          String(f.writes.lost),
+          String(f.writes.appliedTwice),
+          f.detectMs.map((d) => `${d.host} ${d.ms} (${d.how})`).join(', '),
+          f.recovered ? 'yes' : 'NO',
+        ]),
+      ),
+  )
+  const worst = Math.max(...failing.flatMap((f) => f.detectMs.map((d) => d.ms)))
+  console.log(`\nslowest detection of a crash: ${worst} ms (goal ≤ 1500)`)
+}
 const out = path.join(repoRoot, 'test/bench/results')
 mkdirSync(out, {recursive: true})
-writeFileSync(path.join(out, 'deploy.json'), JSON.stringify({sizes, rounds, loadAverage: {start: loadBefore, end: loadAfter}, runs: all, ratios, underLoad}, null, 2) + '\n')
+writeFileSync(path.join(out, 'deploy.json'), JSON.stringify({sizes, rounds, loadAverage: {start: loadBefore, end: loadAfter}, runs: all, ratios, underLoad, failing}, null, 2) + '\n')

@@ -27,6 +27,7 @@ import {loadConfig} from '../../src/config/load.js'
 import {startTestLab, type TestLab} from '../support/lab.js'
 import {underLoad} from '../support/load/run.js'
 import {countWrites, preparePlan} from '../support/load/writes.js'
+import {BROKEN, patchedProject, type PatchedProject} from '../support/patched-app.js'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
 const bin = path.join(repo, 'bin/run.js')
@@ -39,6 +40,8 @@ let config: string
 /** The same config with a 10 s gate, for the releases that can only fail it by timing out. */
 let shortGate: string
 let stateHome: string
+/** A copy of the project whose sources the broken-release tests edit. */
+let patched: PatchedProject
 
 interface Ran {
   code: number | null
@@ -47,9 +50,9 @@ interface Ran {
   json: any
 }
 
-function feedops(args: string[], opts: {env?: Record<string, string>; config?: string; onStart?: (child: ChildProcess) => void} = {}): Promise<Ran> {
+function feedops(args: string[], opts: {env?: Record<string, string>; config?: string; bin?: string; onStart?: (child: ChildProcess) => void} = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args, '--config', opts.config ?? config], {
+    const child = spawn(process.execPath, [opts.bin ?? bin, ...args, '--config', opts.config ?? config], {
       cwd: repo,
       env: {...process.env, FORCE_COLOR: '0', XDG_CACHE_HOME: cacheHome, XDG_STATE_HOME: stateHome, ...opts.env},
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -165,13 +168,16 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
   let serving: string
 
   before(async () => {
+    patched = patchedProject()
     lab = await startTestLab({hosts: HOSTS, postgres: 1, redis: true, memcached: true, nginx: 1})
     stateHome = path.join(lab.dir, 'state')
     // The lab's config, with keep 3 so cleanup shows within a few deploys.
     const doc = parse(readFileSync(lab.configFile, 'utf8')) as {environments: {lab: Record<string, any>}}
     const env = doc.environments.lab
     env.shards.logical = 8
-    env.deploy = {...env.deploy, keep: 3, health: {timeout: 20, stableMs: 400}, stopTimeout: 5}
+    // No bake, and the canary on a 400 ms window: these tests are about the steps; test/deploy/flow.test.ts
+    // is about the re-checks and the bake.
+    env.deploy = {...env.deploy, keep: 3, health: {timeout: 20, stableMs: 400}, stopTimeout: 5, bakeSeconds: 0}
     // A loaded 2-core machine can take longer than the default 10 s to answer a connect.
     env.ssh.connectTimeout = 30
     config = path.join(lab.dir, 'deploy.yml')
@@ -186,7 +192,10 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
       await pools.end()
     }
   })
-  after(() => lab?.stop())
+  after(async () => {
+    await lab?.stop()
+    patched?.remove()
+  })
 
   it('--dry-run prints the plan and changes nothing on any host, nor does bad input or a failed preflight', async () => {
     const before = hostNames().map((h) => snapshot(labPaths.hostRoot(lab.dir, h)))
@@ -196,7 +205,7 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
     assert.deepEqual(plan.batches.map((b) => b.length), [1, 3, 6, 2])
     assert.deepEqual(plan.batches[0], ['app1'])
     assert.equal(plan.runtimeUploads.length, HOSTS)
-    assert.match(plan.release, /^\d{8}T\d{6}Z-[0-9a-f]{7}$/)
+    assert.match(plan.release, /^\d{8}T\d{6}Z-[0-9a-f]{7}(-dirty)?$/)
     assert.ok(plan.steps.some((s) => s.includes('switch current')))
     // Bad input and a failed preflight change nothing either.
     const badBatch = await feedops(['deploy', '--json', '--batch', '1,0'])
@@ -301,21 +310,25 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
     serving = first
   })
 
-  for (const [fault, what] of [
-    ['unready', 'never ready'],
-    ['crash', 'ready, then crashes'],
-    ['keep-old', 'restart leaves the old process running'],
+  for (const [broken, what] of [
+    [BROKEN.unready, 'never ready'],
+    [BROKEN.exitsAfter(100), 'ready, then crashes'],
+    [BROKEN.keepOld, 'restart leaves the old process running'],
   ] as const) {
-    it(`a release whose app is ${what} fails its canary, is switched back and marked bad; exit 1`, async () => {
-      const r = await feedops(['deploy', '--json'], {env: {FEEDOPS_DEPLOY_FAULT: fault}, ...(fault === 'crash' ? {} : {config: shortGate})})
+    it(`a release whose app is ${what} fails its canary, is switched back and marked bad there (abandoned elsewhere); exit 1`, async () => {
+      patched.reset()
+      patched.patch(broken[0], broken[1], broken[2])
+      const r = await feedops(['deploy', '--json'], {bin: patched.bin, ...(broken === BROKEN.unready || broken === BROKEN.keepOld ? {config: shortGate} : {})})
       assert.equal(r.code, 1, why(r))
       const res = r.json as DeployResult
       assert.equal(res.stopped, 'max-fail', why(r))
       assert.equal(outcomes(res).app1, 'failed')
-      assert.match(res.hosts[0]!.error!, /did not report release/)
+      assert.match(res.hosts[0]!.error!, /did not report release|within its stable window/)
       assert.ok(res.hosts.slice(1).every((h) => h.outcome === 'not-started'))
-      assert.equal(res.markedBad.length, HOSTS)
-      assert.ok(existsSync(path.join(feedDir('app5'), 'releases', res.release, 'BAD')))
+      assert.deepEqual(res.markedBad, ['app1'])
+      assert.ok(existsSync(path.join(feedDir('app1'), 'releases', res.release, 'BAD')))
+      assert.ok(existsSync(path.join(feedDir('app5'), 'releases', res.release, 'ABANDONED')))
+      assert.ok(!existsSync(path.join(feedDir('app5'), 'releases', res.release, 'BAD')))
       // Nothing is left serving it: every host runs the release before, current points at it.
       assert.deepEqual(await servedReleases(), hostNames().map(() => serving))
       for (const h of hostNames()) assert.equal(currentOf(h), serving)

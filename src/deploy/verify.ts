@@ -14,7 +14,7 @@ import {execOn} from '../ssh/exec.js'
 import type {ConnectionPool} from '../ssh/pool.js'
 import {COMPILE_CACHE, type Manifest} from './bundle.js'
 import {ensureRuntime} from './runtime.js'
-import {hostLayout, parseProbe, probeStep, releaseDir, type HostLayout} from './steps.js'
+import {hostLayout, parseProbe, probeStep, releaseDir, type HostLayout, type Mark} from './steps.js'
 
 /**
  * Is a host's copy of a release what was built? The manifest's sha256 is otherwise checked only when a
@@ -59,8 +59,8 @@ export function expectedLinks(runtime: string): Record<string, string> {
   return {node: `../../runtimes/${runtime}/bin/node`, log: '../../shared/log'}
 }
 
-/** Entries a host may add to a release folder: the BAD mark. */
-const MARKS = new Set(['BAD'])
+/** Entries a deploy adds to a release folder: its marks (steps.ts markStep). */
+const MARKS = new Set<string>(['BAD', 'ABANDONED'] satisfies Mark[])
 
 /**
  * The one command that lists a host's copy of a release: `M <base64 of manifest.json>`, one `E <type> <path>

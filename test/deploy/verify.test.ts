@@ -71,7 +71,8 @@ describe('release verification', () => {
       rmSync(path.join(rel, 'pm.mjs'))
       writeFileSync(path.join(rel, 'cache', 'app-0123abcd.jsc'), 'crafted')
       writeFileSync(path.join(root, 'runtimes', '24.22.3', 'bin', 'node'), 'another binary')
-      writeFileSync(path.join(rel, 'BAD'), 'marked\n') // a mark a deploy writes: not a difference
+      writeFileSync(path.join(rel, 'BAD'), 'marked\n') // marks a deploy writes: not a difference
+      writeFileSync(path.join(rel, 'ABANDONED'), 'marked\n')
       const differs = check(root, {manifest, manifestSha256: sha(text), cache: {'app-0123abcd.jsc': sha('v8 cache')}, runtimeSha256: sha('the node binary')}, true)
       assert.deepEqual(differs.sort(), [
         'cache/app-0123abcd.jsc differs from the build\'s compile cache',

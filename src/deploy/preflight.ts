@@ -189,6 +189,19 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
   const unfinished = unfinishedRuns(new Map(active.map((s) => [s.host.name, s.audit])), ctx.run)
   const warnings: string[] = []
 
+  // rollback: each host's target must be intact there (refused otherwise); deploy: a changed current is said,
+  // checked while the bundle builds.
+  const verifying = (action: 'deploy' | 'rollback') =>
+    preflightVerify(
+      action,
+      active.flatMap((s) => {
+        const id = action === 'rollback' ? (s.result.outcome === 'unchanged' ? null : s.result.target) : s.probe!.current
+        return id ? [{host: s.host.name, layout: s.layout!, release: id, run: (step: RemoteStep) => s.remote!.run(step, {timeoutMs: 120_000})}] : []
+      }),
+      {cacheDir: ctx.opts.cacheDir ?? feedopsCacheDir(), concurrency: ctx.concurrency},
+    )
+  const deployVerified = ctx.action === 'deploy' ? verifying('deploy') : undefined
+  deployVerified?.catch(() => {})
   let bundle: Bundle | undefined
   let release: string
   if (ctx.action === 'deploy') {
@@ -204,12 +217,8 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
     release = chooseTargets(ctx, active, unfinished, warnings)
   }
   if (ctx.signal?.aborted) throw new Interrupted('interrupted')
-  // rollback: each host's target must be intact there (refused otherwise); deploy: a changed current is said.
-  const targets = active.flatMap((s) => {
-    const id = ctx.action === 'rollback' ? (s.result.outcome === 'unchanged' ? null : s.result.target) : s.probe!.current
-    return id ? [{host: s.host.name, layout: s.layout!, release: id, run: (step: RemoteStep) => s.remote!.run(step, {timeoutMs: 120_000})}] : []
-  })
-  warnings.push(...(await preflightVerify(ctx.action, targets, {cacheDir: ctx.opts.cacheDir ?? feedopsCacheDir(), concurrency: ctx.concurrency})))
+  if (ctx.action === 'rollback') warnings.push(...(await verifying('rollback')))
+  else warnings.push(...(await deployVerified!))
   return {active, bundle, runtime, release, unfinished, warnings}
 }
 

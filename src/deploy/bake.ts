@@ -1,5 +1,5 @@
 import type {DeployContext} from './context.js'
-import type {HealthAnswer} from './gate.js'
+import {askAgain, type HealthAnswer} from './gate.js'
 import type {HostState} from './remote.js'
 
 /**
@@ -7,7 +7,7 @@ import type {HostState} from './remote.js'
  * release from the process its gate saw": asked every second from its gate on (src/deploy/strategy.ts
  * rollOut runs it in the background, after each batch, through the bake and once at the end), a host must
  * answer 200, report the release, and the same pid. A new pid is a crash the supervisor restarted; no answer
- * is a crash it has not (yet). One retry, 250 ms later, for an answer that is not a new pid, so a single
+ * is a crash it has not (yet). An answer that is not a new pid is asked again (gate.ts askAgain), so a single
  * slow answer on a loaded host does not roll a fleet back.
  *
  * The defaults: the canary is watched 15 s (deploy.health.canaryStableMs) before any other host switches,
@@ -40,11 +40,8 @@ export async function recheck(ctx: DeployContext, hosts: readonly HostState[]): 
     hosts.map(async (s) => {
       const want = {release: s.result.target!, pid: s.result.pid}
       const ask = () => s.remote!.ask(ctx.port, path).catch((err: unknown): HealthAnswer => ({status: 0, error: err instanceof Error ? err.message : String(err)}))
-      let v = verdict(await ask(), want)
-      if (!v.ok && !v.definite) {
-        await new Promise((r) => setTimeout(r, 250))
-        v = verdict(await ask(), want)
-      }
+      const first = await ask()
+      const v = verdict(await askAgain(ask, first, (a) => verdict(a, want).ok, {definite: (a) => verdict(a, want).ok || (verdict(a, want) as {definite: boolean}).definite}), want)
       if (!v.ok) {
         s.result.failedAt = new Date().toISOString()
         failed.set(s, `after its gate: ${v.why}`)

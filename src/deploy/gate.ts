@@ -51,7 +51,7 @@ export async function gate(
       const until = now() + opts.stableMs
       while (now() < until) {
         await sleep(Math.min(opts.stablePollMs ?? 1000, Math.max(0, until - now())))
-        const again = await ask()
+        const again = await askAgain(ask, await ask(), (a) => good(a, opts.want) && a.pid === pid, {sleep})
         if (!good(again, opts.want) || again.pid !== pid) return {ok: false, ms: now() - started, last: again, ...(pid !== undefined ? {pid} : {})}
       }
       return {ok: true, ms: now() - started, last, ...(pid !== undefined ? {pid} : {})}
@@ -59,6 +59,28 @@ export async function gate(
     await sleep(opts.pollMs ?? 100)
   }
   return {ok: false, ms: now() - started, last}
+}
+
+/**
+ * An answer that is not what was wanted but says nothing definite (no answer, or a status without a pid
+ * or release that differs) is asked again 250 ms later, twice more when it timed out (a slow host, not a
+ * dead one): one slow answer on a loaded host must not fail a host, while a dead process (refused at once)
+ * is still seen within half a second more. A different pid or release is never asked again.
+ */
+export async function askAgain(
+  ask: () => Promise<HealthAnswer>,
+  first: HealthAnswer,
+  ok: (a: HealthAnswer) => boolean,
+  opts: {sleep?: (ms: number) => Promise<void>; definite?: (a: HealthAnswer) => boolean} = {},
+): Promise<HealthAnswer> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)))
+  const definite = opts.definite ?? ((a: HealthAnswer) => a.status !== 0 && (a.pid !== undefined || a.release !== undefined) && a.status === 200)
+  let a = first
+  for (let tries = 0; !ok(a) && !definite(a) && tries < (/within \d+ ms/.test(a.error ?? '') ? 3 : 1); tries++) {
+    await sleep(250)
+    a = await ask()
+  }
+  return a
 }
 
 /** Why a gate failed, in one line. A new release that runs but cannot reach what its config names is a config failure (src/deploy/failure.ts). */

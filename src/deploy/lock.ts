@@ -86,9 +86,12 @@ export function updateOwnerStep(l: HostLayout, owner: LockOwner): RemoteStep {
   return sh('grep -qF "$2" "$1/owner.json" 2>/dev/null && printf "%s\\n" "$3" > "$1/owner.json.new" && mv -f "$1/owner.json.new" "$1/owner.json"', l.lock, owner.token, JSON.stringify(owner))
 }
 
-/** Removes the lock only if it is still ours. */
+/**
+ * Removes the lock only if it is still ours, and the folder it made on a host that had none (a run refused
+ * at preflight leaves a fresh host as it found it; rmdir only removes an empty folder).
+ */
 export function releaseStep(l: HostLayout, owner: LockOwner): RemoteStep {
-  return sh('if grep -qF "$2" "$1/owner.json" 2>/dev/null; then rm -rf "$1"; fi', l.lock, owner.token)
+  return sh('if grep -qF "$2" "$1/owner.json" 2>/dev/null; then rm -rf "$1"; rmdir "$(dirname "$1")" 2>/dev/null; fi; true', l.lock, owner.token)
 }
 
 function parseHeld(line: string): LockHolder | undefined {

@@ -95,7 +95,7 @@ export async function takeLock(ctx: DeployContext): Promise<HeldLock> {
   const layout = await lockLayout(ctx).catch((err: unknown) => {
     throw interruptedOr(ctx, err)
   })
-  const owner = {...newLockOwner(ctx.action, '', ctx.opts.message ?? '', ctx.operator), token: `${ctx.run}-${newLockOwner(ctx.action, '', '').token}`}
+  const owner = newLockOwner(ctx.action, '', ctx.opts.message ?? '', ctx.operator)
   const remote = ctx.lockState.remote!
   const until = Date.now() + (ctx.opts.lockWaitS ?? 0) * 1000
   for (;;) {

@@ -7,6 +7,7 @@ import type {ConfigFile, EnvironmentConfig, ShardsSettings} from '../config/sche
 import {configFileSchema, deploySchema} from '../config/schema.js'
 import {pgbouncerKeepsPrepared} from './components/pgbouncer.js'
 import {labPaths, sshHosts, type LabLayout} from './layout.js'
+import {labLbSection} from './lb-settings.js'
 
 /** deploy.path on lab hosts, under each host's root folder (its $HOME). */
 export const LAB_DEPLOY_DIR = 'feed'
@@ -78,6 +79,8 @@ export function labConfig(input: LabConfigInput): ConfigFile {
     // Lab hosts have no systemd: the restart is the process manager carried in each release (the default).
     // Their apps share this machine's cores, so a batch of 24 starting at once needs the default 30 s gate.
     deploy: deploySchema.parse({path: `~/${LAB_DEPLOY_DIR}`, lockStaleSeconds: 30, minFreeMb: 256}),
+    // The lab's ELB (HAProxy behind the endpoint's Classic ELB API); labLbSection('elbv2') is its target group.
+    ...(input.cloud && layout.nginx.length > 0 ? {lb: labLbSection('classic')} : {}),
     lab: {dir: input.dir},
   }
   return {defaultEnvironment: 'lab', environments: {lab}}

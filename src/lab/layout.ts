@@ -13,6 +13,12 @@ export const REDIS_PORT = 6380
 export const MEMCACHED_PORT = 11212
 /** PgBouncer in front of Postgres server i listens on PGBOUNCER_FIRST_PORT + i - 1. */
 export const PGBOUNCER_FIRST_PORT = 6433
+/** The lab ELB's front (HAProxy): the Classic load balancer on 8000, the ELBv2 target group's on 8001. */
+export const ELB_PORT = 8000
+export const TARGET_GROUP_PORT = 8001
+/** The load balancer and the target group `lab up` makes over the NGINX nodes. */
+export const LAB_LB_NAME = 'feed-lab'
+export const LAB_TARGET_GROUP_NAME = 'feed-lab-tg'
 /** The feed app on app hosts, nginx on NGINX nodes. */
 export const HTTP_PORT = 8080
 
@@ -62,8 +68,10 @@ export interface LabLayout {
   postgres: LabPostgresLayout[]
   redis: LabEndpoint & {url: string}
   memcached: LabEndpoint & {server: string}
-  /** The EC2 (and later ELB) query API endpoint. */
+  /** The EC2 and ELB query API endpoint. */
   cloud: LabEndpoint & {endpoint: string}
+  /** The ELB's data plane (HAProxy): where the Classic load balancer and the target group take traffic. */
+  elb: LabEndpoint & {url: string; targetGroup: LabEndpoint & {url: string}}
 }
 
 export function labLayout(net: number, hosts: number, postgres: number, nginx = 0): LabLayout {
@@ -96,6 +104,12 @@ export function labLayout(net: number, hosts: number, postgres: number, nginx = 
     redis: {address: base, port: REDIS_PORT, url: `redis://${base}:${REDIS_PORT}`},
     memcached: {address: base, port: MEMCACHED_PORT, server: `${base}:${MEMCACHED_PORT}`},
     cloud: {address: base, port: CLOUD_PORT, endpoint: `http://${base}:${CLOUD_PORT}`},
+    elb: {
+      address: base,
+      port: ELB_PORT,
+      url: `http://${base}:${ELB_PORT}`,
+      targetGroup: {address: base, port: TARGET_GROUP_PORT, url: `http://${base}:${TARGET_GROUP_PORT}`},
+    },
   }
 }
 
@@ -131,6 +145,10 @@ export const labPaths = {
   redisDir: (dir: string) => path.join(dir, 'redis'),
   /** An NGINX node's nginx folder (config, upstreams, pid, logs), on the node's own disk. */
   nginxDir: (dir: string, node: string) => path.join(dir, 'hosts', node, 'root', 'nginx'),
+  /** HAProxy's config, runtime socket, server-state file and pid file (the lab ELB's data plane). */
+  haproxyDir: (dir: string) => path.join(dir, 'haproxy'),
+  /** One JSON line per request the cloud endpoint answered. */
+  cloudRequests: (dir: string) => path.join(dir, 'cloud-requests.jsonl'),
   /** PgBouncer's config and auth file for one Postgres server. */
   pgbouncerDir: (dir: string, server: string) => path.join(dir, 'pgbouncer', server),
 }

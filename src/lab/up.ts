@@ -150,6 +150,13 @@ export async function labUp(opts: LabOptions, progress: Progress = () => {}): Pr
     )
     state.processes.sort(byLayoutOrder(planned))
     writeState(dir, state)
+    // 4. What needs several parts serving (the ELB: HAProxy and the cloud endpoint), once all are.
+    for (const c of labComponents) {
+      if (failures.length > 0) break
+      await c.settle?.(ctx).catch((err: unknown) => {
+        failures.push(`${c.title}: ${errorText(err)}`)
+      })
+    }
     if (failures.length > 0) {
       throw new UserError(`The lab did not come up: ${failures.slice(0, 3).join('; ')}${failures.length > 3 ? ` (and ${failures.length - 3} more)` : ''}`, {
         fix: `Read the logs in ${path.join(dir, 'logs')}, fix the cause, and run \`feedops lab up\` again.`,

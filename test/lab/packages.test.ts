@@ -68,6 +68,24 @@ describe('lab packages', () => {
     assert.equal(existsSync(dir), false)
   })
 
+  it('names haproxy when the ELB is asked for (NGINX nodes and the cloud endpoint) and it is missing', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'feedops-pkg-')), 'lab')
+    await assert.rejects(
+      labUp({dir, net: 251, hosts: 0, nginx: 1, postgres: 0, redis: false, memcached: false, cloud: true, binaries: {haproxy: '/nonexistent/haproxy'}}),
+      (err: unknown) => err instanceof UserError && /package haproxy \(haproxy not found\)/.test(err.message) && /apt-get install -y haproxy/.test(err.fix ?? ''),
+    )
+    assert.equal(existsSync(dir), false)
+  })
+
+  it("refuses a lab dir too long for HAProxy's runtime socket before touching anything", async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'feedops-pkg-')), 'x'.repeat(90), 'lab')
+    await assert.rejects(
+      labUp({dir, net: 251, hosts: 0, nginx: 1, postgres: 0, redis: false, memcached: false, cloud: true}),
+      (err: unknown) => err instanceof UserError && /too long for HAProxy's runtime socket/.test(err.message) && /shorter --dir/.test(err.fix ?? ''),
+    )
+    assert.equal(existsSync(dir), false)
+  })
+
   it('rejects bad sizes before touching anything', async () => {
     const dir = path.join(mkdtempSync(path.join(tmpdir(), 'feedops-pkg-')), 'lab')
     await assert.rejects(labUp({dir, net: 251, hosts: 300}), /hosts must be a whole number from 0 to 254/)

@@ -44,7 +44,40 @@ export const cloudFileSchema = z.object({
       instances: z.array(cloudInstanceSchema).default([]),
     })
     .default({pageSize: 1000, instances: []}),
-}) // not strict: the load-balancer part adds its own section
+  /** The lab ELB's data plane (HAProxy); without it the ELB APIs answer but nothing forwards traffic. */
+  lb: z
+    .object({
+      haproxy: z
+        .object({
+          /** The runtime API's stats socket (level admin). */
+          socket: z.string().min(1),
+          config: z.string().min(1),
+          /** Where server states are saved across a reload (server-state-file). */
+          stateFile: z.string().min(1),
+          /** The master's pid file: a reload is SIGUSR2 to it. */
+          pidFile: z.string().min(1),
+        })
+        .strict(),
+      /** Where each pool ("classic/NAME" or "targetgroup/NAME") is served on loopback. */
+      fronts: z.array(z.object({pool: z.string().regex(/^(classic|targetgroup)\/.+$/), address: z.ipv4(), port: z.number().int().min(1).max(65535)}).strict()).default([]),
+    })
+    .strict()
+    .optional(),
+  /** Faults a test injects: every Nth matching call answers Throttling; every matching call waits delayMs first, or answers `error`. */
+  faults: z
+    .object({
+      throttleEvery: z.number().int().min(1).optional(),
+      delayMs: z.number().int().min(0).max(60_000).optional(),
+      /** Every matching call answers this AWS error instead (ExpiredToken, InvalidClientTokenId…). */
+      error: z.object({code: z.string().min(1), message: z.string(), status: z.number().int().min(400).max(599).default(400)}).strict().optional(),
+      /** Only these signing names (ec2, elasticloadbalancing); default all. */
+      services: z.array(z.string()).optional(),
+      /** Only these actions; default all. */
+      actions: z.array(z.string()).optional(),
+    })
+    .strict()
+    .optional(),
+})
 
 export type CloudFile = z.infer<typeof cloudFileSchema>
 export type CloudFileInput = z.input<typeof cloudFileSchema>

@@ -4,14 +4,18 @@ import type {AddressInfo} from 'node:net'
 
 import {readCloudFile, type CloudFile} from './cloud-file.js'
 import {CloudApiError} from './errors.js'
+import {FaultInjector} from './faults.js'
+import {finishDrains} from './lb-plane.js'
 import {parseQueryParams, type QueryParams} from './query-params.js'
 import type {CloudService} from './service.js'
+import {appendRequestLog} from './request-log.js'
 import {cloudServices} from './services.js'
 
 /**
  * The lab's stand-in for the AWS query APIs: a node:http server that answers AWS SDK clients
  * pointed at it with `endpoint`. Requests must be SigV4-signed (the signature is not checked);
- * cloud.json is re-read on every request.
+ * cloud.json is re-read on every request. Each answer is also a line of <dir>/cloud-requests.jsonl.
+ * While a load balancer's member drains, a timer finishes its deregistration (lb-plane.ts).
  */
 
 export interface CloudEndpointOptions {
@@ -39,8 +43,9 @@ export async function startCloudEndpoint(opts: CloudEndpointOptions): Promise<Cl
   const log = opts.log ?? ((line: string) => void process.stderr.write(`${line}\n`))
   const services = opts.services ?? cloudServices
   const listen = opts.listen ?? (await readCloudFile(opts.dir)).listen
+  const faults = new FaultInjector()
   const server = createServer((req, res) => {
-    handle(req, res, opts.dir, services, log).catch((err: unknown) => {
+    handle(req, res, opts.dir, services, log, faults).catch((err: unknown) => {
       log(`${new Date().toISOString()} internal error: ${(err as Error).stack ?? String(err)}`)
       if (!res.headersSent) res.writeHead(500)
       res.end()
@@ -49,6 +54,7 @@ export async function startCloudEndpoint(opts: CloudEndpointOptions): Promise<Cl
   server.keepAliveTimeout = 5000
   await listenOn(server, listen.host, listen.port)
   const port = (server.address() as AddressInfo).port
+  const drains = drainTimer(opts.dir, log)
   let closing: Promise<void> | undefined
   return {
     url: `http://${listen.host}:${port}`,
@@ -56,10 +62,25 @@ export async function startCloudEndpoint(opts: CloudEndpointOptions): Promise<Cl
     port,
     close: () =>
       (closing ??= new Promise<void>((resolve, reject) => {
+        clearInterval(drains)
         server.close((err) => (err ? reject(err) : resolve()))
         server.closeAllConnections()
       })),
   }
+}
+
+/** Finishes draining members a few times a second (nothing to do is one small file read). */
+function drainTimer(dir: string, log: (line: string) => void): NodeJS.Timeout {
+  let busy = false
+  const timer = setInterval(() => {
+    if (busy) return
+    busy = true
+    finishDrains(dir, () => readCloudFile(dir))
+      .catch((err: unknown) => log(`${new Date().toISOString()} drain: ${(err as Error).message}`))
+      .finally(() => (busy = false))
+  }, 200)
+  timer.unref()
+  return timer
 }
 
 function listenOn(server: Server, host: string, port: number): Promise<void> {
@@ -78,6 +99,7 @@ async function handle(
   dir: string,
   services: readonly CloudService[],
   log: (line: string) => void,
+  faults: FaultInjector,
 ): Promise<void> {
   const started = Date.now()
   const requestId = randomUUID()
@@ -108,6 +130,7 @@ async function handle(
     } catch (err) {
       throw new CloudApiError('InternalError', `The lab endpoint could not read its state: ${(err as Error).message}`, 500)
     }
+    await faults.apply(cloud, service.signingName, action)
     body = await handler({action, params, cloud, dir, region: scope.region, requestId})
   } catch (err) {
     if (!(err instanceof CloudApiError)) throw err
@@ -122,6 +145,15 @@ async function handle(
   })
   res.end(body)
   const action = params.get('Action') ?? '-'
+  appendRequestLog(dir, {
+    time: new Date(started).toISOString(),
+    service: service.signingName,
+    version: params.get('Version') ?? '',
+    action,
+    status,
+    ...(errorCode ? {code: errorCode} : {}),
+    ms: Date.now() - started,
+  })
   log(
     `${new Date().toISOString()} ${req.socket.remoteAddress ?? '-'} ${req.method} ${service.signingName} ${action} ${status}` +
       `${errorCode ? ` ${errorCode}` : ''} ${Date.now() - started}ms` +
@@ -129,9 +161,11 @@ async function handle(
   )
 }
 
+/** By signing name, then (Classic ELB and ELBv2 share one) by Version; unsigned, by Version alone. */
 function pickService(services: readonly CloudService[], signingName?: string, version?: string): CloudService {
+  const signed = services.filter((s) => s.signingName === signingName)
   return (
-    services.find((s) => s.signingName === signingName) ?? services.find((s) => s.version === version) ?? services[0]!
+    signed.find((s) => s.version === version) ?? signed[0] ?? services.find((s) => s.version === version) ?? services[0]!
   )
 }
 

@@ -22,3 +22,13 @@ export function toXml(rootName: string, body: XmlObject, xmlns?: string): string
 export function ec2ErrorXml(err: CloudApiError, requestId: string): string {
   return toXml('Response', {Errors: {Error: {Code: err.code, Message: err.message}}, RequestID: requestId})
 }
+
+/** A query-protocol answer (ELB, ELBv2): `<XResponse><XResult>…</XResult><ResponseMetadata><RequestId>`. */
+export function queryResponseXml(action: string, result: XmlObject | undefined, requestId: string, xmlns: string): string {
+  return toXml(`${action}Response`, {[`${action}Result`]: result ?? '', ResponseMetadata: {RequestId: requestId}}, xmlns)
+}
+
+/** The query protocol's error document: `<ErrorResponse><Error><Type>Sender</Type><Code>…`. */
+export function queryErrorXml(err: CloudApiError, requestId: string, xmlns: string): string {
+  return toXml('ErrorResponse', {Error: {Type: err.status >= 500 ? 'Receiver' : 'Sender', Code: err.code, Message: err.message}, RequestId: requestId}, xmlns)
+}

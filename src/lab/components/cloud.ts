@@ -4,10 +4,11 @@ import {fileURLToPath} from 'node:url'
 import {UserError} from '../../errors.js'
 import {writeCloudFile, type CloudFileInput} from '../cloud/cloud-file.js'
 import {instanceIdFor, labPaths, sshHosts, type LabLayout} from '../layout.js'
+import {elbEnabled, labDataPlane} from './haproxy.js'
 import type {LabComponent} from './types.js'
 
 /**
- * The lab's cloud endpoint (EC2 now, Classic ELB later): a node process serving cloud.json on
+ * The lab's cloud endpoint (EC2, Classic ELB and ELBv2): a node process serving cloud.json on
  * 127.N.0.1:4566. The lab hosts are its EC2 instances (Role=app, or Role=nginx for NGINX nodes);
  * instances or sections others added to cloud.json are kept across `lab up`s.
  */
@@ -25,7 +26,7 @@ export function labInstances(layout: LabLayout) {
 }
 
 /** cloud.json for the layout, merged into what is there: lab instances replaced, the rest kept. */
-export function cloudFileFor(dir: string, layout: LabLayout): CloudFileInput {
+export function cloudFileFor(dir: string, layout: LabLayout, elb = layout.nginx.length > 0): CloudFileInput {
   let current: Partial<CloudFileInput> & Record<string, unknown> = {}
   try {
     if (existsSync(labPaths.cloudJson(dir))) current = JSON.parse(readFileSync(labPaths.cloudJson(dir), 'utf8'))
@@ -38,6 +39,7 @@ export function cloudFileFor(dir: string, layout: LabLayout): CloudFileInput {
     ...(current as object),
     listen: {host: layout.cloud.address, port: layout.cloud.port},
     ec2: {...current.ec2, pageSize: current.ec2?.pageSize ?? 1000, instances: [...labInstances(layout), ...others]},
+    lb: elb ? labDataPlane(dir, layout) : undefined,
   }
 }
 
@@ -69,6 +71,6 @@ export const cloudComponent: LabComponent = {
   },
   async prepare(ctx) {
     // cloud.json is kept current even when the endpoint is off, so turning it on later just works.
-    await writeCloudFile(ctx.dir, cloudFileFor(ctx.dir, ctx.layout))
+    await writeCloudFile(ctx.dir, cloudFileFor(ctx.dir, ctx.layout, elbEnabled(ctx)))
   },
 }

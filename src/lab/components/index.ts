@@ -1,4 +1,5 @@
 import {cloudComponent} from './cloud.js'
+import {haproxyComponent} from './haproxy.js'
 import {memcachedComponent} from './memcached.js'
 import {nginxComponent} from './nginx.js'
 import {pgbouncerComponent} from './pgbouncer.js'
@@ -16,6 +17,7 @@ export const labComponents: LabComponent[] = [
   redisComponent,
   memcachedComponent,
   cloudComponent,
+  haproxyComponent,
 ]
 
 export function componentById(id: string): LabComponent | undefined {

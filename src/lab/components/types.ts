@@ -39,7 +39,7 @@ export interface DesiredProcess {
  * one of these and one line in components/index.ts. `lab up` asks every component for its
  * packages and desired processes, calls `prepare` (files, keys, data dirs), spawns what is not
  * already running and matching (recording its pid at once), waits for its port, then calls
- * `ready`; `lab down` calls `stop` (default: TERM, then KILL) for each record.
+ * `ready`, then, once all are ready, each one's `settle`; `lab down` calls `stop` (default: TERM, then KILL) for each record.
  */
 export interface LabComponent {
   id: string
@@ -54,6 +54,8 @@ export interface LabComponent {
   prepare?(ctx: LabContext, toStart: DesiredProcess[]): Promise<void>
   /** Runs after all processes of the component serve (e.g. create databases). */
   ready?(ctx: LabContext, all: DesiredProcess[]): Promise<void>
+  /** Runs once every component is ready, for work that needs other parts too (the ELB's load balancers need the cloud endpoint). */
+  settle?(ctx: LabContext): Promise<void>
   /** Stops one recorded process; default: TERM, then KILL after a timeout. */
   stop?(dir: string, record: ProcessRecord & ProcessIdentity): Promise<StopOutcome>
 }

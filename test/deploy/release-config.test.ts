@@ -178,7 +178,11 @@ describe('each release with its own config, and verified', {timeout: 600_000}, (
     for (const h of hostNames()) {
       const found = secretBearing(feedDir(h), secrets)
       assert.ok(found.some((f) => f.endsWith(`config/${first}/app.env`)) && found.some((f) => f.endsWith(`config/${first}/feedops.json`)), `${h}: ${found.join(', ')}`)
-      for (const f of found) assert.equal((statSync(f).mode & 0o777).toString(8), '600', `${h}: ${path.relative(feedDir(h), f)}`)
+      for (const f of found) {
+        assert.equal((statSync(f).mode & 0o777).toString(8), '600', `${h}: ${path.relative(feedDir(h), f)}`)
+        // owned by the deploy user (the lab's hosts log in as the user running the tests)
+        assert.equal(statSync(f).uid, process.getuid!(), `${h}: ${path.relative(feedDir(h), f)}`)
+      }
       assert.equal((statSync(path.join(feedDir(h), 'shared', 'config', first)).mode & 0o777).toString(8), '700')
       assert.equal(appProcess(h).config, path.join(feedDir(h), 'shared', 'config', first, 'feedops.json'))
     }

@@ -1,5 +1,5 @@
 import {checkAppConfig} from '../deploy/app-config.js'
-import {deploySettings} from '../deploy/run.js'
+import {deploySettings} from '../deploy/context.js'
 import type {Host} from '../inventory/host.js'
 import {staticHosts} from '../inventory/static.js'
 import {assertUniqueNames} from '../inventory/sort.js'

@@ -19,15 +19,17 @@ describe('shard numbers and ids on the command line: the app\'s rule', {timeout:
   })
 
   it('every command that takes a shard number refuses `01` before touching anything (exit 2)', async () => {
-    for (const args of [
+    const cases = [
       ['shards', 'move', '01', '--to', 'pg2'],
       ['shards', 'complete', '+1'],
       ['shards', 'revert', '01'],
       ['shards', 'verify', '3', '012'],
       ['ids', 'new', '--shard', '07'],
       ['ids', 'decode', '0123'],
-    ]) {
-      const r = await cli([...args, '--config', '/nonexistent/feedops.yml'])
+    ]
+    const ran = await Promise.all(cases.map((args) => cli([...args, '--config', '/nonexistent/feedops.yml'])))
+    for (const [i, args] of cases.entries()) {
+      const r = ran[i]!
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, /^Error: (Shard|--shard|Id) "[^"]+" is not (a shard number|an id)\.\nFix: Give /, args.join(' '))
     }

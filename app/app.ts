@@ -12,12 +12,15 @@ import type {DataContext} from './data/context.js'
 import type {ShardMapCache} from './data/map-cache.js'
 import {UserCache} from './data/user-cache.js'
 import {accessLog} from './http/middleware/access-log.js'
+import {allowedMethods} from './http/middleware/allowed-methods.js'
 import {bodyLimit} from './http/middleware/body-limit.js'
+import {closeAfterResponse} from './http/middleware/close-lingering.js'
 import {closeWhenDraining, newLifecycle, trackInFlight, type Lifecycle} from './http/middleware/draining.js'
 import {errorHandler} from './http/middleware/errors.js'
 import {jsonBody} from './http/middleware/json-body.js'
 import {jsonFallback} from './http/middleware/json-fallback.js'
 import {requestId} from './http/middleware/request-id.js'
+import {requireHost} from './http/middleware/require-host.js'
 import type {AppState} from './http/types.js'
 import type {Logger} from './logger.js'
 import {feedRoutes} from './routes/feed.js'
@@ -45,6 +48,10 @@ export interface AppDeps {
 
 export interface FeedApp extends Koa<AppState> {
   lifecycle: Lifecycle
+  /** For the server's own answers (app/http/node-answers.ts). */
+  logger: Logger
+  /** What app/server.ts sets on the HTTP server. */
+  http: {requestTimeoutMs: number; bodyLimitBytes: number}
 }
 
 export function createApp(deps: AppDeps): FeedApp {
@@ -86,6 +93,8 @@ export function createApp(deps: AppDeps): FeedApp {
 
   const app = new Koa<AppState>() as FeedApp
   app.lifecycle = lifecycle
+  app.logger = logger
+  app.http = {requestTimeoutMs: settings.requestTimeoutMs, bodyLimitBytes: settings.bodyLimitBytes}
   // Errors are answered and logged by errorHandler; this only sees socket-level failures.
   app.on('error', (err: Error) => logger.warn({err: err.message}, 'http error outside a handler'))
 
@@ -94,11 +103,13 @@ export function createApp(deps: AppDeps): FeedApp {
     .use(trackInFlight(lifecycle)) // counted until the handler is done, even if the client hung up
     .use(requestId(logger)) // x-request-id in/out, per-request child logger
     .use(accessLog) // one log line per request, with the final status
+    .use(closeAfterResponse) // a 413 closes; a closing answer drains what the client still sends, so it reads it
     .use(errorHandler(Math.max(1, Math.ceil(settings.freezeWaitMs / 1000)))) // any error → JSON {error: {message}}
+    .use(requireHost) // HTTP/1.1 without Host → 400
     .use(closeWhenDraining(lifecycle)) // after SIGTERM: Connection: close
-    .use(jsonFallback) // bodiless 404/405 → JSON
+    .use(jsonFallback) // bodiless 404 → JSON
     .use(bodyLimit(settings.bodyLimitBytes)) // 413 on a declared Content-Length over the limit
     .use(api.routes()) // the endpoints (auth, body parsing and validation are per route)
-    .use(api.allowedMethods()) // 405 with Allow for a known path and a wrong method
+    .use(allowedMethods(api)) // 405 with Allow for a known path and any method it does not take
   return app
 }

@@ -1,9 +1,9 @@
-import http, {STATUS_CODES} from 'node:http'
+import http from 'node:http'
 import net, {type AddressInfo, type Socket} from 'node:net'
-import type {Duplex} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import type {FeedApp} from './app.js'
+import {onCheckExpectation, onClientError, onConnect} from './http/node-answers.js'
 import type {Logger} from './logger.js'
 
 /**
@@ -81,12 +81,32 @@ export const ADDRESS_IN_USE_EXIT = 98
  * in the old process's accept queue move to the new one instead of being reset.
  */
 export async function listen(app: FeedApp, host: string, port: number): Promise<{server: http.Server; port: number; connections: Connections}> {
-  const server = http.createServer(app.callback())
+  const {requestTimeoutMs} = app.http
+  const server = http.createServer(
+    {
+      // A request must arrive whole, head and body, within app.requestTimeoutMs; a 408 after that (a body shorter
+      // than its Content-Length would hold its connection and its handler until then). Node checks every so often.
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(66_000, requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(requestTimeoutMs / 4))),
+      // Node's own check answers a bare 400; the app answers it in its JSON shape (http/middleware/require-host.ts).
+      requireHostHeader: false,
+    },
+    app.callback(),
+  )
   const connections = new Connections(server)
   // Longer than a load balancer's idle timeout (ELB: 60 s), so the balancer, not the app, closes idle connections.
   server.keepAliveTimeout = 65_000
-  server.headersTimeout = 66_000
-  server.on('clientError', answerClientError)
+  // Node's own answers, in the app's JSON error shape (http/node-answers.ts).
+  server.on('clientError', onClientError(app.logger))
+  server.on('checkExpectation', onCheckExpectation(app.logger))
+  server.on('connect', onConnect(app.logger))
+  // Expect: 100-continue: a body the app refuses by its declared length (413) is never asked for. Emitted as a
+  // request, so Connections sees it as one.
+  server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!(Number(req.headers['content-length']) > app.http.bodyLimitBytes)) res.writeContinue()
+    server.emit('request', req, res)
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(activatedSocket() ?? {port, host, reusePort: true}, () => {
@@ -95,28 +115,6 @@ export async function listen(app: FeedApp, host: string, port: number): Promise<
     })
   })
   return {server, port: (server.address() as AddressInfo).port, connections}
-}
-
-/**
- * What Node's HTTP parser refuses before the app sees a request (headers or URL over its limit, a malformed
- * request line) is answered in the app's JSON error shape, as Node's default handler would with a bare status.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy()
-    return
-  }
-  const [status, message] =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, `the request line and headers are larger than the server accepts (${http.maxHeaderSize} bytes)`]
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'the request was not received in time']
-        : [400, 'the request is not valid HTTP']
-  const body = JSON.stringify({error: {message}})
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  )
 }
 
 /**

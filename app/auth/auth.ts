@@ -4,6 +4,9 @@ import {unauthorized} from '../http/errors.js'
 import type {TokenGenerations} from './generations.js'
 import {issueToken, verifyToken, type TokenClaims} from './token.js'
 
+/** How far a token's expiry may lie past tokenTtl from now (the clocks of the app hosts differ a little). */
+const CLOCK_SKEW_SECONDS = 60
+
 /**
  * Issues and checks user tokens. A token is good when its text is exactly what this secret signs, it has not
  * expired, and its generation is the user's current one (known in this process after the first check, so a
@@ -28,7 +31,11 @@ export class Auth {
     if (!m) throw unauthorized('missing bearer token')
     const claims = verifyToken(this.opts.secret, m[1]!)
     if (!claims) throw unauthorized('invalid token')
-    if (claims.expiresAt * 1000 <= Date.now()) throw unauthorized('token expired; get a new one before it expires (POST /users/:id/tokens)')
+    const now = Date.now() / 1000
+    if (claims.expiresAt <= now) throw unauthorized('token expired; get a new one before it expires (POST /users/:id/tokens)')
+    // No token of ours lives longer than tokenTtl from its issue: one that claims to was not issued by this
+    // service as configured (a leaked secret, or tokenTtl since shortened). A minute's grace for clocks.
+    if (claims.expiresAt > now + this.opts.ttlSeconds + CLOCK_SKEW_SECONDS) throw unauthorized('invalid token')
     let current = this.generations.get(claims.userId)
     // Not seen here yet, or newer than what we know (a revocation we were not told of): ask the user's shard.
     if (current === undefined || claims.generation > current) {
@@ -41,9 +48,14 @@ export class Auth {
     return claims
   }
 
-  /** Revokes every token the user holds; returns the one new token of the next generation. */
-  async revokeAll(userId: bigint): Promise<{token: string; expiresAt: string}> {
-    const generation = await bumpTokenGeneration(this.data, userId)
+  /**
+   * Revokes every token the user holds, as the holder of a token of generation `seen`; returns the one new token
+   * of the next generation. The move is conditional on `seen` still being the user's generation, so of concurrent
+   * revokes with one token exactly one wins; the others hold a token that revoke has just killed (401).
+   */
+  async revokeAll(userId: bigint, seen: number): Promise<{token: string; expiresAt: string}> {
+    const generation = await bumpTokenGeneration(this.data, userId, seen)
+    if (generation === null) throw unauthorized('token revoked')
     await this.generations.announce(userId, generation)
     return this.issue(userId, generation)
   }

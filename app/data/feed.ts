@@ -1,6 +1,7 @@
 import {idText, preparedQuery, query, type DataContext} from './context.js'
 import {idsByServer, queryByServer, unionAllOverShards} from './per-server.js'
 import {PHOTO_COLUMNS, photoView, shardOfPhoto, type PhotoObject, type PhotoRow} from './photos.js'
+import {readWithMap} from './shard-write.js'
 import {followees, getUsers, shardOf} from './users.js'
 
 export interface FeedItem extends PhotoObject {
@@ -25,7 +26,8 @@ const MAX_BIGINT = (1n << 63n) - 1n
  *    baseline the benchmark compares against.) Planning that UNION costs more than running it, so the query
  *    covers every shard of the server (see serverShards) and is a prepared statement: planned once per
  *    connection, not per read.
- * 3. The ids are merged across servers, newest first, and cut to `limit`.
+ * 3. The ids are merged across servers, newest first, and cut to `limit` (each server is asked for one more, so
+ *    a page knows whether another follows it).
  * 4. In parallel: the photo rows (one query per server holding a winner), and the owners from the Redis photo
  *    map (one pipelined call) followed by their user objects from Memcached (misses filled from Postgres).
  */
@@ -34,12 +36,7 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
   if (following.length === 0) return {items: [], next: null}
   const cursor = before ?? MAX_BIGINT
 
-  const byServer = [...idsByServer(ctx, following, (id) => shardOf(ctx, id))]
-  const batches =
-    ctx.feedStrategy === 'per-shard'
-      ? byServer.flatMap(([server, shards]) => [...shards].map((entry) => ({server, shards: new Map([entry])})))
-      : byServer.map(([server, shards]) => ({server, shards}))
-  const perBatch = await Promise.all(batches.map((b) => latestIds(ctx, b.server, b.shards, cursor, limit)))
+  const perBatch = await readWithMap(ctx, () => Promise.all(batchesOf(ctx, following).map((b) => latestIds(ctx, b.server, b.shards, cursor, limit))))
   const page = perBatch
     .flat()
     .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))
@@ -67,7 +64,16 @@ export async function readFeed(ctx: DataContext, readerId: bigint, limit: number
     const u = users.get(BigInt(row.user_id))
     items.push({...photoView(ctx, row), user: u ? {id: u.id, username: u.username, name: u.name} : null})
   }
-  return {items, next: page.length === limit ? idText(page[page.length - 1]!) : null}
+  // Each server gave up to limit + 1 ids (latestIds): one past the page says that another page follows.
+  return {items, next: perBatch.flat().length > limit ? idText(page[page.length - 1]!) : null}
+}
+
+/** The feed-ids statements to send: one per server, or one per logical shard (per-shard), as the map is now. */
+function batchesOf(ctx: DataContext, following: bigint[]): {server: string; shards: Map<number, bigint[]>}[] {
+  const byServer = [...idsByServer(ctx, following, (id) => shardOf(ctx, id))]
+  return ctx.feedStrategy === 'per-shard'
+    ? byServer.flatMap(([server, shards]) => [...shards].map((entry) => ({server, shards: new Map([entry])})))
+    : byServer.map(([server, shards]) => ({server, shards}))
 }
 
 /**
@@ -86,7 +92,10 @@ function serverShards(ctx: DataContext, server: string, touched: ReadonlyMap<num
   return {shards: [...touched.keys()], stable: false}
 }
 
-/** The newest `limit` photo ids below the cursor of the given users, over some shards of one server: one query. */
+/**
+ * The newest `limit` + 1 photo ids below the cursor of the given users, over some shards of one server: one
+ * query. The one past the page is how the page knows whether it is the last.
+ */
 async function latestIds(ctx: DataContext, server: string, users: Map<number, bigint[]>, before: bigint, limit: number): Promise<bigint[]> {
   const plan = serverShards(ctx, server, users)
   const union = unionAllOverShards(
@@ -94,7 +103,7 @@ async function latestIds(ctx: DataContext, server: string, users: Map<number, bi
     (s, followed) => `(SELECT p.id FROM unnest(${followed}) AS f(user_id)
               CROSS JOIN LATERAL (SELECT id FROM ${s}.photos
                                   WHERE user_id = f.user_id AND id < $1::bigint ORDER BY id DESC LIMIT $2) p)`,
-    [idText(before), limit],
+    [idText(before), limit + 1],
   )
   const text = `/* app:feed-ids */ SELECT id FROM (${union.text}) t ORDER BY id DESC LIMIT $2`
   const rows = plan.stable
@@ -109,12 +118,14 @@ async function latestIds(ctx: DataContext, server: string, users: Map<number, bi
  * covering all of them is one Postgres re-plans for every read anyway (it judges its generic plan worse).
  */
 async function photoRows(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, PhotoRow>> {
-  const rows = await queryByServer<PhotoRow>(
-    ctx,
-    'feed-rows',
-    ids,
-    (id) => shardOfPhoto(ctx, id),
-    (s, photoIds) => `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = ANY(${photoIds})`,
+  const rows = await readWithMap(ctx, () =>
+    queryByServer<PhotoRow>(
+      ctx,
+      'feed-rows',
+      ids,
+      (id) => shardOfPhoto(ctx, id),
+      (s, photoIds) => `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = ANY(${photoIds})`,
+    ),
   )
   return new Map(rows.map((r) => [BigInt(r.id), r]))
 }

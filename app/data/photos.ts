@@ -1,7 +1,7 @@
 import {decodeId} from '../../src/shards/ids.js'
 import {notFound} from '../http/errors.js'
 import {idText, pgCode, query, schema, type DataContext} from './context.js'
-import {writeToShard} from './shard-write.js'
+import {readWithMap, writeToShard} from './shard-write.js'
 import {shardOf} from './users.js'
 
 /**
@@ -81,9 +81,9 @@ export async function createPhoto(ctx: DataContext, userId: bigint, input: {capt
 export async function getPhoto(ctx: DataContext, photoId: bigint): Promise<PhotoObject> {
   const shard = shardOfPhoto(ctx, photoId)
   const s = schema(shard)
-  const [row] = await query<PhotoRow>(ctx, ctx.maps.serverOf(shard), `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = $1::bigint`, [
-    idText(photoId),
-  ])
+  const [row] = await readWithMap(ctx, () =>
+    query<PhotoRow>(ctx, ctx.maps.serverOf(shard), `SELECT ${PHOTO_COLUMNS(s)} FROM ${s}.photos p WHERE p.id = $1::bigint`, [idText(photoId)]),
+  )
   if (!row) throw notFound(`photo ${photoId} not found`)
   return photoView(ctx, row)
 }

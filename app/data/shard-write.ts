@@ -13,9 +13,30 @@ import {ShardFrozenError} from './map-cache.js'
  * map was stale) is retried the same way when the reloaded map names another server.
  */
 /** undefined_table or invalid_schema_name: the shard's schema is not on that server (any more). */
-function isMissingCopy(err: unknown): boolean {
+export function isMissingCopy(err: unknown): boolean {
   const code = pgCode(err)
   return code === '42P01' || code === '3F000'
+}
+
+/**
+ * Runs a read (of one shard or many) with the map as it is, and once more when it meets a copy that is not
+ * there any more and the reloaded map differs from the one the read started with: a move completed or
+ * reverted while this process's map was stale, and the read went to the dropped copy. A read never meets a
+ * fence (fences refuse writes only), and an old copy kept for a move is in sync, so this is the one retry
+ * a read needs. (Another request may have reloaded the map already: compare with the version the read
+ * started with, not the one before the reload.)
+ */
+export async function readWithMap<T>(ctx: DataContext, read: () => Promise<T>): Promise<T> {
+  const version = ctx.maps.version
+  try {
+    return await read()
+  } catch (err) {
+    if (!isMissingCopy(err)) throw err
+    await ctx.maps.refresh()
+    if (ctx.maps.version === version) throw err
+    ctx.log.debug({from: version, to: ctx.maps.version}, 'read found a dropped copy; retrying with the reloaded shard map')
+    return read()
+  }
 }
 
 export async function writeToShard<T>(ctx: DataContext, shard: number, write: (server: string) => Promise<T>): Promise<T> {

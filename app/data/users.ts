@@ -4,7 +4,7 @@ import {shardOfUser} from '../../src/shards/placement.js'
 import {badRequest, conflict, notFound} from '../http/errors.js'
 import {idText, pgCode, query, schema, type DataContext} from './context.js'
 import {queryByServer} from './per-server.js'
-import {writeToShard} from './shard-write.js'
+import {readWithMap, writeToShard} from './shard-write.js'
 import {claimUsername, releaseUsername, userIdByName} from './usernames.js'
 import type {UserObject, UserProfile} from './user-cache.js'
 
@@ -43,15 +43,19 @@ export async function createUser(ctx: DataContext, input: {username: string; nam
   await claimUsername(ctx, input.username, id)
   const shard = shardOf(ctx, id)
   try {
+    // The answer is what Postgres stored, not the input: text the driver had to mend on its way (a lone
+    // UTF-16 surrogate becomes U+FFFD in UTF-8) reads back as stored.
     const [row] = await writeToShard(ctx, shard, (server) =>
-      query<{created_at: Date}>(
+      query<UserRow>(
         ctx,
         server,
-        `INSERT INTO ${schema(shard)}.users (id, username, name) VALUES ($1::bigint, $2, $3) RETURNING created_at`,
+        `INSERT INTO ${schema(shard)}.users (id, username, name) VALUES ($1::bigint, $2, $3)
+         RETURNING id::text, username, name, bio, created_at`,
         [idText(id), input.username, input.name],
       ),
     )
-    return {id: idText(id), username: input.username, name: input.name, bio: '', createdAt: row!.created_at.toISOString(), followers: 0, following: 0}
+    const r = row!
+    return {id: r.id, username: r.username, name: r.name, bio: r.bio, createdAt: r.created_at.toISOString(), followers: 0, following: 0}
   } catch (err) {
     await releaseUsername(ctx, input.username, id).catch((e: Error) =>
       ctx.log.error({err: e.message, username: input.username}, 'could not release the username claim of a failed signup'),
@@ -74,27 +78,34 @@ export async function getUserByName(ctx: DataContext, username: string): Promise
 /** The user's current token generation, or null when there is no such user. */
 export async function tokenGeneration(ctx: DataContext, userId: bigint): Promise<number | null> {
   const shard = shardOf(ctx, userId)
-  const [row] = await query<{gen: number}>(
-    ctx,
-    ctx.maps.serverOf(shard),
-    `/* app:token-gen */ SELECT token_gen AS gen FROM ${schema(shard)}.users WHERE id = $1::bigint`,
-    [idText(userId)],
+  const [row] = await readWithMap(ctx, () =>
+    query<{gen: number}>(
+      ctx,
+      ctx.maps.serverOf(shard),
+      `/* app:token-gen */ SELECT token_gen AS gen FROM ${schema(shard)}.users WHERE id = $1::bigint`,
+      [idText(userId)],
+    ),
   )
   return row ? row.gen : null
 }
 
-/** Moves the user to the next token generation (every token issued before is refused from now on). */
-export async function bumpTokenGeneration(ctx: DataContext, userId: bigint): Promise<number> {
+/**
+ * Moves the user from token generation `seen` to the next (every token issued before is refused from now on);
+ * null when the user is no longer in `seen` (a concurrent revoke moved it first) or does not exist.
+ */
+export async function bumpTokenGeneration(ctx: DataContext, userId: bigint, seen: number): Promise<number | null> {
   const shard = shardOf(ctx, userId)
-  const server = await ctx.maps.writableServer(shard, ctx.freezeWaitMs)
-  const [row] = await query<{gen: number}>(
-    ctx,
-    server,
-    `UPDATE ${schema(shard)}.users SET token_gen = token_gen + 1 WHERE id = $1::bigint RETURNING token_gen AS gen`,
-    [idText(userId)],
+  // A fenced statement changed nothing, so writeToShard may run it again where the map then points.
+  // Conditional on the generation the request was authenticated with: of concurrent revokes one wins.
+  const [row] = await writeToShard(ctx, shard, (server) =>
+    query<{gen: number}>(
+      ctx,
+      server,
+      `UPDATE ${schema(shard)}.users SET token_gen = token_gen + 1 WHERE id = $1::bigint AND token_gen = $2 RETURNING token_gen AS gen`,
+      [idText(userId), seen],
+    ),
   )
-  if (!row) throw notFound(`user ${userId} not found`)
-  return row.gen
+  return row ? row.gen : null
 }
 
 /** Profiles (Memcached, else Postgres) with their counts (Redis), fetched at once. */
@@ -117,13 +128,15 @@ export async function getUser(ctx: DataContext, id: bigint): Promise<UserObject>
 
 /** Profiles from Postgres, one query per physical server (UNION ALL over its shards). */
 export async function loadUsers(ctx: DataContext, ids: bigint[]): Promise<Map<bigint, UserProfile>> {
-  const rows = await queryByServer<UserRow>(
-    ctx,
-    'users',
-    ids,
-    (id) => shardOf(ctx, id),
-    (s, userIds) => `SELECT u.id::text, u.username, u.name, u.bio, u.created_at
+  const rows = await readWithMap(ctx, () =>
+    queryByServer<UserRow>(
+      ctx,
+      'users',
+      ids,
+      (id) => shardOf(ctx, id),
+      (s, userIds) => `SELECT u.id::text, u.username, u.name, u.bio, u.created_at
                 FROM ${s}.users u WHERE u.id = ANY(${userIds})`,
+    ),
   )
   const out = new Map<bigint, UserProfile>()
   for (const r of rows) {
@@ -184,11 +197,13 @@ async function moveCounts(ctx: DataContext, userId: bigint, targetId: bigint, de
 /** Ids the user follows, from the user's own shard. */
 export async function followees(ctx: DataContext, userId: bigint): Promise<bigint[]> {
   const shard = shardOf(ctx, userId)
-  const rows = await query<{id: string}>(
-    ctx,
-    ctx.maps.serverOf(shard),
-    `/* app:followees */ SELECT followee_id::text AS id FROM ${schema(shard)}.follows WHERE follower_id = $1::bigint`,
-    [idText(userId)],
+  const rows = await readWithMap(ctx, () =>
+    query<{id: string}>(
+      ctx,
+      ctx.maps.serverOf(shard),
+      `/* app:followees */ SELECT followee_id::text AS id FROM ${schema(shard)}.follows WHERE follower_id = $1::bigint`,
+      [idText(userId)],
+    ),
   )
   return rows.map((r) => BigInt(r.id))
 }

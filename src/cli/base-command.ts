@@ -73,7 +73,7 @@ export abstract class FeedopsCommand<T> extends Command {
   protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err
     // oclif's own parse errors (unknown flag, missing argument…) are bad input too.
-    const error = isParseError(err) ? new UserError(err.message.split('\n').join(' '), {fix: this.helpHint(), cause: err}) : err
+    const error = isParseError(err) ? new UserError(parseErrorSentence(err.message), {fix: this.helpHint(), cause: err}) : err
     const report = formatError(error, {debug: this.argv.includes('--debug')})
     process.exitCode = report.exitCode
     if (this.jsonEnabled()) this.logJson({error: report.json})
@@ -87,6 +87,20 @@ export abstract class FeedopsCommand<T> extends Command {
 }
 
 const COLOUR_JSON_MAX_CHARS = 256 << 10
+
+/**
+ * oclif's parse error as one sentence: "The following error occurred:\n  Missing required flag to\nSee more
+ * help with --help" → "Missing required flag --to." (the help hint goes in the fix line).
+ */
+export function parseErrorSentence(message: string): string {
+  const text = message
+    .replace(/^\s*The following errors? occurred:\s*/i, '')
+    .replace(/\s*See more help with --help\s*$/i, '')
+    .replace(/\s+/g, ' ')
+    .replace(/^Missing required flags? ([\w-]+)/, (_, name: string) => `Missing required flag --${name}`)
+    .trim()
+  return /[.!?]$/.test(text) ? text : `${text}.`
+}
 
 // oclif's FlagOutput/ArgOutput, which it does not export.
 type ParsedOutput = {[name: string]: any}

@@ -34,6 +34,8 @@ export const appSectionSchema = z
     tokenTtl: duration.default('30d'),
     /** Largest request body accepted (413 above). */
     bodyLimit: byteSize.default('16kb'),
+    /** A request must arrive whole (head and body) within this; 408 after it (a body shorter than its Content-Length). */
+    requestTimeoutMs: z.number().int().min(1000).max(600_000).default(30_000),
     /** Fallback check of the catalog's map version when a pub/sub message is missed. */
     mapPollMs: z.number().int().min(50).max(10_000).default(500),
     /** After SIGTERM: keep serving (readyz 503) this long so the load balancer stops sending, then stop accepting. */

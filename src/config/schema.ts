@@ -212,6 +212,11 @@ export const movesSchema = z
     lockTimeoutMs: z.number().int().min(10).max(10_000).default(500),
     /** Give up a catch-up that does not get under maxLagMs within this many seconds. */
     catchUpTimeoutS: z.number().int().min(1).max(86_400).default(600),
+    /**
+     * Bound on the copy's wait for transactions open on the source to end (its snapshot needs them gone):
+     * past it the copy gives up and names them.
+     */
+    snapshotWaitS: z.number().int().min(1).max(3600).default(60),
   })
   .strict()
 

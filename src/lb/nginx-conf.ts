@@ -26,6 +26,12 @@ export const NGINX_BIN = '/usr/sbin/nginx'
 export const APP_PORT = 8080
 /** 200 only when an app host answered its /readyz through this node (502/503 otherwise). */
 export const NGINX_HEALTH_PATH = '/nginx-health'
+/**
+ * nginx's own limit on a request body (its default), above the app's (app.bodyLimit, 16 KB by default), so the
+ * app's 413 is the one clients usually see; a body past this never reaches an app host.
+ */
+export const NGINX_BODY_LIMIT_BYTES = 1024 * 1024
+const NGINX_BODY_LIMIT = '1m'
 /** Reads (kept-alive connections) and writes (a new connection each), over the same app hosts. */
 export const UPSTREAM_NAME = 'feed_app'
 export const WRITES_UPSTREAM_NAME = 'feed_app_writes'
@@ -136,6 +142,13 @@ export function renderNginxConf({files, listen}: NginxConfInput): string {
     '    }',
     '    server {',
     `        listen ${listen.address}:${listen.port};`,
+    // A body over this is refused by nginx itself (413, lingering close), in the app's JSON error shape.
+    `        client_max_body_size ${NGINX_BODY_LIMIT};`,
+    '        error_page 413 @body_too_large;',
+    '        location @body_too_large {',
+    '            default_type application/json;',
+    `            return 413 '${JSON.stringify({error: {message: `request body is larger than ${NGINX_BODY_LIMIT_BYTES} bytes`}})}';`,
+    '        }',
     '        location / {',
     ...indent(12, proxy),
     '        }',

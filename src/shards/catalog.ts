@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS shard_moves (
 CREATE UNIQUE INDEX IF NOT EXISTS shard_moves_one_live ON shard_moves (shard) WHERE status IN (${LIVE_MOVE_STATUSES.map((x) => `'${x}'`).join(', ')});
 `
 
-export const CATALOG_DDL = `
+const BASE_DDL = `
 CREATE TABLE IF NOT EXISTS catalog_info (
   one boolean PRIMARY KEY DEFAULT true CHECK (one),
   logical int NOT NULL CHECK (logical BETWEEN 1 AND 8192),
@@ -104,15 +104,85 @@ ALTER TABLE shard_map ADD COLUMN IF NOT EXISTS frozen_until timestamptz;
 ${MOVES_DDL}
 `
 
-/** Creates the catalog's tables if missing (safe to run concurrently: serialized by an advisory lock). */
+/** SQLSTATE of a flip refused at its commit because the freeze's lease had run out (see FLIP_LEASE_DDL). */
+export const FLIP_LEASE_SQLSTATE = 'FO002'
+
+/**
+ * The freeze's lease, enforced by the catalog's clock at the flip's commit point: a deferred constraint
+ * trigger runs as the transaction commits and refuses a change of a frozen shard's server once
+ * clock_timestamp() has reached its frozen_until (a flip that waited on a lock, or whose client stalled,
+ * must not commit late: by then the fence on the old copy may have lapsed and let a write in).
+ */
+const FLIP_LEASE_DDL = `
+CREATE OR REPLACE FUNCTION shard_flip_lease_check() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF OLD.state = 'frozen' AND NEW.server IS DISTINCT FROM OLD.server AND OLD.frozen_until IS NOT NULL
+     AND clock_timestamp() >= OLD.frozen_until THEN
+    RAISE EXCEPTION 'the freeze of shard % ran out at % before its flip committed', OLD.shard, OLD.frozen_until
+      USING ERRCODE = '${FLIP_LEASE_SQLSTATE}';
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+DROP TRIGGER IF EXISTS shard_flip_lease ON shard_map;
+CREATE CONSTRAINT TRIGGER shard_flip_lease AFTER UPDATE ON shard_map DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION shard_flip_lease_check();
+`
+
+/**
+ * The catalog's schema as numbered migrations; catalog_schema holds how many are applied. Each runs once,
+ * in order, from a command that writes (init, move, complete, revert, doctor); read-only commands never
+ * run one. The first is idempotent, so a catalog made before the numbering takes it too.
+ */
+export const CATALOG_MIGRATIONS: readonly string[] = [BASE_DDL, FLIP_LEASE_DDL]
+
+/** The whole catalog DDL, in order. */
+export const CATALOG_DDL = CATALOG_MIGRATIONS.join('\n')
+
+/** How long a migration waits for a table lock before it gives up (it must never stall the app behind it). */
+const MIGRATION_LOCK_TIMEOUT_MS = 2000
+
+/** How many migrations a catalog has (0: none, or a catalog made before the numbering). */
+export async function catalogSchemaVersion(client: pg.ClientBase | pg.Pool): Promise<number> {
+  try {
+    const r = await client.query<{version: number}>('SELECT version FROM catalog_schema')
+    return r.rows[0]?.version ?? 0
+  } catch (err) {
+    if ((err as {code?: string}).code === '42P01') return 0
+    throw err
+  }
+}
+
+/**
+ * Brings the catalog's tables to the current migration (safe to run concurrently: serialized by an
+ * advisory lock). A current catalog costs one SELECT and takes no lock. A migration waits at most
+ * MIGRATION_LOCK_TIMEOUT_MS for a table lock (held by a long reader of the map, say), then fails with a
+ * UserError, rather than queue every reader of that table behind it.
+ */
 export async function ensureCatalog(client: pg.ClientBase): Promise<void> {
+  if ((await catalogSchemaVersion(client)) >= CATALOG_MIGRATIONS.length) return
   await client.query('BEGIN')
   try {
+    await client.query(`SET LOCAL lock_timeout = ${MIGRATION_LOCK_TIMEOUT_MS}`)
     await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, CATALOG_DDL_LOCK])
-    await client.query(CATALOG_DDL)
+    await client.query('CREATE TABLE IF NOT EXISTS catalog_schema (one boolean PRIMARY KEY DEFAULT true CHECK (one), version int NOT NULL)')
+    const at = await catalogSchemaVersion(client)
+    for (let i = at; i < CATALOG_MIGRATIONS.length; i++) await client.query(CATALOG_MIGRATIONS[i]!)
+    await client.query(
+      `INSERT INTO catalog_schema (one, version) VALUES (true, $1)
+       ON CONFLICT (one) DO UPDATE SET version = greatest(catalog_schema.version, EXCLUDED.version)`,
+      [CATALOG_MIGRATIONS.length],
+    )
     await client.query('COMMIT')
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined)
+    if ((err as {code?: string}).code === '55P03') {
+      throw new UserError(`The catalog needs a migration, which waited ${MIGRATION_LOCK_TIMEOUT_MS} ms for a table lock another session holds.`, {
+        fix: 'Find the long transaction on the catalog (pg_stat_activity, state "idle in transaction"), end it, then run the command again.',
+        exitCode: ExitCode.nothingDone,
+        cause: err,
+      })
+    }
     throw err
   }
 }
@@ -255,17 +325,22 @@ export async function freezeShard(client: pg.ClientBase, expectedVersion: number
 
 /**
  * The cutover's switch: points a frozen shard at `server` and unfreezes it (CAS on the version), only
- * while the freeze's lease has at least marginMs left. Throws FreezeLapsed otherwise (nothing changed).
+ * while the freeze's lease has at least marginMs left, by the catalog's clock when the row is locked and
+ * again when the flip commits. Throws FreezeLapsed otherwise (nothing changed).
  */
 export async function flipShard(client: pg.ClientBase, expectedVersion: number, shard: number, server: string, marginMs = 0): Promise<number> {
+  // clock_timestamp(), not now() (the statement's start): the statement may have waited on a row lock. The
+  // commit is checked again by the catalog itself (FLIP_LEASE_DDL).
   const version = await casShardRow(
     client,
     expectedVersion,
     shard,
-    "state = 'frozen' AND frozen_until > now() + $4 * interval '1 millisecond'",
+    "state = 'frozen' AND frozen_until > clock_timestamp() + $4 * interval '1 millisecond'",
     "server = $3, state = 'active', frozen_until = NULL",
     [server, marginMs],
-  )
+  ).catch((err: unknown) => {
+    throw (err as {code?: string}).code === FLIP_LEASE_SQLSTATE ? new FreezeLapsed(shard) : err
+  })
   if (version === null) throw new FreezeLapsed(shard)
   return version
 }

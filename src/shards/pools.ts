@@ -50,8 +50,18 @@ export class ServerPools {
   }
 }
 
-/** An idle client's error (server restarted) must not crash the process; the pool drops the client. */
-function quiet(pool: pg.Pool): pg.Pool {
+/**
+ * A server that dies must not crash the process. An idle client's error reaches the pool (which drops the
+ * client); a checked-out client's reaches only the client itself, where an unhandled 'error' event would
+ * end the process: every client gets a listener when it connects. Its queries fail as usual, and pg-pool
+ * discards a client that can no longer be queried when it is released.
+ */
+export function quietPool(pool: pg.Pool): pg.Pool {
   pool.on('error', () => undefined)
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined)
+  })
   return pool
 }
+
+const quiet = quietPool

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import net from 'node:net'
 import {after, before, describe, it} from 'node:test'
 import {setTimeout as sleep} from 'node:timers/promises'
 
@@ -14,6 +15,33 @@ const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 function otherSpellings(token: string): string[] {
   const last = B64URL.indexOf(token.at(-1)!)
   return [0, 1, 2, 3].map((k) => (last & ~3) | k).filter((i) => i !== last).map((i) => token.slice(0, -1) + B64URL[i])
+}
+
+/** Opens one connection to each app, then writes the request on all of them in one go; the answers, in order. */
+async function sendAtOnce(apps: RunningApp[], request: string): Promise<{status: number; body: any}[]> {
+  const sockets = await Promise.all(
+    apps.map((app) => {
+      const {hostname, port} = new URL(app.url)
+      return new Promise<net.Socket>((resolve, reject) => {
+        const socket = net.connect(Number(port), hostname, () => resolve(socket))
+        socket.once('error', reject)
+      })
+    }),
+  )
+  const answers = sockets.map(
+    (socket) =>
+      new Promise<string>((resolve, reject) => {
+        let text = ''
+        socket.on('data', (c: Buffer) => (text += c.toString()))
+        socket.on('end', () => resolve(text))
+        socket.on('error', reject)
+      }),
+  )
+  for (const socket of sockets) socket.write(request)
+  return (await Promise.all(answers)).map((text) => {
+    const [head = '', body = ''] = text.split('\r\n\r\n')
+    return {status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), body: JSON.parse(body)}
+  })
 }
 
 describe('feed app accounts', {timeout: 240_000}, () => {
@@ -124,6 +152,29 @@ describe('feed app accounts', {timeout: 240_000}, () => {
       assert.equal((await write(a, u, r.body.token, target)).status, 200)
       assert.equal((await write(b, u, r.body.token, target)).status, 200)
       assert.equal((await call(a.url, 'DELETE', `/users/${u.id}/tokens`, {token: u.token})).status, 401)
+    })
+
+    it('of ten concurrent revokes with one token, on two app processes, one wins; the others get 401', async () => {
+      const u = await signUp()
+      // Both processes know the user's generation, so every request passes its token check without a query,
+      // and all ten are written at once on connections opened before.
+      assert.equal((await write(b, u, u.token, target)).status, 200)
+      const answers = await sendAtOnce(
+        Array.from({length: 10}, (_, i) => i % 2 === 0 ? a : b),
+        `DELETE /users/${u.id}/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${u.token}\r\nConnection: close\r\n\r\n`,
+      )
+      const statuses = answers.map((r) => r.status)
+      const won = answers.filter((r) => r.status === 200)
+      assert.equal(won.length, 1, statuses.join(' '))
+      assert.deepEqual(
+        statuses.filter((s) => s !== 200),
+        Array(9).fill(401),
+      )
+      const token = won[0]!.body.token as string
+      assert.equal(verifyToken(SECRET, token)?.generation, 1)
+      assert.equal((await write(a, u, token, target)).status, 200)
+      assert.equal((await write(b, u, token, target)).status, 200)
+      assert.equal((await write(a, u, u.token, target)).status, 401)
     })
 
     it('checks the generation with no query once the user is known, and one query when not', async () => {

@@ -290,6 +290,23 @@ describe('feed app API', {timeout: 240_000}, () => {
       assert.deepEqual(seen, expected)
     })
 
+    it('says next: null on the true last page, also when the total is a multiple of the limit', async () => {
+      assert.equal(photoIds.length, 42)
+      for (const limit of [6, 7, 14, 21, 42, 41, 100]) {
+        const pages: number[] = []
+        let before: string | null = null
+        do {
+          const r = await call(url, 'GET', `/feed/${reader.id}?limit=${limit}${before ? `&before=${before}` : ''}`)
+          assert.equal(r.status, 200)
+          pages.push(r.body.items.length)
+          before = r.body.next
+        } while (before && pages.length < 50)
+        const full = Math.floor(42 / limit)
+        const expected = [...Array(full).fill(limit), ...(42 % limit ? [42 % limit] : [])]
+        assert.deepEqual(pages, expected, `limit ${limit}`)
+      }
+    })
+
     it('sends one id query per physical server (not per logical shard)', async () => {
       queries.length = 0
       const r = await call(url, 'GET', `/feed/${reader.id}?limit=10`)

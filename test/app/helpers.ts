@@ -17,7 +17,7 @@ import {listen} from '../../app/server.js'
 import {loadConfig} from '../../src/config/load.js'
 import {initShards} from '../../src/shards/init.js'
 import {ServerPools} from '../../src/shards/pools.js'
-import {startTestLab, type TestLab} from '../support/lab.js'
+import {startTestLab, type TestLab, type TestLabOptions} from '../support/lab.js'
 
 export const SECRET = 'test-secret-0123456789-abcdefghij-do-not-log'
 export const CDN = 'https://cdn.test.example/p'
@@ -68,16 +68,22 @@ export interface RunningApp {
   stop(): Promise<void>
 }
 
-export async function startApp(config: AppConfig, logs: Writable, override: Partial<AppConfig['app']> = {}): Promise<RunningApp> {
+/** The app in-process, on 127.0.0.1 and a free port unless `at` says (an app host's address, for a lab's NGINX). */
+export async function startApp(
+  config: AppConfig,
+  logs: Writable,
+  override: Partial<AppConfig['app']> = {},
+  at: {host: string; port: number} = {host: '127.0.0.1', port: 0},
+): Promise<RunningApp> {
   const logger = createLogger({level: 'debug'}, logs)
   const deps = await connectDeps({...config, app: {...config.app, ...override}}, logger)
   const app = createApp(deps)
-  const {server, port} = await listen(app, '127.0.0.1', 0)
+  const {server, port} = await listen(app, at.host, at.port)
   return {
     app,
     deps,
     server,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${at.host}:${port}`,
     stop: async () => {
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
@@ -93,8 +99,12 @@ export interface AppLab {
 }
 
 /** A lab with the shards created, and the app's config (secret in the file unless told otherwise). */
-export async function startAppLab(app: Partial<AppSection> = {}, envVars: NodeJS.ProcessEnv = {}): Promise<AppLab> {
-  const lab = await startTestLab({postgres: 2, redis: true, memcached: true})
+export async function startAppLab(
+  app: Partial<AppSection> = {},
+  envVars: NodeJS.ProcessEnv = {},
+  more: Pick<TestLabOptions, 'hosts' | 'nginx'> = {},
+): Promise<AppLab> {
+  const lab = await startTestLab({postgres: 2, redis: true, memcached: true, ...more})
   try {
     const configFile = writeAppConfig(lab, {cdnBase: CDN, secret: SECRET, bodyLimit: '4kb', ...app})
     const config = appConfigFrom(loadConfig({flag: configFile}), envVars)

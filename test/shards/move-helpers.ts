@@ -81,12 +81,16 @@ export function startCli(ml: MoveLab, args: string[], env: NodeJS.ProcessEnv = {
     child,
     stderr: () => err,
     exited,
-    waitFor: (text, timeoutMs = 60_000) =>
+    // Generous: on a loaded 2-core machine a move can take minutes to reach a pause point.
+    waitFor: (text, timeoutMs = 180_000) =>
       new Promise((resolve, reject) => {
         const timer = setInterval(() => {
           if (err.includes(text)) done(undefined)
         }, 20)
-        const deadline = setTimeout(() => done(new Error(`no "${text}" on stderr within ${timeoutMs} ms: ${err}`)), timeoutMs)
+        const deadline = setTimeout(() => {
+          child.kill('SIGKILL') // a CLI that never got there must not linger (paused for an hour) after the test
+          done(new Error(`no "${text}" on stderr within ${timeoutMs} ms: ${err}`))
+        }, timeoutMs)
         void exited.then(() => setTimeout(() => done(err.includes(text) ? undefined : new Error(`CLI exited before "${text}": ${err}`)), 50))
         const done = (e: Error | undefined) => {
           clearInterval(timer)
@@ -131,12 +135,14 @@ export interface Write {
  * Steady photo writes through the given app instances (round robin), `concurrency` at a time, until
  * stop(). Every write has a unique caption, so each can be found afterwards.
  */
-export function startLoad(appUrls: string[], users: AppUser[], opts: {concurrency: number; tag: string}) {
+export function startLoad(appUrls: string[], users: AppUser[], opts: {concurrency: number; tag: string; maxMs?: number}) {
   const writes: Write[] = []
   let stopped = false
   let n = 0
+  // Bounded: a load whose test failed before stop() ends by itself, and does not spin on a stopped app.
+  const until = performance.now() + (opts.maxMs ?? 300_000)
   const worker = async (w: number) => {
-    while (!stopped) {
+    while (!stopped && performance.now() < until) {
       const i = n++
       const user = users[i % users.length]!
       const caption = `${opts.tag}-${i}`
@@ -147,6 +153,7 @@ export function startLoad(appUrls: string[], users: AppUser[], opts: {concurrenc
       }).catch(() => ({status: 0, body: undefined, ms: performance.now() - startedAt}))
       const endedAt = performance.now()
       writes.push({caption, status: r.status, id: r.body?.photo?.id, startedAt, endedAt, ms: endedAt - startedAt})
+      if (r.status === 0) await new Promise((resolve) => setTimeout(resolve, 20)) // the app is not answering
     }
   }
   const running = Promise.all(Array.from({length: opts.concurrency}, (_, w) => worker(w)))
@@ -233,4 +240,30 @@ export async function killServer(postmaster: number): Promise<void> {
       }
     }),
   )
+}
+
+/** kill -9 of one lab Postgres server by its name (pg1 also holds the catalog); returns when it is gone. */
+export async function killPg(ml: MoveLab, name: string): Promise<void> {
+  const {readState} = await import('../../src/lab/state.js')
+  await killServer(readState(ml.lab.dir)!.processes.find((p) => p.name === name)!.pid!)
+}
+
+/** Starts again whatever the lab lost (a killed server comes back through crash recovery). */
+export async function restartLab(ml: MoveLab): Promise<void> {
+  const {labUp} = await import('../../src/lab/index.js')
+  await labUp({dir: ml.lab.dir})
+}
+
+/** A CLI's stderr shows no crash: no stack frame, no unhandled error event. */
+export function assertNoCrash(stderr: string, what: string): void {
+  if (/Unhandled 'error' event|^\s+at .+:\d+:\d+\)?$/m.test(stderr)) throw new Error(`${what} crashed with a stack trace:\n${stderr}`)
+}
+
+/**
+ * How long after `t` (performance.now()) writes to the shard went unacknowledged: from `t` to the end of
+ * the first write that started after it and succeeded. Infinity when none did.
+ */
+export function refusedAfter(writes: readonly Write[], t: number): number {
+  const ok = writes.filter((w) => w.startedAt >= t && w.status === 201).sort((a, b) => a.endedAt - b.endedAt)[0]
+  return ok ? ok.endedAt - t : Number.POSITIVE_INFINITY
 }

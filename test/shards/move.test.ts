@@ -181,11 +181,15 @@ describe('shards move', {timeout: 400_000}, () => {
     await cli.exited
     // doctor before the refused move: that one holds the shard's move lock for a moment before it refuses,
     // and a job whose lock is held is being worked on
-    const [jobs, doctor] = await Promise.all([shards(ml, ['moves', '--live']), shards(ml, ['doctor'])])
+    const doctor = await shards(ml, ['doctor'])
+    assert.ok(doctor.json.findings.some((f: {kind: string}) => f.kind === 'job'), 'doctor sees the job nobody works on')
+    // `moves` shows no job running with a dead owner: it marks it failed (resumable), and says so.
+    const jobs = await shards(ml, ['moves', '--live'])
     const other = await shards(ml, ['move', String(shard), '--to', 'pg1'])
     const job = jobs.json.jobs.find((j: {shard: number}) => j.shard === shard)
-    assert.deepEqual([job.phase, job.status], ['catch-up', 'running'])
-    assert.ok(doctor.json.findings.some((f: {kind: string}) => f.kind === 'job'), 'doctor sees the job nobody works on')
+    assert.deepEqual([job.phase, job.status], ['catch-up', 'failed'])
+    assert.match(job.error, /its process \(.+:\d+\) is gone/)
+    assert.deepEqual(jobs.json.orphaned.map((j: {id: number}) => j.id), [job.id])
     assert.equal(other.code, 2, other.stdout)
     assert.match(other.json.error.message, /already moving from pg2 to pg3/)
     const again = await shards(ml, ['move', String(shard), '--to', 'pg3'])
@@ -239,6 +243,9 @@ describe('shards move', {timeout: 400_000}, () => {
     const again = await shards(ml, ['move', String(shard), '--to', 'pg1'])
     assert.equal(again.code, 0, again.stderr + again.stdout)
     assert.match(again.json.startNote, /already points at pg1/)
+    // Its freeze was not recorded by the run that died; the lease bounds it (the catalog refuses a later flip).
+    assert.equal(again.json.facts.freezeMs, undefined)
+    assert.equal(again.json.facts.freezeLeaseMs, 1500)
     const write = await call(app.url, 'POST', '/photos', {token: users.get(shard)![0]!.token, body: {caption: 'g1-0', s3Key: 'p/g1.jpg'}})
     assert.equal(write.status, 201)
     assert.equal((await captionsOn(ml.url('pg1'), shard, 'g1')).get('g1-0'), 1)
@@ -348,6 +355,7 @@ describe('shards move', {timeout: 400_000}, () => {
       [['move', '7', '--to', 'pg2'], 2, /already on pg2/],
       [['complete', '7'], 3, /no move to complete/],
       [['verify', '99'], 2, /not in the shard map/],
+      [['move', '7'], 2, /^Missing required flag --to\.$/],
     ]
     const runs = await Promise.all(cases.map(([args]) => shards(ml, args)))
     for (const [i, [args, code, message]] of cases.entries()) {

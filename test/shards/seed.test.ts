@@ -83,7 +83,7 @@ describe('lab seed on 2 Postgres servers and Redis', () => {
     assert.throws(() => validateSeedOptions({users: 1, photos: 1, followsMedian: 1.5}), /--follows-median/)
     const r = await runCli(['lab', 'seed', '--config', lab.configFile, '--users', '5'])
     assert.equal(r.code, 2)
-    assert.match(r.stderr, /Missing required flag photos/)
+    assert.match(r.stderr, /Missing required flag --photos\./)
   })
 
   it('makes the requested users, photos and a long-tailed follow graph', async () => {

@@ -23,9 +23,11 @@ const INITDB = '/usr/lib/postgresql/*/bin/initdb'
 
 /** Appended to the template's postgresql.conf; listen address and port come on the command line. */
 const LAB_SETTINGS = `
-# feedops lab: speed over durability, logical decoding for shard moves, TCP only.
+# feedops lab: logical decoding for shard moves, TCP only. A commit is acknowledged only once its WAL
+# is written (synchronous_commit = on, as in production), so a kill -9 of the server loses no
+# acknowledged write; fsync stays off (the lab's faults kill processes, not the machine).
 fsync = off
-synchronous_commit = off
+synchronous_commit = on
 full_page_writes = off
 wal_level = logical
 max_wal_senders = 32

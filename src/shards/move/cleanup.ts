@@ -2,7 +2,8 @@ import {readShardMap, thawShard, withCurrentVersion} from '../catalog.js'
 import {announce, type MoveRun} from './context.js'
 import {MOVE_SCHEMA, streamName} from './names.js'
 import {dropPublication, dropSlot, dropSubscription} from './replication.js'
-import {dropSchema, schemaTables} from './schema.js'
+import {dropSchema, ForeignSchema, schemaMadeBy, schemaTables} from './schema.js'
+import {clause} from './sentence.js'
 import {dropFenceTriggersSql, liftFence} from './server-objects.js'
 
 /**
@@ -31,9 +32,19 @@ export async function unfenceHome(run: MoveRun, which: 'source' | 'target'): Pro
   await s.pool.query(dropFenceTriggersSql(run.schema, await schemaTables(s.pool, run.schema)))
 }
 
-/** Drops one side's copy of the shard and its fence and marker rows. */
+/**
+ * Drops one side's copy of the shard and its fence and marker rows. The target's copy goes only when this
+ * job made it (a schema found there that it did not make is left alone, and said so).
+ */
 export async function dropCopy(run: MoveRun, which: 'source' | 'target'): Promise<void> {
   const s = run[which]
+  if (which === 'target') {
+    const by = await schemaMadeBy(s.pool, run.schema)
+    if (by !== undefined && by !== run.job.id) {
+      run.say(`${clause(new ForeignSchema(s.name, run.schema, by).message)} (not dropped)`)
+      return
+    }
+  }
   await dropSchema(s.pool, run.schema)
   await s.pool.query(`DELETE FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1`, [run.schema]).catch(ignoreMissing)
   await s.pool.query(`DELETE FROM ${MOVE_SCHEMA}.marker WHERE schema_name = $1`, [run.schema]).catch(ignoreMissing)

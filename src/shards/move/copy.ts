@@ -1,4 +1,5 @@
 import {pipeline} from 'node:stream/promises'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import pg from 'pg'
 import {from as copyFrom, to as copyTo} from 'pg-copy-streams'
@@ -56,6 +57,8 @@ export function partSelect(schema: string, part: CopyPart): string {
 
 export interface SnapshotCopyOptions {
   sourceUrl: string
+  /** The source's name, for messages. */
+  sourceName?: string
   source: pg.Pool
   target: pg.Pool
   schema: string
@@ -67,6 +70,77 @@ export interface SnapshotCopyOptions {
   /** All rows of a table are in. */
   onTable?(table: string): void
   signal?: AbortSignal
+  /** Longest wait for transactions open on the source to end before the slot's snapshot exists (default 60 s). */
+  snapshotWaitMs?: number
+  /** The slot waits for open transactions: who they are (said once, after a moment). */
+  onWaiting?(text: string): void
+}
+
+/** A session on the source that the snapshot waits for. */
+export interface Blocker {
+  pid: number
+  application: string
+  state: string
+  ageS: number
+}
+
+export function blockersText(blockers: readonly Blocker[]): string {
+  if (blockers.length === 0) return 'none found any more'
+  return blockers
+    .map((b) => `pid ${b.pid} (application ${b.application ? `"${b.application}"` : 'unnamed'}, ${b.state} for ${b.ageS} s)`)
+    .join(', ')
+}
+
+/** Transactions with an xid, open on the source since before `since`: what a new slot's snapshot waits for. */
+async function openTransactions(source: pg.Pool, exceptPid: number): Promise<Blocker[]> {
+  const r = await source.query<{pid: number; application: string; state: string; age: string}>(
+    `SELECT pid, application_name AS application, coalesce(state, '') AS state, extract(epoch FROM clock_timestamp() - xact_start)::int::text AS age
+     FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> $1 AND pid <> pg_backend_pid() ORDER BY xact_start`,
+    [exceptPid],
+  )
+  return r.rows.map((x) => ({pid: x.pid, application: x.application, state: x.state, ageS: Number(x.age)}))
+}
+
+/** The copy's snapshot did not come within its bound: the transactions it waited for are named. */
+export class SnapshotWaitTimeout extends Error {
+  override readonly name = 'SnapshotWaitTimeout'
+  constructor(server: string, waitedS: number, blockers: readonly Blocker[]) {
+    super(
+      `The copy waited ${waitedS} s for transactions open on ${server} to end and gave up: ${blockersText(blockers)}; ` +
+        'end them (or wait for them), then run `move` again',
+    )
+  }
+}
+
+/**
+ * CREATE_REPLICATION_SLOT with an exported snapshot waits for every transaction open on the source to end,
+ * with no timeout of its own: it is bounded here, and given up on Ctrl-C, by ending its session (which
+ * leaves no slot: one still waiting for its snapshot is dropped with the session).
+ */
+async function createSlot(repl: pg.Client, opts: SnapshotCopyOptions): Promise<string> {
+  const made = repl.query<{snapshot_name: string}>(`CREATE_REPLICATION_SLOT ${q(opts.slot)} LOGICAL pgoutput (SNAPSHOT 'export')`)
+  made.catch(() => undefined)
+  const bound = opts.snapshotWaitMs ?? 60_000
+  // The walsender's pid, from the connection's BackendKeyData (pg sets it; its typings leave it out).
+  const pid = (repl as unknown as {processID?: number}).processID ?? -1
+  const started = performance.now()
+  let said = false
+  for (;;) {
+    const done = await Promise.race([made.then((r) => r.rows[0]!.snapshot_name), sleep(250).then(() => undefined)])
+    if (done !== undefined) return done
+    const waited = performance.now() - started
+    const aborted = opts.signal?.aborted ?? false
+    if (!aborted && waited < bound && (said || waited < 2000)) continue
+    const blockers = await openTransactions(opts.source, pid).catch(() => [])
+    if (!aborted && waited < bound) {
+      said = true
+      opts.onWaiting?.(`waiting for transactions open on the source to end: ${blockersText(blockers)}`)
+      continue
+    }
+    await opts.source.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined)
+    if (aborted) throw new MoveInterrupted()
+    throw new SnapshotWaitTimeout(opts.sourceName ?? 'the source', Math.round(waited / 1000), blockers)
+  }
 }
 
 /** Makes the slot and copies every table under its snapshot; returns the rows copied. */
@@ -77,8 +151,7 @@ export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<number> {
   repl.on('error', () => undefined)
   await repl.connect()
   try {
-    const made = await repl.query<{snapshot_name: string}>(`CREATE_REPLICATION_SLOT ${q(opts.slot)} LOGICAL pgoutput (SNAPSHOT 'export')`)
-    const snapshot = made.rows[0]!.snapshot_name
+    const snapshot = await createSlot(repl, opts)
     const shapes = await opts.source.query<{table: string; columns: string[]; pages: string}>(
       `SELECT c.relname AS table, pg_relation_size(c.oid) / current_setting('block_size')::int AS pages,
               array_agg(a.attname::text ORDER BY a.attnum) AS columns

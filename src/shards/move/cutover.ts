@@ -14,10 +14,13 @@ import {liftFence, markerSql, setFenceSql} from './server-objects.js'
  *      From here no write can land on `from`, whoever sends it;
  *   3. wait until `to` has applied the token (so everything committed on `from` before the fence);
  *   4. set `to`'s sequences past those values, run beforeFlip (the reverse slot);
- *   5. extend the fence, provided it has not lapsed (if it had, a write could have landed after the token);
- *   6. flip the map to `to` and unfreeze in one CAS, provided the freeze's lease has not run out; announce.
- * A failure before the flip lifts the fence and thaws the shard (both would lapse by themselves anyway if
- * this process died), leaving the shard where it was. After the flip the caller makes the fence permanent.
+ *   5. check the fence has not lapsed (if it had, a write could have landed after the token);
+ *   6. flip the map to `to` and unfreeze in one CAS, provided the freeze's lease has not run out by the
+ *      catalog's clock when the flip commits (enforced by the catalog itself); announce.
+ * A failure before the flip lifts the fence and thaws the shard, leaving the shard where it was. Both lapse
+ * by themselves with the lease if this process dies, so the shard takes writes again within the lease
+ * whatever happens: the fence is never extended past it. After the flip the caller makes the fence
+ * permanent at once (a process that dies in between leaves that to `shards moves`, `doctor` or `move`).
  */
 export interface CutoverSide {
   name: string
@@ -46,9 +49,6 @@ export interface CutoverResult {
   version: number
 }
 
-/** A fence outlives the flip by this long before the caller makes it permanent (see step 5). */
-const FENCE_AFTER_FLIP_MS = 60_000
-
 export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
   const {catalog, shard, schema, from, to} = plan
   const frozenVersion = await withCurrentVersion(catalog, (v) => freezeShard(catalog, v, shard, from.name, plan.leaseMs))
@@ -63,17 +63,15 @@ export async function cutover(plan: CutoverPlan): Promise<CutoverResult> {
     const waitStart = performance.now()
     await waitForMarker(to.pool, schema, token, Math.max(1, plan.leaseMs - (performance.now() - frozenAt)))
     waitMs = performance.now() - waitStart
-    // Independent of each other; all must be done before the flip.
-    const [extended] = await Promise.all([
-      from.pool.query(
-        `UPDATE ${MOVE_SCHEMA}.fence SET expires_at = clock_timestamp() + ${FENCE_AFTER_FLIP_MS} * interval '1 millisecond'
-         WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`,
-        [schema, plan.jobId],
-      ),
+    // Independent of each other; all must be done before the flip. (The fence was set after the freeze
+    // with the same lease, so it outlives the freeze, which the flip's commit is held to.)
+    const [live] = await Promise.all([
+      from.pool.query(`SELECT 1 FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1 AND job = $2 AND expires_at > clock_timestamp()`, [schema, plan.jobId]),
       raiseSequences(to.pool, schema, sequences),
       plan.beforeFlip?.(),
     ])
-    if (extended.rowCount !== 1) throw new FreezeLapsed(shard)
+    if (live.rowCount !== 1) throw new FreezeLapsed(shard)
+    await pauseAt('before-flip')
     const version = await withCurrentVersion(catalog, (v) => flipShard(catalog, v, shard, to.name), frozenVersion)
     const freezeMs = performance.now() - frozenAt
     await pauseAt('flipped')

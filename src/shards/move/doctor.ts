@@ -4,7 +4,7 @@ import {announce, type MoveEnv} from './context.js'
 import {isShardClaimed, listJobs, updateJob, type MoveJob} from './jobs.js'
 import {MOVE_SCHEMA, parseStreamName, SYNC_SLOT} from './names.js'
 import {dropPublication, dropSlot, dropSubscription} from './replication.js'
-import {dropSchema} from './schema.js'
+import {dropSchema, schemaContents, schemaMadeBy} from './schema.js'
 
 /**
  * `shards doctor`: what moves left behind, and (with fix) its removal. A leftover is anything of a move
@@ -26,6 +26,7 @@ export async function doctor(env: MoveEnv, opts: {fix: boolean}): Promise<Findin
   const catalog = env.pools.catalog
   const map = await readShardMap(catalog)
   const home = new Map(map.shards.map((s) => [s.shard, s.server]))
+  const frozen = new Set(map.shards.filter((s) => s.state === 'frozen').map((s) => s.shard))
   const jobs = await listJobs(catalog).catch(() => [] as MoveJob[])
   const live = new Map(jobs.filter((j) => ['running', 'failed', 'flipped'].includes(j.status)).map((j) => [j.id, j]))
   const liveByShard = new Map([...live.values()].map((j) => [j.shard, j]))
@@ -59,8 +60,22 @@ export async function doctor(env: MoveEnv, opts: {fix: boolean}): Promise<Findin
       if (home.get(shard) === s.name) continue
       const job = liveByShard.get(shard)
       if (job && (job.source === s.name || job.target === s.name)) continue
-      add({kind: 'schema', server: s.name, name: nspname, detail: `the map puts shard ${shard} on ${home.get(shard) ?? 'no server'}; no live move uses this copy`}, () =>
-        dropSchema(pool, nspname),
+      // Only what a move made (its mark), or an empty schema, is dropped: anything else may be someone's data.
+      const by = await schemaMadeBy(pool, nspname)
+      const held = await schemaContents(pool, nspname)
+      const ours = by !== null && by !== undefined
+      const where = `the map puts shard ${shard} on ${home.get(shard) ?? 'no server'}; no live move uses this copy`
+      add(
+        {
+          kind: 'schema',
+          server: s.name,
+          name: nspname,
+          detail: ours || held.tables === 0 ? where : `${where}, but no move made it (${held.text}): left for you to check`,
+        },
+        async () => {
+          if (!ours && held.tables > 0) throw new Error(`not made by a move; drop it by hand (DROP SCHEMA ${nspname} CASCADE on ${s.name}) if it is stale`)
+          await dropSchema(pool, nspname)
+        },
       )
     }
     const fences = await pool
@@ -69,10 +84,16 @@ export async function doctor(env: MoveEnv, opts: {fix: boolean}): Promise<Findin
     for (const f of fences.rows) {
       const shard = shardOfSchema(f.schema_name)
       const job = shard === null ? undefined : liveByShard.get(shard)
-      if (job) continue
       const onHome = shard !== null && home.get(shard) === s.name
+      // A live move's fences are its own, except one on the shard's home while nobody works on the move
+      // and the shard is not frozen: a cutover that died before its flip (the fence lapses with the lease).
+      if (job && (!onHome || frozen.has(shard!) || (await isShardClaimed(catalog, job.shard)))) continue
       if (!f.live || onHome) {
-        const detail = onHome && f.live ? `fences the shard's home: writes to ${f.schema_name} fail` : 'expired'
+        const detail = !f.live
+          ? 'expired'
+          : job
+            ? `fences the shard's home: its cutover (job ${job.id}) died before the flip; writes to ${f.schema_name} fail until it lapses`
+            : `fences the shard's home: writes to ${f.schema_name} fail`
         add({kind: 'fence', server: s.name, name: f.schema_name, detail}, () =>
           pool.query(`DELETE FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1`, [f.schema_name]),
         )

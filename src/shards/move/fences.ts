@@ -10,12 +10,14 @@ import {liftFence, setFenceSql} from './server-objects.js'
  * Puts the fences of live moves where the shard map says they belong. A cutover flips the map in the
  * catalog and fences copies on other servers, so it cannot do both in one transaction; a process that
  * dies between the two leaves one of these, which this repairs:
- * - the map points at the move's target, but the old copy's fence is not permanent yet (the cutover
- *   extends it to a minute before the flip; once it lapsed, a write from an app with a stale map could
+ * - the map points at the move's target, but the old copy's fence is not permanent yet (the cutover's
+ *   fence lapses with the freeze's lease; once it lapsed, a write from an app with a stale map could
  *   land on the old copy): it is made permanent;
  * - a revert switched the map back to the source and died: the target's copy is fenced for good, and a
  *   fence left on the source, the shard's home again, is lifted (the revert's own lease would lift it
- *   within the freeze lease anyway).
+ *   within the freeze lease anyway);
+ * - a cutover died between its fence and its flip: the fence on the source, still the shard's home, is
+ *   lifted (it lapses with the lease anyway, and the flip cannot commit once the freeze is over).
  * Shards another process works on are skipped (their cutover owns the fences). Called by `shards moves`
  * and `shards doctor`, so any look at the moves makes this right.
  */
@@ -60,7 +62,13 @@ async function needed(env: MoveEnv, job: MoveJob): Promise<FenceRepair[]> {
   const schema = schemaName(job.shard)
   const reverted = entry.server === job.source && job.phase === 'revert'
   const old = entry.server === job.target ? job.source : reverted ? job.target : undefined
-  if (old === undefined) return []
+  if (old === undefined) {
+    // A cutover that died before its flip: its fence on the source (the shard's home) would lapse with the
+    // lease anyway; the flip can no longer commit (its freeze is over), so it goes now.
+    if (entry.server !== job.source || !(await schemaExists(env.pools.pool(job.source), schema))) return []
+    const r = await env.pools.pool(job.source).query(`SELECT 1 FROM ${MOVE_SCHEMA}.fence WHERE schema_name = $1 AND job = $2`, [schema, job.id]).catch(() => ({rowCount: 0}))
+    return r.rowCount ? [{shard: job.shard, job: job.id, server: job.source, action: 'lifted'}] : []
+  }
   const out: FenceRepair[] = []
   const oldPool = env.pools.pool(old)
   if (await schemaExists(oldPool, schema)) {

@@ -3,7 +3,7 @@ import {hostname} from 'node:os'
 import type pg from 'pg'
 
 import {ExitCode, UserError} from '../../errors.js'
-import {LIVE_MOVE_STATUSES, MOVE_STATUSES, ensureCatalog} from '../catalog.js'
+import {LIVE_MOVE_STATUSES, MOVE_STATUSES} from '../catalog.js'
 
 /**
  * The catalog's shard_moves table: one row per move. `phase` is the phase the job is in (or last
@@ -57,8 +57,14 @@ export async function listJobs(catalog: pg.Pool | pg.ClientBase, opts: {liveOnly
     values.push(opts.shards)
     where.push(`shard = ANY($${values.length}::int[])`)
   }
-  const r = await catalog.query<Row>(`SELECT ${COLUMNS} FROM shard_moves ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`, values)
-  return r.rows.map(toJob)
+  try {
+    const r = await catalog.query<Row>(`SELECT ${COLUMNS} FROM shard_moves ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`, values)
+    return r.rows.map(toJob)
+  } catch (err) {
+    // A catalog no move has touched yet (read-only commands do not create the table).
+    if ((err as {code?: string}).code === '42P01') return []
+    throw err
+  }
 }
 
 export async function liveJob(catalog: pg.Pool | pg.ClientBase, shard: number): Promise<MoveJob | undefined> {
@@ -94,6 +100,11 @@ export async function updateJob(catalog: pg.Pool | pg.ClientBase, id: number, u:
   return toJob(r.rows[0]!)
 }
 
+/** Removes a job that never got past its preflight (a failed preflight changed nothing, so it leaves no job). */
+export async function deleteJob(catalog: pg.Pool | pg.ClientBase, id: number): Promise<void> {
+  await catalog.query("DELETE FROM shard_moves WHERE id = $1 AND phase = 'preflight'", [id])
+}
+
 /** This process, for the owner column: host:pid. */
 export function ownerName(): string {
   return `${hostname()}:${process.pid}`
@@ -107,11 +118,11 @@ export interface ShardClaim {
 
 /**
  * Takes the shard's move lock on a catalog session of its own and starts the heartbeat of `jobId` (once
- * known, via setJob). Throws UserError exit 3 when another process holds it.
+ * known, via setJob). Throws UserError exit 3 when another process holds it. It migrates nothing: commands
+ * that write call ensureCatalog first.
  */
 export async function claimShard(catalog: pg.Pool, shard: number): Promise<ShardClaim & {setJob(id: number): void}> {
   const client = await catalog.connect()
-  await ensureCatalog(client)
   const got = await client.query<{ok: boolean}>('SELECT pg_try_advisory_lock($1, $2) AS ok', [MOVE_LOCK_CLASS, shard])
   if (!got.rows[0]?.ok) {
     const job = await liveJob(client, shard).catch(() => undefined)
@@ -147,4 +158,33 @@ export async function isShardClaimed(catalog: pg.Pool | pg.ClientBase, shard: nu
     [MOVE_LOCK_CLASS, shard],
   )
   return (r.rowCount ?? 0) > 0
+}
+
+/**
+ * Jobs marked running whose process is gone (killed, or it lost the catalog before it could say how it
+ * ended): each is marked failed, under the shard's lock, so a job never shows as running with a dead
+ * owner. A job whose lock is held is being worked on and left alone. Returns the jobs marked.
+ */
+export async function failOrphanedJobs(catalog: pg.Pool): Promise<MoveJob[]> {
+  const running = (await listJobs(catalog, {liveOnly: true})).filter((j) => j.status === 'running')
+  const marked: MoveJob[] = []
+  for (const job of running) {
+    if (await isShardClaimed(catalog, job.shard)) continue
+    let claim: Awaited<ReturnType<typeof claimShard>>
+    try {
+      claim = await claimShard(catalog, job.shard)
+    } catch {
+      continue // taken meanwhile: being worked on
+    }
+    try {
+      const r = await claim.client.query<Row>(
+        `UPDATE shard_moves SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status = 'running' RETURNING ${COLUMNS}`,
+        [job.id, `interrupted: its process (${job.owner ?? 'unknown'}) is gone; run \`move\` again to resume`],
+      )
+      if (r.rows[0]) marked.push(toJob(r.rows[0]))
+    } finally {
+      await claim.release()
+    }
+  }
+  return marked
 }

@@ -18,9 +18,22 @@ import {
   markerRoundTrip,
   ReplicationTimeout,
   slotExists,
+  StreamStalled,
   subscriptionExists,
+  subscriptionStreaming,
 } from './replication.js'
-import {buildIndexes, dropSchema, missingIndexes, prepareTargetSchema, schemaExists, schemaTables, validateForeignKeys} from './schema.js'
+import {
+  buildIndexes,
+  dropJobCopy,
+  ForeignSchema,
+  missingIndexes,
+  prepareTargetSchema,
+  schemaExists,
+  schemaMadeBy,
+  schemaTables,
+  validateForeignKeys,
+} from './schema.js'
+import {clause, sentence} from './sentence.js'
 import {snapshotCopy} from './copy.js'
 import {ensureServerObjects, liftFence, setFenceSql} from './server-objects.js'
 import {verifyCopies, type VerifyResult} from './verify.js'
@@ -38,6 +51,8 @@ export interface PhaseFacts {
   lagBytes?: number | null
   verify?: VerifyResult
   freezeMs?: number
+  /** When the map was switched by an earlier run that died before recording freezeMs: the lease, which bounds it. */
+  freezeLeaseMs?: number
   waitMs?: number
   version?: number
 }
@@ -68,20 +83,24 @@ export const PHASES: readonly Phase[] = [
 
 async function preflight(run: MoveRun): Promise<void> {
   const problems = [
-    ...(await checkServer({...run.source, slots: 3, senders: 3, schema: run.schema})),
-    ...(await checkServer({...run.target, slots: 1, senders: 1})),
+    // The source serves the forward stream and later subscribes to the reverse one; the target the other way.
+    ...(await checkServer({...run.source, slots: 3, senders: 3, workers: 1, schema: run.schema})),
+    ...(await checkServer({...run.target, slots: 1, senders: 1, workers: 1})),
   ]
   if (problems.length === 0 && !(await schemaExists(run.source.pool, run.schema))) {
     problems.push(`${run.source.name} has no schema ${run.schema}, though the map says the shard is there`)
   }
-  if (problems.length > 0) throw new MoveStopped(`Preflight failed: ${problems.join('; ')}.`)
+  if (problems.length > 0) throw new MoveStopped(sentence(`Preflight failed: ${problems.map(clause).join('; ')}`))
   run.say('servers ready')
 }
 
 async function schema(run: MoveRun): Promise<void> {
+  // Only a copy this job made is built on; anything else there is someone's data (see assertTargetClean).
+  const by = await schemaMadeBy(run.target.pool, run.schema)
+  if (by !== undefined && by !== run.job.id) throw new MoveStopped(`${sentence(new ForeignSchema(run.target.name, run.schema, by).message)}`)
   await Promise.all([ensureServerObjects(run.source.pool), ensureServerObjects(run.target.pool)])
   const info = await run.catalog.query<{epoch: string}>('SELECT epoch FROM catalog_info')
-  const deferred = await prepareTargetSchema(run.source.pool, run.target.pool, run.shard, run.schema, epochMs(info.rows[0]!.epoch))
+  const deferred = await prepareTargetSchema(run.source.pool, run.target.pool, run.shard, run.schema, epochMs(info.rows[0]!.epoch), run.job.id)
   // A marker row left by an earlier move of this shard would collide with the copied one.
   await run.target.pool.query(`DELETE FROM ${MOVE_SCHEMA}.marker WHERE schema_name = $1`, [run.schema])
   await ensurePublication(run.source.pool, run.job.id, 'fwd', run.schema)
@@ -95,7 +114,7 @@ async function copy(run: MoveRun, facts: PhaseFacts): Promise<void> {
       // An earlier copy died part-way: it starts over from a fresh slot into an empty target.
       run.say('an earlier copy stopped part-way; starting it over')
       await dropSlot(run.source.pool, name)
-      await dropSchema(run.target.pool, run.schema)
+      await dropJobCopy(run.target.pool, run.target.name, run.schema, run.job.id)
       await schema(run)
     }
     const tables = await schemaTables(run.source.pool, run.schema)
@@ -110,6 +129,9 @@ async function copy(run: MoveRun, facts: PhaseFacts): Promise<void> {
     try {
       facts.rowsCopied = await snapshotCopy({
         sourceUrl: run.source.url,
+        sourceName: run.source.name,
+        snapshotWaitMs: run.env.moves.snapshotWaitS * 1000,
+        onWaiting: (text) => run.say(text),
         source: run.source.pool,
         target: run.target.pool,
         schema: run.schema,
@@ -143,10 +165,14 @@ async function catchUp(run: MoveRun, facts: PhaseFacts): Promise<void> {
   await waitForLag(run, facts)
 }
 
+/** How long a stream may go without an apply worker before a wait on it gives up. */
+const STALLED_MS = 10_000
+
 async function waitForLag(run: MoveRun, facts: PhaseFacts): Promise<void> {
   const {maxLagMs, catchUpTimeoutS} = run.env.moves
   const deadline = Date.now() + catchUpTimeoutS * 1000
   const slot = streamName(run.job.id, 'fwd')
+  let noWorkerSince: number | undefined
   for (;;) {
     checkSignal(run)
     let lag: number
@@ -155,6 +181,9 @@ async function waitForLag(run: MoveRun, facts: PhaseFacts): Promise<void> {
     } catch (err) {
       if (!(err instanceof ReplicationTimeout) || Date.now() > deadline) throw err
       lag = Number.POSITIVE_INFINITY
+      // A stream without an apply worker does not move however long it is waited on.
+      if (await subscriptionStreaming(run.target.pool, slot)) noWorkerSince = undefined
+      else if (Date.now() - (noWorkerSince ??= Date.now()) >= STALLED_MS) throw new MoveStopped(`${new StreamStalled(slot, run.target.name, Math.round((Date.now() - noWorkerSince) / 1000)).message}.`)
     }
     facts.lagMs = lag
     facts.lagBytes = await lagBytes(run.source.pool, slot)
@@ -223,6 +252,8 @@ async function cut(run: MoveRun, facts: PhaseFacts): Promise<void> {
       beforeFlip: () => ensureSlot(run.target.pool, rev),
     })
     Object.assign(facts, {freezeMs: r.freezeMs, waitMs: r.waitMs, version: r.version})
+  } else if (facts.freezeMs === undefined) {
+    facts.freezeLeaseMs = run.env.moves.freezeLeaseMs
   }
   // The old copy stays fenced for good: a write from a stale map must never land there.
   await run.source.pool.query(setFenceSql(run.schema, run.job.id, null))

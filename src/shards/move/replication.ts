@@ -2,6 +2,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import type pg from 'pg'
 
+import {MoveInterrupted} from './context.js'
 import {MOVE_SCHEMA, SYNC_SLOT, q, quoteLiteral, streamName, type Direction} from './names.js'
 import {readMarker, writeMarker} from './server-objects.js'
 
@@ -140,5 +141,60 @@ export class ReplicationTimeout extends Error {
   override readonly name = 'ReplicationTimeout'
   constructor(schema: string, ms: number) {
     super(`the other server did not apply the changes of ${schema} within ${ms} ms`)
+  }
+}
+
+/** Whether a subscription has an apply worker running on its server right now (false: it gets none, or keeps failing). */
+export async function subscriptionStreaming(pool: pg.Pool, name: string): Promise<boolean> {
+  const r = await pool.query<{pid: number | null}>('SELECT pid FROM pg_stat_subscription WHERE subname = $1 AND relid IS NULL', [name])
+  return r.rows.some((x) => x.pid !== null)
+}
+
+/** A stream that has had no apply worker for a while: waiting on it longer helps nothing. */
+export class StreamStalled extends Error {
+  override readonly name = 'StreamStalled'
+  constructor(subscription: string, server: string, seconds: number) {
+    super(
+      `The subscription ${subscription} on ${server} has had no apply worker for ${seconds} s, so its stream does not move; ` +
+        `the server may be out of logical replication workers (max_logical_replication_workers, max_worker_processes) or its worker keeps failing (see ${server}'s log)`,
+    )
+  }
+}
+
+/**
+ * Waits until a marker written on the publisher is applied on the subscriber, up to timeoutMs in all, in
+ * rounds of at most 5 s; between rounds it checks the subscription has a worker, and throws StreamStalled
+ * once it has had none for `stalledMs` (a stream without a worker would be waited on to the end for
+ * nothing). Returns the lag of the round that got through; throws ReplicationTimeout at the end.
+ */
+export async function waitForStream(opts: {
+  publisher: pg.Pool
+  subscriber: pg.Pool
+  subscriberName: string
+  subscription: string
+  schema: string
+  timeoutMs: number
+  stalledMs?: number
+  onRound?(lagMs: number): void
+  signal?: AbortSignal
+}): Promise<number> {
+  const deadline = performance.now() + opts.timeoutMs
+  const stalledMs = opts.stalledMs ?? 10_000
+  let noWorkerSince: number | undefined
+  for (;;) {
+    if (opts.signal?.aborted) throw new MoveInterrupted()
+    try {
+      return await markerRoundTrip(opts.publisher, opts.subscriber, opts.schema, Math.min(5000, Math.max(1, deadline - performance.now())))
+    } catch (err) {
+      if (!(err instanceof ReplicationTimeout)) throw err
+      if (performance.now() >= deadline) throw new ReplicationTimeout(opts.schema, opts.timeoutMs)
+    }
+    opts.onRound?.(Number.POSITIVE_INFINITY)
+    if (await subscriptionStreaming(opts.subscriber, opts.subscription)) {
+      noWorkerSince = undefined
+    } else {
+      noWorkerSince ??= performance.now()
+      if (performance.now() - noWorkerSince >= stalledMs) throw new StreamStalled(opts.subscription, opts.subscriberName, Math.round((performance.now() - noWorkerSince) / 1000))
+    }
   }
 }

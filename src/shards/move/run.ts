@@ -1,15 +1,16 @@
 import {ExitCode, UserError, errorText} from '../../errors.js'
-import {readShardMap, type ShardMapEntry} from '../catalog.js'
+import {ensureCatalog, readShardMap, type ShardMapEntry} from '../catalog.js'
 import {schemaName} from '../placement.js'
 import {dropCopy, undoUnswitched, unfenceHome} from './cleanup.js'
 import {announce, MoveInterrupted, side, type MoveEnv, type MoveRun} from './context.js'
 import {cutover} from './cutover.js'
-import {claimShard, createJob, listJobs, liveJob, ownerName, updateJob, type MoveJob} from './jobs.js'
+import {claimShard, createJob, deleteJob, listJobs, liveJob, ownerName, updateJob, type MoveJob} from './jobs.js'
 import {streamName} from './names.js'
 import {MoveStopped, PHASES, PHASE_NAMES, mapEntry, type PhaseFacts, type PhaseName} from './phases.js'
-import {dropPublication, dropSubscription, markerRoundTrip, slotExists, subscriptionExists} from './replication.js'
-import {schemaExists, schemaTables} from './schema.js'
+import {dropPublication, dropSubscription, slotExists, subscriptionExists, waitForStream} from './replication.js'
+import {dropJobCopy, schemaContents, schemaExists, schemaMadeBy, schemaTables} from './schema.js'
 import {leaseFence, liftFence, setFenceSql} from './server-objects.js'
+import {verifyCopies} from './verify.js'
 
 /**
  * `shards move`, `shards complete`, `shards revert`: input checks (bad input changes nothing), the shard's
@@ -45,6 +46,8 @@ export interface MoveResult {
   error?: string
   /** Stopped by --prepare before verify and the cutover. */
   prepared?: boolean
+  /** A new job whose preflight failed: it was removed from the catalog (nothing had changed). */
+  discarded?: boolean
 }
 
 function entryOf(map: {shards: ShardMapEntry[]; logical: number}, shard: number): ShardMapEntry {
@@ -71,7 +74,18 @@ function checkServerName(env: MoveEnv, name: string): void {
 
 type Claim = Awaited<ReturnType<typeof claimShard>>
 
+/** Commands that write bring the catalog's tables up to date first (a no-op, one SELECT, when they are). */
+export async function migrateCatalog(env: MoveEnv): Promise<void> {
+  const c = await env.pools.catalog.connect()
+  try {
+    await ensureCatalog(c)
+  } finally {
+    c.release()
+  }
+}
+
 async function withClaim<T>(env: MoveEnv, shard: number, fn: (catalog: Claim) => Promise<T>): Promise<T> {
+  await migrateCatalog(env)
   const claim = await claimShard(env.pools.catalog, shard)
   try {
     return await fn(claim)
@@ -160,6 +174,14 @@ export async function moveShard(env: MoveEnv, shard: number, to: string, hooks: 
         hooks.onPhaseDone?.(p.name, false, message)
         result.ok = false
         result.error = message
+        if (p.name === 'preflight' && start === 'new') {
+          // A new job whose preflight failed changed nothing: it leaves no job to block other moves.
+          await deleteJob(claim.client, job.id).catch(() => undefined)
+          result.job = {...job, status: 'failed', error: message}
+          result.discarded = true
+          if (err instanceof UserError) throw err
+          return result
+        }
         result.job = await updateJob(claim.client, job.id, {status: 'failed', error: message}).catch(() => job!)
         if (err instanceof MoveInterrupted || err instanceof MoveStopped) return result
         if (err instanceof UserError) throw err
@@ -209,14 +231,20 @@ async function resumePoint(run: MoveRun): Promise<{phase: string; restart: boole
 async function assertTargetClean(env: MoveEnv, catalog: MoveRun['catalog'], shard: number, source: string, to: string): Promise<void> {
   const schema = schemaName(shard)
   const target = side(env, to)
-  if (!(await schemaExists(target.pool, schema).catch(() => false))) return
-  const earlier = (await listJobs(catalog, {shards: [shard]})).filter((j) => j.target === to && j.source === source && j.status === 'reverted')
-  if (earlier.length === 0) {
-    throw new UserError(`Server ${to} already holds a schema ${schema} that no move of shard ${shard} made.`, {
-      fix: `Check what it holds; drop it (\`DROP SCHEMA ${schema} CASCADE\` on ${to}) if it is stale, or run \`feedops shards doctor\`.`,
-    })
+  const by = await schemaMadeBy(target.pool, schema).catch(() => undefined)
+  if (by === undefined) return
+  // Dropped only when an ended move of this shard to this server made it (the schema says which).
+  const maker = by === null ? undefined : (await listJobs(catalog, {shards: [shard]})).find((j) => j.id === by)
+  if (maker && maker.target === to && maker.source === source && (maker.status === 'reverted' || maker.status === 'completed')) {
+    await dropJobCopy(target.pool, to, schema, maker.id)
+    return
   }
-  await target.pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  const held = await schemaContents(target.pool, schema).catch(() => ({text: 'contents unknown'}))
+  const whose = by === null ? `no move of shard ${shard} made` : `job ${by}${maker ? ` (${maker.status})` : ''} made, not an ended move of shard ${shard} to ${to}`
+  throw new UserError(
+    `Server ${to} already holds a schema ${schema} (${held.text}) that ${whose}; it was left as it is.`,
+    {fix: `Check what it holds; drop it (\`DROP SCHEMA ${schema} CASCADE\` on ${to}) if it is stale, or move the shard to another server.`},
+  )
 }
 
 /** `shards complete`: the move stays; the old copy, its streams and its fence go. */
@@ -261,9 +289,9 @@ export interface RevertResult {
 /**
  * `shards revert`: before the switch, drops the target's copy and streams (the shard never left); after
  * it, moves the shard back with the same cutover (the old copy is current through reverse replication),
- * then drops the target's copy.
+ * once verify has found both copies the same (or with force), then drops the target's copy.
  */
-export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks = {}): Promise<RevertResult> {
+export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks = {}, opts: {force?: boolean} = {}): Promise<RevertResult> {
   return withLiveJob(env, shard, 'revert', hooks, async (job, run, claim) => {
     // Switched, or an earlier revert of a switched move died part-way (the job keeps its switch's freeze time).
     const wasFlipped = job.status === 'flipped' || (job.phase === 'revert' && job.freezeMs !== null)
@@ -274,7 +302,7 @@ export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks =
     }
     await updateJob(claim.client, job.id, {phase: 'revert', status: 'running'})
     try {
-      const freezeMs = wasFlipped ? await moveBack(run) : undefined
+      const freezeMs = wasFlipped ? await moveBack(run, opts.force ?? false) : undefined
       run.say(`dropping the copy on ${job.target}`)
       await dropSubscription(run.source.pool, streamName(job.id, 'rev'), run.target.pool)
       await dropPublication(run.target.pool, streamName(job.id, 'rev'))
@@ -295,12 +323,22 @@ export async function revertMove(env: MoveEnv, shard: number, hooks: MoveHooks =
  * lease, so a revert that dies right after the flip leaves the shard's writes refused for at most that
  * long, not until someone runs it again. If the flip does not happen, it is made permanent again.
  */
-async function moveBack(run: MoveRun): Promise<number | undefined> {
+async function moveBack(run: MoveRun, force: boolean): Promise<number | undefined> {
   const {job} = run
   if ((await mapEntry(run)).server === job.target) {
     run.say('catching up the old copy')
-    const lag = await markerRoundTrip(run.target.pool, run.source.pool, run.schema, run.env.moves.catchUpTimeoutS * 1000)
-    run.say(`lag ${lag.toFixed(1)} ms; freezing`)
+    const lag = await waitForStream({
+      publisher: run.target.pool,
+      subscriber: run.source.pool,
+      subscriberName: run.source.name,
+      subscription: streamName(job.id, 'rev'),
+      schema: run.schema,
+      timeoutMs: run.env.moves.catchUpTimeoutS * 1000,
+      signal: run.signal,
+    })
+    run.say(`lag ${lag.toFixed(1)} ms; verifying the old copy`)
+    await verifyBeforeMoveBack(run, force)
+    run.say('freezing')
     await liftFence(run.target.pool, run.schema) // an earlier revert's lapsed fence
     try {
       const r = await cutover({
@@ -328,6 +366,32 @@ async function moveBack(run: MoveRun): Promise<number | undefined> {
   // Switched back by an earlier revert that died before this point.
   await settleAfterMoveBack(run)
   return undefined
+}
+
+/**
+ * As the cutover does before a move: the old copy must hold what the shard's home holds (compared at one
+ * consistent point), or moving back would lose what differs. Refuses, naming the tables, unless forced.
+ */
+async function verifyBeforeMoveBack(run: MoveRun, force: boolean): Promise<void> {
+  const result = await verifyCopies({
+    primaryUrl: run.target.url,
+    replicaUrl: run.source.url,
+    schema: run.schema,
+    tables: await schemaTables(run.target.pool, run.schema),
+    lockTimeoutMs: run.env.moves.lockTimeoutMs,
+    waitMs: Math.max(5000, run.env.moves.maxLagMs * 10),
+  })
+  const bad = result.tables.filter((t) => !t.ok)
+  if (bad.length === 0) return
+  const what = bad.map((t) => `${t.table} (${t.primaryRows} rows on ${run.target.name}, ${t.replicaRows} on ${run.source.name})`).join(', ')
+  if (force) {
+    run.say(`the copies differ in ${what}; moving back anyway (--force)`)
+    return
+  }
+  throw new UserError(`Verify found the old copy on ${run.source.name} differs from the shard's home ${run.target.name} in ${what}; nothing was switched.`, {
+    fix: `Find what changed (\`feedops shards verify ${run.shard}\`); run \`feedops shards revert ${run.shard} --force\` to move back anyway and lose what differs.`,
+    exitCode: ExitCode.failed,
+  })
 }
 
 /** After the switch back: the target's copy is fenced for good, the source's fence goes. */

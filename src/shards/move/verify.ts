@@ -2,7 +2,7 @@ import pg from 'pg'
 
 import {q} from './names.js'
 import {writeMarker} from './server-objects.js'
-import {waitForMarker} from './replication.js'
+import {ReplicationTimeout, waitForMarker} from './replication.js'
 
 /**
  * Compares the two copies of a shard at one consistent point: per table, the row count and a hash of
@@ -96,7 +96,8 @@ export async function verifyCopies(opts: {
     } finally {
       await marker.end()
     }
-    const deadline = performance.now() + opts.waitMs
+    const waitStart = performance.now()
+    const deadline = waitStart + opts.waitMs
     for (;;) {
       await replica.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
       try {
@@ -104,7 +105,8 @@ export async function verifyCopies(opts: {
         break
       } catch (err) {
         await replica.query('ROLLBACK')
-        if (performance.now() > deadline) throw err
+        // The time really waited, not the last poll's bound of 0 ms.
+        if (performance.now() > deadline) throw err instanceof ReplicationTimeout ? new ReplicationTimeout(schema, Math.round(performance.now() - waitStart)) : err
         await new Promise((r) => setTimeout(r, 2))
       }
     }

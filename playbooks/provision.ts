@@ -47,10 +47,12 @@ export default definePlaybook({
       title: 'unit',
       run: async (h) => {
         const s = deploySettings(h.config)
-        await h.sudo(['tee', `/etc/systemd/system/${SERVICE}.service`], {stdin: systemdUnit({root: s.path, stopTimeoutS: s.stopTimeout})})
+        if (!s.configGroup) throw new Error(`deploy.configGroup is not set; under systemd the app (user ${SERVICE_USER}) reads its config through that group: set it to ${SERVICE_USER}`)
+        const me = (await h.run(['id', '-un'])).stdout.trim()
+        await h.sudo(['sh', '-c', 'getent group "$1" >/dev/null || groupadd --system "$1"; usermod -aG "$1" "$2"; usermod -aG "$1" "$3"', 'sh', s.configGroup, SERVICE_USER, me])
+        await h.sudo(['tee', `/etc/systemd/system/${SERVICE}.service`], {stdin: systemdUnit({root: s.path, stopTimeoutS: s.stopTimeout, configGroup: s.configGroup})})
         const port = typeof h.config.app?.port === 'number' ? h.config.app.port : APP_PORT
         await h.sudo(['tee', `/etc/systemd/system/${SERVICE}.socket`], {stdin: systemdSocket({address: h.host.address, port})})
-        const me = (await h.run(['id', '-un'])).stdout.trim()
         await h.sudo(['sh', '-c', 'umask 337 && cat > /etc/sudoers.d/feed-deploy.tmp && visudo -cf /etc/sudoers.d/feed-deploy.tmp && mv /etc/sudoers.d/feed-deploy.tmp /etc/sudoers.d/feed-deploy'], {
           stdin: sudoersRule(me),
         })

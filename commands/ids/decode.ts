@@ -1,8 +1,9 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {idArg} from '../../src/cli/numbers.js'
 import {resolveEpoch} from '../../src/shards/epoch-config.js'
-import {decodeId, parseId} from '../../src/shards/ids.js'
+import {decodeId} from '../../src/shards/ids.js'
 
 interface IdsDecodeResult {
   id: string
@@ -24,7 +25,7 @@ export default class IdsDecode extends FeedopsCommand<IdsDecodeResult> {
     '<%= config.bin %> ids decode 4207903476602117120 --epoch 2011-01-01T00:00:00Z',
   ]
 
-  static override args = {id: Args.string({description: 'The id, a decimal integer.', required: true})}
+  static override args = {id: idArg({description: 'The id: decimal digits (or the negative number Postgres shows).', required: true})}
 
   static override flags = {
     epoch: Flags.string({description: 'Id epoch (ISO time). Default: env.shards.epoch of the config if one is found, else 2011-01-01T00:00:00Z.'}),
@@ -32,7 +33,7 @@ export default class IdsDecode extends FeedopsCommand<IdsDecodeResult> {
 
   async run(): Promise<IdsDecodeResult> {
     const {args, flags} = await this.parse(IdsDecode)
-    const id = parseId(args.id)
+    const id = args.id
     const epoch = resolveEpoch({epochFlag: flags.epoch, config: flags.config, env: flags.env})
     const d = decodeId(id, epoch.ms)
     const result: IdsDecodeResult = {

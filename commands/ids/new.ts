@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {shardFlag} from '../../src/cli/numbers.js'
 import {resolveEpoch} from '../../src/shards/epoch-config.js'
 import {UserError} from '../../src/errors.js'
-import {epochProblem, MAX_SHARD, newId} from '../../src/shards/ids.js'
+import {epochProblem, newId} from '../../src/shards/ids.js'
 
 const MAX_COUNT = 100_000
 
@@ -20,7 +21,7 @@ export default class IdsNew extends FeedopsCommand<IdsNewResult> {
   static override examples = ['<%= config.bin %> ids new --shard 12', '<%= config.bin %> ids new --shard 12 --count 5 --json']
 
   static override flags = {
-    shard: Flags.integer({description: `Logical shard (0..${MAX_SHARD}).`, required: true, min: 0, max: MAX_SHARD}),
+    shard: shardFlag({required: true}),
     count: Flags.integer({description: `How many ids (1..${MAX_COUNT}).`, default: 1, min: 1, max: MAX_COUNT}),
     epoch: Flags.string({description: 'Id epoch (ISO time). Default: env.shards.epoch of the config if one is found, else 2011-01-01T00:00:00Z.'}),
   }

@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {shardArg} from '../../src/cli/numbers.js'
 import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {ExitCode, UserError, errorText} from '../../src/errors.js'
 import {listJobs, type MoveJob} from '../../src/shards/move/jobs.js'
@@ -14,7 +15,7 @@ export default class ShardsComplete extends FeedopsCommand<Result> {
 
   static override examples = ['<%= config.bin %> shards complete 12', '<%= config.bin %> shards complete --all', '<%= config.bin %> shards complete 12 --json']
 
-  static override args = {shard: Args.integer({description: 'Logical shard number.', min: 0, max: 8191})}
+  static override args = {shard: shardArg()}
 
   static override flags = {
     all: Flags.boolean({description: 'Complete every move that has switched and waits for complete or revert.'}),

@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {shardArg} from '../../src/cli/numbers.js'
 import {trapInterrupts} from '../../src/cli/interrupts.js'
 import {itemProgress, progressMode} from '../../src/cli/progress.js'
 import {ExitCode} from '../../src/errors.js'
@@ -20,7 +21,7 @@ Phases: preflight, schema on the target, copy (logical replication), catch-up, v
     '<%= config.bin %> shards move 12 --to pg2 --json',
   ]
 
-  static override args = {shard: Args.integer({description: 'Logical shard number.', required: true, min: 0, max: 8191})}
+  static override args = {shard: shardArg({required: true})}
 
   static override flags = {
     to: Flags.string({description: 'Physical server (a name from env.shards.servers) to move the shard to.', required: true}),

@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {shardArg} from '../../src/cli/numbers.js'
 import {progressMode, withProgress} from '../../src/cli/progress.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'
 import {revertMove, type RevertResult} from '../../src/shards/move/run.js'
@@ -14,7 +15,7 @@ export default class ShardsRevert extends FeedopsCommand<RevertResult> {
     force: Flags.boolean({description: 'Move back even when verify finds the old copy differs from the home (what differs is lost).'}),
   }
 
-  static override args = {shard: Args.integer({description: 'Logical shard number.', required: true, min: 0, max: 8191})}
+  static override args = {shard: shardArg({required: true})}
 
   async run(): Promise<RevertResult> {
     const {args, flags} = await this.parse(ShardsRevert)

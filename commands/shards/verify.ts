@@ -1,6 +1,7 @@
-import {Args, Flags} from '@oclif/core'
+import {Flags} from '@oclif/core'
 
 import {FeedopsCommand} from '../../src/cli/base-command.js'
+import {parseShardNumber, shardArg} from '../../src/cli/numbers.js'
 import {ExitCode, UserError} from '../../src/errors.js'
 import {checkShards, type ShardCheck} from '../../src/shards/move/check.js'
 import {openMoveEnv} from '../../src/shards/move/open.js'
@@ -12,16 +13,14 @@ export default class ShardsVerify extends FeedopsCommand<{ok: boolean; shards: S
   static override examples = ['<%= config.bin %> shards verify 12', '<%= config.bin %> shards verify 3 12 40', '<%= config.bin %> shards verify --all --json']
 
   static override strict = false
-  static override args = {shard: Args.integer({description: 'Logical shard number(s).', min: 0, max: 8191})}
+  static override args = {shard: shardArg({description: 'Logical shard number(s).'})}
 
   static override flags = {all: Flags.boolean({description: 'Every shard in the map.'})}
 
   async run(): Promise<{ok: boolean; shards: ShardCheck[]}> {
     const {argv, flags} = await this.parse(ShardsVerify)
-    const shards = (argv as string[]).map(Number)
-    if (shards.some((s) => !Number.isInteger(s) || s < 0 || s > 8191)) {
-      throw new UserError(`Shard numbers must be integers 0..8191 (got ${argv.join(' ')}).`, {fix: 'Pass shard numbers, or --all.'})
-    }
+    // The first is parsed by its arg; the rest (strict = false) arrive as text.
+    const shards = (argv as (number | string)[]).map((s) => (typeof s === 'number' ? s : parseShardNumber(s)))
     if (shards.length === 0 && !flags.all) throw new UserError('Name the shards to verify, or pass --all.', {fix: 'Run `feedops shards verify --all`.'})
     const env = await openMoveEnv(this.loadConfig(flags), 'feedops shards verify')
     try {

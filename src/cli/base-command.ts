@@ -71,7 +71,12 @@ export abstract class FeedopsCommand<T> extends Command {
     try {
       return await super.parse(options, argv)
     } catch (err) {
-      if (isUserError(err) || isParseError(err) || !(err instanceof Error)) throw err
+      if (isUserError(err)) {
+        // A flag's own parse function threw it (src/cli/numbers.ts): oclif wraps the message in "Parsing --x".
+        err.message = err.message.replace(/^Parsing --[\w-]+\s*\n\t/, '').replace(/\s*\n\s*See more help with --help\s*$/, '')
+        throw err
+      }
+      if (isParseError(err) || !(err instanceof Error)) throw err
       const range = integerRangeError(err.message, options?.flags)
       // "Parsing --shard \n\tExpected an integer…\nSee more help with --help" → one sentence.
       const sentence = range ?? err.message.replace(/\s*\n\s*See more help with --help\s*$/, '').replace(/\s*\n\s*/g, ': ').trim()

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {UserError} from '../errors.js'
-import type {HostSelection} from '../inventory/host.js'
+import {noHostWithRole, type Host, type HostSelection} from '../inventory/host.js'
 
 /** --role, with a description saying what the command selects without it. */
 export function roleFlag(description = 'Only hosts with this role.') {
@@ -69,4 +69,16 @@ export function splitList(s: string): string[] {
     .split(',')
     .map((x) => x.trim())
     .filter((x) => x !== '')
+}
+
+/**
+ * The hosts a command works on when neither --role nor --hosts is given: those with the role a setting names
+ * (deploy.role). None is bad input naming the role and the setting, never "the inventory has no hosts".
+ */
+export function hostsWithRole(role: string, setting: string): (all: Host[]) => Host[] {
+  return (all) => {
+    const picked = all.filter((h) => h.roles.includes(role))
+    if (picked.length === 0 && all.length > 0) throw noHostWithRole(all, role, setting)
+    return picked
+  }
 }

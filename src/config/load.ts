@@ -1,4 +1,4 @@
-import {existsSync, readFileSync, statSync} from 'node:fs'
+import {closeSync, fstatSync, lstatSync, openSync, readSync, statSync} from 'node:fs'
 import {homedir} from 'node:os'
 import path from 'node:path'
 import {LineCounter, parseDocument} from 'yaml'
@@ -50,16 +50,23 @@ export function resolveLabDir(opts: {dir?: string; config?: ConfigLocation}): st
   return path.resolve(path.dirname(loaded.file), dir)
 }
 
+/** Larger than any real feedops.yml by far; a bigger file is refused by its size, before it is read or parsed. */
+export const MAX_CONFIG_BYTES = 1 << 20
+
 /** --config, then $FEEDOPS_CONFIG, then ./feedops.yml, then the running lab's config. */
 export function resolveConfigPath(loc: ConfigLocation = {}): string {
   const cwd = loc.cwd ?? process.cwd()
   const envVars = loc.envVars ?? process.env
+  if (loc.flag !== undefined && loc.flag.trim() === '') {
+    // `--config "$UNSET"`: taking it as "not given" would read another file than the one meant.
+    throw new UserError('--config is empty.', {fix: 'Name a feedops.yml file, or leave --config out to use $FEEDOPS_CONFIG, ./feedops.yml or the running lab.'})
+  }
   const explicit = loc.flag ?? envVars.FEEDOPS_CONFIG
   if (explicit) {
     const file = path.resolve(cwd, expandHome(explicit))
-    const fix = 'Point --config or $FEEDOPS_CONFIG at a feedops.yml file.'
-    if (!existsSync(file)) throw new UserError(`Config file ${file} does not exist.`, {fix})
-    if (!isFile(file)) throw new UserError(`Config file ${file} is a directory, not a file.`, {fix})
+    const from = loc.flag !== undefined ? '--config' : '$FEEDOPS_CONFIG'
+    const problem = notAFile(file)
+    if (problem) throw new UserError(`Config file ${file} (from ${from}) ${problem}.`, {fix: 'Point --config or $FEEDOPS_CONFIG at a feedops.yml file.'})
     return file
   }
   const candidates = [path.join(cwd, 'feedops.yml'), path.join(defaultLabDir(cwd, envVars), 'feedops.yml')]
@@ -72,6 +79,31 @@ export function resolveConfigPath(loc: ConfigLocation = {}): string {
   return found
 }
 
+/** What the path is when it is not a regular file (followed through symlinks), in words; undefined for a file. */
+export function notAFile(file: string): string | undefined {
+  let st
+  try {
+    st = statSync(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ELOOP') return 'is a symbolic link that loops (it never reaches a file)'
+    if (code === 'EACCES') return 'cannot be reached (permission denied on a folder above it)'
+    if (code === 'ENOTDIR') return 'does not exist (a part of its path is a file, not a folder)'
+    let link = false
+    try {
+      link = lstatSync(file).isSymbolicLink()
+    } catch {}
+    return link ? 'is a symbolic link to nothing (its target does not exist)' : 'does not exist'
+  }
+  if (st.isFile()) return undefined
+  if (st.isDirectory()) return 'is a directory, not a file'
+  if (st.isFIFO()) return 'is a named pipe (FIFO), not a file'
+  if (st.isCharacterDevice()) return 'is a character device (such as /dev/null), not a file'
+  if (st.isBlockDevice()) return 'is a block device, not a file'
+  if (st.isSocket()) return 'is a socket, not a file'
+  return 'is not a regular file'
+}
+
 function isFile(file: string): boolean {
   try {
     return statSync(file).isFile()
@@ -82,22 +114,57 @@ function isFile(file: string): boolean {
 
 export function loadConfig(loc: ConfigLocation = {}): LoadedConfig {
   const file = resolveConfigPath(loc)
-  const all = parseConfigText(readConfigFile(file), file)
-  const environment = selectEnvironment(all, loc.environment ?? (loc.envVars ?? process.env).FEEDOPS_ENV, file)
-  const env = resolvePaths(all.environments[environment]!, path.dirname(file))
+  const loaded = configFromText(readConfigFile(file), file, loc.environment ?? (loc.envVars ?? process.env).FEEDOPS_ENV)
   markPhase('config')
-  return {file, environment, env, all}
+  return loaded
 }
 
+/** What loadConfig does once it has the text: parse, validate, pick the environment, resolve paths. */
+export function configFromText(text: string, file: string, environment?: string): LoadedConfig {
+  const all = parseConfigText(text, file)
+  const name = selectEnvironment(all, environment, file)
+  const env = resolvePaths(all.environments[name]!, path.dirname(file))
+  return {file, environment: name, env, all}
+}
+
+/**
+ * The file's text, refused by its size first: a huge file would cost seconds and hundreds of MB in the YAML
+ * parser before any check ran. The size is taken from the opened file, so it is the file that is read.
+ */
 function readConfigFile(file: string): string {
+  let fd: number
   try {
-    return readFileSync(file, 'utf8')
+    fd = openSync(file, 'r')
   } catch (err) {
-    throw new UserError(`Config file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorText(err)}).`, {
-      fix: 'Check the file and its permissions.',
-      cause: err,
-    })
+    throw cannotRead(file, err)
   }
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw new UserError(`Config file ${file} ${notAFile(file) ?? 'is not a regular file'}.`, {fix: 'Point --config or $FEEDOPS_CONFIG at a feedops.yml file.'})
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new UserError(`Config file ${file} is ${(st.size / (1 << 20)).toFixed(1)} MiB, over the ${MAX_CONFIG_BYTES >> 20} MiB a feedops.yml may have; it was not read.`, {
+        fix: 'Point --config at the right file (a feedops.yml is a few KiB).',
+      })
+    }
+    const buf = Buffer.alloc(st.size + 1)
+    let n = 0
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null)
+    // It grew while being read: refuse rather than parse a half-written file.
+    if (n > st.size) throw new UserError(`Config file ${file} changed while it was read.`, {fix: 'Run the command again once the file is written.'})
+    return buf.subarray(0, n).toString('utf8')
+  } catch (err) {
+    if (err instanceof UserError) throw err
+    throw cannotRead(file, err)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function cannotRead(file: string, err: unknown): UserError {
+  return new UserError(`Config file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? errorText(err)}).`, {
+    fix: 'Check the file and its permissions.',
+    cause: err,
+  })
 }
 
 /**

@@ -1,6 +1,8 @@
 import {z} from 'zod'
 
-import {HOST_NAME_PATTERN, HOST_NAME_RULE} from '../inventory/host.js'
+import {batchSpecProblem, maxFailProblem} from '../deploy/strategy.js'
+import {addressProblem, HOST_NAME_PATTERN, HOST_NAME_RULE} from '../inventory/host.js'
+import {deployPathProblem} from './deploy-path.js'
 import {lazy, pickPresent} from './lazy-schema.js'
 import {lbSchema} from './lb.js'
 import {urlProblem} from './urls.js'
@@ -16,6 +18,16 @@ import {urlProblem} from './urls.js'
  */
 
 const hostName = z.string().min(1).regex(HOST_NAME_PATTERN, HOST_NAME_RULE)
+
+/** A string setting checked by a function that says what is wrong with it (the same function the flags use). */
+const checked = (problem: (value: string) => string | undefined) =>
+  z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      const why = problem(value)
+      if (why) ctx.addIssue({code: 'custom', message: why})
+    })
 
 /** A URL of the given scheme that its client can parse (a raw @ or / in a password would change its host). */
 const serviceUrl = (scheme: RegExp, expected: string) =>
@@ -56,7 +68,12 @@ const staticHostSchema = lazy(() => z
     roles: z.array(z.string().min(1)).default([]),
     tags: z.record(z.string(), z.string()).default({}),
   })
-  .strict())
+  .strict()
+  .superRefine((h, ctx) => {
+    // The address defaults to the name, so a name such as web1:2222 would be an address with a port too.
+    const problem = addressProblem(h.address ?? h.name)
+    if (problem) ctx.addIssue({code: 'custom', path: [h.address === undefined ? 'name' : 'address'], message: problem})
+  }))
 
 const awsSchema = lazy(() => z
   .object({
@@ -104,7 +121,16 @@ const shardsSchema = lazy(() => z
           })
           .strict(),
       )
-      .min(1),
+      .min(1)
+      .superRefine((servers, ctx) => {
+        // The app keys its pools and the catalog's map by name: a second server of one name would be lost.
+        const seen = new Map<string, number>()
+        servers.forEach((s, i) => {
+          const first = seen.get(s.name)
+          if (first === undefined) seen.set(s.name, i)
+          else ctx.addIssue({code: 'custom', path: [i, 'name'], message: `"${s.name}" is also the name of servers.${first}; each shard server needs its own name`})
+        })
+      }),
     /** Number of logical shards (power of two not required; at most 8192 = 13 bits). */
     logical: z.number().int().min(1).max(8192).default(8192),
     /** Custom epoch of the 64-bit ids (ISO time). */
@@ -119,6 +145,17 @@ export const deploySchema = lazy(() => z
   .object({
     /** Root of the release layout on each host (releases/, current, shared/, runtimes/, audit.log); ~ is the SSH user's home. */
     path: z.string().min(1).default('~/feed'),
+    /**
+     * deploy.path may be outside the deploy user's home (such as /srv/feed under systemd): set this to say so.
+     * `/` is refused whatever this says.
+     */
+    allowSystemPath: z.boolean().default(false),
+    /**
+     * Each release's config on a host (shared/config/<id>/, with the secrets) is the deploy user's only (0600).
+     * Under systemd the app runs as another user: name a group here (the one `play provision` puts in the
+     * unit's SupplementaryGroups, `feed`) and the files are 0640 in that group.
+     */
+    configGroup: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'a group name').optional(),
     /** Hosts with this role receive the app. */
     role: z.string().min(1).default('app'),
     /** Releases kept per host; the one a host runs and the one before it are never deleted. */
@@ -154,9 +191,9 @@ export const deploySchema = lazy(() => z
     /** Who runs deploys from this machine, as the lock and the audit show it (else $FEEDOPS_OPERATOR, else user@host). */
     operator: z.string().trim().min(1).max(200).optional(),
     /** Rolling batches: host counts or percentages, the last one repeating (canary first). */
-    batch: z.string().min(1).default('1,25%,50%'),
+    batch: checked(batchSpecProblem).default('1,25%,50%'),
     /** Failed hosts tolerated before the deploy stops and rolls back: a count or a percentage. */
-    maxFail: z.string().min(1).default('0'),
+    maxFail: checked(maxFailProblem).default('0'),
     /** A lock whose heartbeat is older than this many seconds is stale (its owner died). */
     lockStaleSeconds: z.number().int().min(5).max(86_400).default(60),
     /** Preflight refuses a host with less free disk (MiB) under deploy.path. */
@@ -166,7 +203,11 @@ export const deploySchema = lazy(() => z
     /** Seconds the process manager waits after SIGTERM before KILL. */
     stopTimeout: z.number().positive().max(600).default(15),
   })
-  .strict())
+  .strict()
+  .superRefine((d, ctx) => {
+    const problem = deployPathProblem(d.path, d.allowSystemPath)
+    if (problem) ctx.addIssue({code: 'custom', path: ['path'], message: problem})
+  }))
 
 /** Shard moves (`feedops shards move`, src/shards/move). */
 export const movesSchema = lazy(() => z

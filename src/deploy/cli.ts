@@ -1,10 +1,11 @@
 import {Flags} from '@oclif/core'
 
 import type {LoadedConfig} from '../config/load.js'
-import {hostFlags, selectionFlags, type HostFlagValues} from '../cli/host-flags.js'
+import {hostFlags, hostsWithRole, selectionFlags, type HostFlagValues} from '../cli/host-flags.js'
 import {withHostSession} from '../cli/host-session.js'
 import {progressMode, withProgress} from '../cli/progress.js'
 import {ExitCode} from '../errors.js'
+import {checkAppConfig} from './app-config.js'
 import {deploySettings, runDeploy, type DeployResult} from './run.js'
 import {UserError} from '../errors.js'
 
@@ -48,10 +49,12 @@ export async function runRolling(loaded: LoadedConfig, flags: RollingFlags, acti
     throw new UserError('--to is empty.', {fix: 'Name a release (see `feedops releases`), or leave --to out to go back in history.'})
   }
   const role = deploySettings(loaded.env).role
+  // A config the app would refuse is refused before any host is reached (runDeploy checks each host's own).
+  if (action === 'deploy') checkAppConfig(loaded, [{name: 'app', address: '127.0.0.1', roles: [role]}])
   const {value, interrupted} = await withHostSession(
     loaded.env,
     flags,
-    {quiet: out.json, defaultSelection: (all) => all.filter((h) => h.roles.includes(role))},
+    {quiet: out.json, defaultSelection: hostsWithRole(role, `deploy.role in ${loaded.file}`)},
     async ({hosts, inventory, pool, signal, concurrency}) => {
       const lockHost = inventory.find((h) => h.roles.includes(role)) ?? hosts[0]!
       const mode = flags['dry-run'] ? 'off' : progressMode(out.json)

@@ -1,5 +1,5 @@
 import type {RemoteStep} from '../ssh/command.js'
-import {appendLocalAudit, type AuditEntry} from './audit.js'
+import {appendLocalAudit, localAuditFile, localAuditKey, type AuditEntry} from './audit.js'
 import type {DeployContext} from './context.js'
 import type {UnfinishedRun} from './history.js'
 import {eachState, type HostState} from './remote.js'
@@ -26,6 +26,7 @@ export function marksFor(s: HostState, r: Pick<DeployResult, 'action' | 'stopped
   const target = s.result.target
   if (r.action === 'deploy' && target && present(target)) {
     if (s.codeFailed) out.push({release: target, mark: 'BAD', why: `failed on this host: ${s.result.error ?? 'its gate'}`})
+    else if (s.configFailed) out.push({release: target, mark: 'ABANDONED', why: `its config failed on this host (not its code): ${s.result.error ?? 'its gate'}`})
     else if (r.stopped === 'max-fail') out.push({release: target, mark: 'ABANDONED', why: 'rolled away from: the deploy stopped past max-fail on other hosts'})
     else if (r.stopped === 'ship') out.push({release: target, mark: 'ABANDONED', why: 'the deploy stopped before any switch: too many hosts did not get it'})
   }
@@ -43,6 +44,8 @@ export function marksFor(s: HostState, r: Pick<DeployResult, 'action' | 'stopped
 }
 
 export async function finish(ctx: DeployContext, result: DeployResult, active: HostState[]): Promise<void> {
+  // Stopped because the config failed on the hosts, and nowhere because of the code: said as such, not BAD.
+  result.configFailure = result.stopped === 'max-fail' && active.some((s) => s.configFailed) && !active.some((s) => s.codeFailed)
   const ended = result.stopped === 'max-fail' ? 'rolled back' : 'finished'
   const outcome: NonNullable<AuditEntry['result']> = result.stopped === 'interrupted' ? 'interrupted' : result.stopped === 'max-fail' ? 'rolled back' : result.ok ? 'ok' : 'failed'
   const hosts = Object.fromEntries(result.hosts.map((h) => [h.host, h.outcome]))
@@ -84,7 +87,7 @@ export async function finish(ctx: DeployContext, result: DeployResult, active: H
   )
   result.markedBad.sort()
   for (const list of Object.values(result.markedAbandoned)) list.sort()
-  appendLocalAudit(JSON.parse(ctx.line(end)) as AuditEntry)
+  appendLocalAudit(JSON.parse(ctx.line(end)) as AuditEntry, localAuditFile(localAuditKey(ctx.loaded.environment, ctx.env)))
   for (const s of active) {
     if (s.result.outcome === 'updated' || s.result.outcome === 'unchanged') ctx.say(s.host.name, `runs ${s.result.current ?? 'nothing'}`, {ok: true})
     else ctx.say(s.host.name, s.result.outcome, {ok: false})

@@ -1,6 +1,7 @@
 import type {Duplex} from 'node:stream'
 
 import type {Connection} from '../ssh/pool.js'
+import {CONFIG_FAILURE} from './failure.js'
 
 /**
  * The health gate of a deploy: a restarted host passes once its health URL answers 200 reporting the
@@ -16,6 +17,8 @@ export interface HealthAnswer {
   release?: string
   pid?: number
   error?: string
+  /** From a 503 of /readyz: the dependencies that did not answer (`servers.pg1: connection refused`). */
+  failing?: string[]
 }
 
 export interface GateOutcome {
@@ -80,8 +83,11 @@ export async function askAgain(
   return a
 }
 
-/** Why a gate failed, in one line. */
+/** Why a gate failed, in one line. A new release that runs but cannot reach what its config names is a config failure (src/deploy/failure.ts). */
 export function gateFailure(url: string, want: string, o: GateOutcome): string {
+  if (o.last.release === want && o.last.failing && o.last.failing.length > 0) {
+    return `${CONFIG_FAILURE}: ${url} did not report release ${want} with 200 within ${(o.ms / 1000).toFixed(1)} s: it runs, but cannot reach ${o.last.failing.join(', ')}`
+  }
   const seen = o.last.status === 0 ? `no answer (${o.last.error})` : `${o.last.status}${o.last.release ? ` from release ${o.last.release}` : ''}${o.last.pid ? ` (pid ${o.last.pid})` : ''}`
   if (o.pid !== undefined) return `${url} reported release ${want} from pid ${o.pid}, then within its stable window: ${seen}`
   return `${url} did not report release ${want} with 200 within ${(o.ms / 1000).toFixed(1)} s: last answer ${seen}`
@@ -138,7 +144,7 @@ export function parseAnswer(raw: string): HealthAnswer {
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw)
   if (!m) return {status: 0, error: raw ? `not an HTTP answer: ${raw.slice(0, 60)}` : 'the connection closed without an answer'}
   const body = raw.slice(raw.indexOf('\r\n\r\n') + 4)
-  let parsed: {release?: unknown; pid?: unknown} = {}
+  let parsed: {release?: unknown; pid?: unknown; checks?: unknown} = {}
   try {
     parsed = JSON.parse(body) as typeof parsed
   } catch {
@@ -148,5 +154,18 @@ export function parseAnswer(raw: string): HealthAnswer {
     status: Number(m[1]),
     ...(typeof parsed.release === 'string' ? {release: parsed.release} : {}),
     ...(typeof parsed.pid === 'number' ? {pid: parsed.pid} : {}),
+    ...failingChecks(parsed.checks),
   }
+}
+
+/** /readyz's checks ({catalog: 'ok', redis: '…', servers: {pg1: '…'}}) that are not ok, as `key: reason`. */
+function failingChecks(checks: unknown): {failing?: string[]} {
+  if (!checks || typeof checks !== 'object') return {}
+  const failing: string[] = []
+  for (const [k, v] of Object.entries(checks as Record<string, unknown>)) {
+    if (k === 'map') continue // the map loads from the catalog: its failure is the catalog's
+    if (typeof v === 'string' && v !== 'ok') failing.push(`${k}: ${v.slice(0, 120)}`)
+    if (v && typeof v === 'object') for (const [n, w] of Object.entries(v as Record<string, unknown>)) if (typeof w === 'string' && w !== 'ok') failing.push(`${k}.${n}: ${w.slice(0, 120)}`)
+  }
+  return failing.length > 0 ? {failing} : {}
 }

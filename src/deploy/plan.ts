@@ -18,6 +18,7 @@ export function emptyResult(ctx: DeployContext): DeployResult {
     stopped: null,
     hosts: ctx.states.map((s) => s.result),
     markedBad: [],
+    configFailure: false,
     markedAbandoned: {},
     unfinished: [],
     warnings: [],
@@ -52,7 +53,7 @@ export function fillPlan(ctx: DeployContext, result: DeployResult, view: FleetVi
     `lock ${lockPath} on ${ctx.lockState.host.name} (before the build); read every host's current, releases, marks and audit history under it; append \`started\` to each audit.log`,
     ...(ctx.action === 'deploy'
       ? [
-          `every host at once: upload runtime node ${runtime} where runtimes/${runtime} is missing (sha512-checked), upload ${release}.tar.gz (sha256-checked), unpack into releases/${release}, write shared/feedops.yml and shared/app.env (0600)`,
+          `every host at once: upload runtime node ${runtime} where runtimes/${runtime} is missing (sha512-checked), upload ${release}.tar.gz (sha256-checked), unpack into releases/${release}, write its config to shared/config/${release}/ (feedops.json and app.env, ${settings.configGroup ? `0640, group ${settings.configGroup}` : '0600'})`,
         ]
       : [`per host, its target (${[...new Set(view.active.map((s) => `${s.host.name} -> ${s.result.target}${s.result.outcome === 'unchanged' ? ' (runs it already)' : ''}`))].join(', ')})`]),
     `per batch: switch current (a \`switched\` line in audit.log); restart (${settings.restart}); gate: ${settings.health.path} 200 reporting the release within ${settings.health.timeout} s (the canary: from one pid for ${ctx.canaryStableMs} ms, asked every ${ctx.pollMs} ms)`,

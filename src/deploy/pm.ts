@@ -4,8 +4,8 @@
  *
  *   releases/<id>/node releases/<id>/pm.mjs start|stop|restart|status
  *
- * It runs the app of the release it sits in (its real path, never `current`), with shared/feedops.yml
- * and the variables of shared/app.env (mode 0600), logging to shared/log/app.log, under a supervisor: a
+ * It runs the app of the release it sits in (its real path, never `current`), with that release's own
+ * config, shared/config/<id>/feedops.json and the variables of shared/config/<id>/app.env (mode 0600), logging to shared/log/app.log, under a supervisor: a
  * small process of its own (`pm.mjs supervise <app>`) that starts the app again when it exits with a
  * failure, with backoff and a burst limit (src/deploy/restart-policy.ts, as systemd's Restart=on-failure
  * with StartLimitBurst). Every restart is a new pid, so a deploy's re-checks see a crash; the supervisor
@@ -33,6 +33,16 @@ const root = path.resolve(release, '..', '..')
 const shared = path.join(root, 'shared')
 const pidFile = path.join(shared, 'app.pid')
 const runDir = path.join(shared, 'run')
+/**
+ * This release's own copy of the config (shared/config/<id>/, written by the deploy that shipped it), so a
+ * switch back runs with the config it ran with before; a release shipped before copies were kept uses shared/.
+ */
+const configDir = (() => {
+  const own = path.join(shared, 'config', path.basename(release))
+  return existsSync(path.join(own, 'feedops.json')) ? own : undefined
+})()
+const configFile = configDir ? path.join(configDir, 'feedops.json') : path.join(shared, 'feedops.yml')
+const envFilePath = path.join(configDir ?? shared, 'app.env')
 const appEntry = path.join(release, 'app.mjs')
 
 interface PidRecord extends ProcessIdentity {
@@ -249,7 +259,7 @@ function status(): void {
  */
 async function supervise(): Promise<number> {
   const tell = (text: string) => process.stdout.write(`pm[${process.pid}] ${new Date().toISOString()} ${text}\n`)
-  const env = {...process.env, ...envFile(path.join(shared, 'app.env')), FEEDOPS_READY_FD: '3'}
+  const env = {...process.env, ...envFile(envFilePath), FEEDOPS_READY_FD: '3'}
   mkdirSync(runDir, {recursive: true})
   const state: SupervisorState = {pid: process.pid, release: path.basename(release), app: null, restarts: 0, since: new Date().toISOString()}
   const save = () => writeAtomic(stateFile(process.pid), JSON.stringify(state))
@@ -272,7 +282,7 @@ async function supervise(): Promise<number> {
   const exits: number[] = []
   try {
     for (;;) {
-      const c = spawn(path.join(release, 'node'), [appEntry, '--config', path.join(shared, 'feedops.yml')], {stdio: ['ignore', 'inherit', 'inherit', 'pipe'], cwd: release, env})
+      const c = spawn(path.join(release, 'node'), [appEntry, '--config', configFile], {stdio: ['ignore', 'inherit', 'inherit', 'pipe'], cwd: release, env})
       child = c
       state.app = c.pid ?? null
       save()

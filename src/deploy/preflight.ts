@@ -7,6 +7,9 @@ import {acquireStep, describeHolder, isStale, newLockOwner, parseAcquire, parseR
 import {eachState, Remote, StepFailed, type HostState} from './remote.js'
 import {ensureRuntime, feedopsCacheDir, localRuntimeNode, type Runtime} from './runtime.js'
 import * as steps from './steps.js'
+import {preflightVerify} from './verify.js'
+import {homeProblem} from '../config/deploy-path.js'
+import type {RemoteStep} from '../ssh/command.js'
 
 /**
  * Preflight, in this order: every host reached with a known key (an unreachable one refused by name, nothing
@@ -57,8 +60,22 @@ export async function connectAll(ctx: DeployContext): Promise<{active: HostState
 /** The lock host's layout (its root with ~ expanded), from a probe that only reads. */
 async function lockLayout(ctx: DeployContext): Promise<steps.HostLayout> {
   const s = ctx.lockState
-  if (!s.layout) s.layout = steps.hostLayout(steps.parseProbe(await s.remote!.run(steps.probeStep(ctx.settings.path, ctx.settings.runtime), {timeoutMs: 30_000})).root)
+  if (!s.layout) {
+    const probe = steps.parseProbe(await s.remote!.run(steps.probeStep(ctx.settings.path, ctx.settings.runtime, {allowSystemPath: ctx.settings.allowSystemPath}), {timeoutMs: 30_000}))
+    refuseOutsideHome(ctx, [{name: s.host.name, probe}])
+    s.layout = steps.hostLayout(probe.root)
+  }
   return s.layout
+}
+
+/** deploy.path outside the deploy user's home on these hosts, without deploy.allowSystemPath: refused, nothing written. */
+function refuseOutsideHome(ctx: DeployContext, probed: {name: string; probe: steps.Probe}[]): void {
+  const outside = probed.filter((p) => p.probe.outsideHome)
+  if (outside.length === 0) return
+  throw new UserError(
+    `deploy.path (${ctx.settings.path}) in ${ctx.loaded.file} ${homeProblem(outside[0]!.probe.root, outside[0]!.probe.home, false) ?? 'is outside the deploy user\'s home'}${outside.length > 1 ? ` (on ${outside.map((p) => p.name).join(', ')})` : ` (on ${outside[0]!.name})`}; nothing was changed.`,
+    {fix: 'Put deploy.path under ~/, or set deploy.allowSystemPath: true to deploy there on purpose.'},
+  )
 }
 
 /** Who holds the lock now, without taking it (the dry run). */
@@ -142,7 +159,7 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
     active,
     async (s) => {
       try {
-        s.probe = steps.parseProbe(await s.remote!.run(steps.probeStep(settings.path, settings.runtime), {timeoutMs: 30_000}))
+        s.probe = steps.parseProbe(await s.remote!.run(steps.probeStep(settings.path, settings.runtime, {allowSystemPath: settings.allowSystemPath}), {timeoutMs: 30_000}))
         s.layout = steps.hostLayout(s.probe.root)
         s.audit = parseAudit(s.probe.audit)
         s.result.previous = s.probe.current
@@ -155,6 +172,7 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
     {concurrency: ctx.concurrency},
   )
   if (ctx.signal?.aborted) throw new Interrupted('interrupted')
+  refuseOutsideHome(ctx, active.filter((s) => s.probe).map((s) => ({name: s.host.name, probe: s.probe!})))
   if (failedProbe.length > 0) {
     throw new UserError(`Preflight: ${failedProbe.map((s) => `${s.host.name} (${s.result.error})`).join(', ')}; nothing was changed.`, {
       fix: 'Check the host (its disk, deploy.path), then run again.',
@@ -171,6 +189,19 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
   const unfinished = unfinishedRuns(new Map(active.map((s) => [s.host.name, s.audit])), ctx.run)
   const warnings: string[] = []
 
+  // rollback: each host's target must be intact there (refused otherwise); deploy: a changed current is said,
+  // checked while the bundle builds.
+  const verifying = (action: 'deploy' | 'rollback') =>
+    preflightVerify(
+      action,
+      active.flatMap((s) => {
+        const id = action === 'rollback' ? (s.result.outcome === 'unchanged' ? null : s.result.target) : s.probe!.current
+        return id ? [{host: s.host.name, layout: s.layout!, release: id, run: (step: RemoteStep) => s.remote!.run(step, {timeoutMs: 120_000})}] : []
+      }),
+      {cacheDir: ctx.opts.cacheDir ?? feedopsCacheDir(), concurrency: ctx.concurrency},
+    )
+  const deployVerified = ctx.action === 'deploy' ? verifying('deploy') : undefined
+  deployVerified?.catch(() => {})
   let bundle: Bundle | undefined
   let release: string
   if (ctx.action === 'deploy') {
@@ -186,6 +217,8 @@ export async function readFleet(ctx: DeployContext, active: HostState[], opts: {
     release = chooseTargets(ctx, active, unfinished, warnings)
   }
   if (ctx.signal?.aborted) throw new Interrupted('interrupted')
+  if (ctx.action === 'rollback') warnings.push(...(await verifying('rollback')))
+  else warnings.push(...(await deployVerified!))
   return {active, bundle, runtime, release, unfinished, warnings}
 }
 

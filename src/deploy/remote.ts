@@ -64,6 +64,8 @@ export interface HostState {
   audit: AuditEntry[]
   /** Its gate, or a re-check after it, failed on this host: the release's code failed here (marked BAD here). */
   codeFailed: boolean
+  /** Its gate failed for the release's config, not its code (failure.ts): not marked BAD. */
+  configFailed?: boolean
   result: DeployHostResult
 }
 

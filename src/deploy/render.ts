@@ -62,7 +62,7 @@ export function renderDeploy(r: DeployResult): string {
     .filter(([, n]) => n > 0)
     .map(([o, n]) => `${n} ${o}`)
   const verb = r.action === 'deploy' ? 'Deploy of' : 'Rollback to'
-  const how = r.ok ? 'done' : r.stopped === 'interrupted' ? 'interrupted' : r.stopped === 'max-fail' ? 'stopped past --max-fail and rolled back' : r.stopped === 'ship' ? 'stopped: too many hosts did not get the release' : 'failed on some hosts'
+  const how = r.ok ? 'done' : r.stopped === 'interrupted' ? 'interrupted' : r.stopped === 'max-fail' ? (r.configFailure ? 'stopped for a config failure and rolled back' : 'stopped past --max-fail and rolled back') : r.stopped === 'ship' ? 'stopped: too many hosts did not get the release' : 'failed on some hosts'
   const notes = [
     ...(r.brokeLock ? [`broke a stale lock of ${r.brokeLock.owner.owner ?? '?'} (heartbeat ${r.brokeLock.heartbeatAgeS} s old)`] : []),
     ...unfinishedLines(r.unfinished),
@@ -70,6 +70,7 @@ export function renderDeploy(r: DeployResult): string {
     ...(r.bakedMs > 0 ? [`baked ${formatDuration(r.bakedMs)}: every updated host re-checked every second (same release, same pid)`] : []),
     ...(r.markedBad.length > 0 ? [`${r.release} is marked bad on ${r.markedBad.join(', ')} (it failed there)`] : []),
     ...Object.entries(r.markedAbandoned).map(([id, hosts]) => `${id} is marked abandoned on ${hosts.join(', ')}`),
+    ...(r.configFailure ? [`the config failed on the hosts, not the code: ${r.release} is not marked bad (fix the config and deploy again)`] : []),
     ...Object.entries(r.removed).length > 0 ? [`removed old releases on ${Object.keys(r.removed).length} hosts`] : [],
   ]
   if (!r.release) return `${notes.map((n) => `${n}\n`).join('')}${r.action === 'deploy' ? 'Deploy' : 'Rollback'} interrupted before any host was changed (${formatDuration(r.durationMs)})\n`

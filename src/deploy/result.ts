@@ -68,6 +68,8 @@ export interface DeployResult {
   hosts: DeployHostResult[]
   /** Hosts where the release failed its gate or a re-check, and is now marked bad. */
   markedBad: string[]
+  /** It stopped because its config failed on the hosts (a server it names does not answer), not its code: not marked bad. */
+  configFailure: boolean
   /** Hosts where a release is now marked abandoned (rolled away from, or left by a run that died), by release. */
   markedAbandoned: Record<string, string[]>
   /** Runs that took the lock and never wrote their end: who, when, which hosts they switched. */

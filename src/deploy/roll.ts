@@ -2,6 +2,7 @@ import {errorText} from '../errors.js'
 import type {RemoteStep} from '../ssh/command.js'
 import {recheck} from './bake.js'
 import {maxFailOf, type DeployContext} from './context.js'
+import {CONFIG_FAILURE, failureKind} from './failure.js'
 import {gate, gateFailure} from './gate.js'
 import {StepFailed, type HostState} from './remote.js'
 import {twoPhases} from './ship.js'
@@ -85,9 +86,13 @@ export async function roll(ctx: DeployContext, hosts: HostState[], failedBefore:
           ctx.say(s.host.name, `runs ${id}`)
           return {ok: true}
         } catch (err) {
-          // The link moved and the app did not come up (or did not stay up): the release failed here.
-          if (moved) s.codeFailed = true
-          return {ok: false, error: errorText(err)}
+          // The link moved and the app did not come up (or did not stay up): the release failed here, for its
+          // code, or for its config when the new process runs but what its config names does not answer.
+          const e = errorText(err)
+          const config = moved && failureKind(e) === 'config'
+          if (config) s.configFailed = true
+          else if (moved) s.codeFailed = true
+          return {ok: false, error: config && !e.startsWith(CONFIG_FAILURE) ? `${CONFIG_FAILURE}: ${e}` : e}
         }
       },
       switchBack: async (s) => {

@@ -10,8 +10,10 @@ import {connectAll, Interrupted, peekLock, readFleet, takeLock, writeStarted, ty
 import type {HostState} from './remote.js'
 import {emptyResult, fillPlan} from './plan.js'
 import type {DeployResult} from './result.js'
+import type {AppFiles} from './ship.js'
 import {roll} from './roll.js'
-import {appSecret, ship} from './ship.js'
+import {appSecret, checkAppConfig} from './app-config.js'
+import {ship} from './ship.js'
 import {planBatches} from './strategy.js'
 
 /**
@@ -23,14 +25,14 @@ import {planBatches} from './strategy.js'
 export type * from './result.js'
 export type {DeployOptions} from './context.js'
 export {deploySettings, healthPort} from './context.js'
-export {sharedConfigFor} from './ship.js'
 
 export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
   if (opts.to !== undefined && opts.to.trim() === '') {
     throw new UserError('--to is empty.', {fix: 'Name a release (see `feedops releases`), or leave --to out to go back in history.'})
   }
   const ctx = newContext(opts)
-  const secret = ctx.action === 'deploy' ? appSecret(ctx.loaded) : ''
+  // The app's config each host gets, checked with the app's own start-up code before anything is touched.
+  const app = ctx.action === 'deploy' ? {secret: appSecret(ctx.loaded) ?? '', configs: checkAppConfig(ctx.loaded, opts.hosts)} : undefined
   const dryDir = opts.dryRun ? mkdtempSync(path.join(tmpdir(), 'feedops-dry-')) : undefined
   const result = emptyResult(ctx)
   let lock: HeldLock | undefined
@@ -67,7 +69,7 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
     }
     started = true
     await writeStarted(ctx, view.active, view.release)
-    await rollFleet(ctx, result, view, secret)
+    await rollFleet(ctx, result, view, app)
     finished = true
     await finish(ctx, result, view.active)
     return result
@@ -89,10 +91,10 @@ export async function runDeploy(opts: DeployOptions): Promise<DeployResult> {
 }
 
 /** Ship (deploy), then the rolling switch with its re-checks and bake; fills the hosts' outcomes. */
-async function rollFleet(ctx: DeployContext, result: DeployResult, view: FleetView, secret: string): Promise<void> {
+async function rollFleet(ctx: DeployContext, result: DeployResult, view: FleetView, app: AppFiles | undefined): Promise<void> {
   let hosts = view.active.filter((s) => s.result.outcome !== 'unchanged')
-  if (view.bundle && view.runtime) {
-    const shipped = await ship(ctx, view.active, view.bundle, view.runtime, secret)
+  if (view.bundle && view.runtime && app) {
+    const shipped = await ship(ctx, view.active, view.bundle, view.runtime, app)
     result.stopped = shipped.stop
     hosts = shipped.shipped
   }

@@ -1,8 +1,6 @@
 import path from 'node:path'
 
-import type {LoadedConfig} from '../config/load.js'
-import {errorText, UserError} from '../errors.js'
-import type {Host} from '../inventory/host.js'
+import {errorText} from '../errors.js'
 import type {Bundle} from './bundle.js'
 import {maxFailOf, type DeployContext} from './context.js'
 import {eachState, type HostState} from './remote.js'
@@ -11,43 +9,15 @@ import type {Runtime} from './runtime.js'
 import * as steps from './steps.js'
 
 /**
- * Ship (deploy): the release to every host at once, the runtime where it is missing, the shared files, the
+ * Ship (deploy): the release to every host at once, the runtime where it is missing, the release's config, the
  * compile cache; nothing serving changes. A host whose upload or unpack fails is `ship-failed` (its tmp/
  * left clean by the step itself); past max-fail the run stops before any switch.
  */
 
-/**
- * The app's config as the app on one host reads it: the environment's sections, no secret, bound to the
- * host. As JSON, which is YAML too and which the app reads without its YAML parser (config/load.ts).
- */
-export function sharedConfigFor(loaded: LoadedConfig, host: Host): string {
-  const {shards, redis, memcached, app} = loaded.env
-  const {secret: _secret, ...appShown} = (app ?? {}) as Record<string, unknown>
-  const env = {
-    inventory: {source: 'static', hosts: [{name: host.name, address: host.address, roles: host.roles}]},
-    shards,
-    redis,
-    memcached,
-    app: {...appShown, host: host.address},
-  }
-  return `${JSON.stringify({defaultEnvironment: loaded.environment, environments: {[loaded.environment]: env}}, null, 2)}\n`
-}
-
-/** The app's secret and the sections it needs; missing ones are a UserError before anything ships. */
-export function appSecret(loaded: LoadedConfig): string {
-  const secret = process.env.FEEDOPS_APP_SECRET || (loaded.env.app?.secret as string | undefined)
-  const missing = [!loaded.env.shards && 'shards', !loaded.env.redis && 'redis', !loaded.env.memcached && 'memcached', !loaded.env.app && 'app'].filter(Boolean)
-  if (missing.length > 0) {
-    throw new UserError(`${loaded.file}: environments.${loaded.environment} has no ${missing.join(', ')} section; the app cannot run without it.`, {
-      fix: 'Add the sections the app needs (`feedops lab up` writes them for the lab).',
-    })
-  }
-  if (!secret || secret.length < 16) {
-    throw new UserError(`The app secret is missing or shorter than 16 characters (app.secret in ${loaded.file}, or $FEEDOPS_APP_SECRET).`, {
-      fix: 'Set app.secret or $FEEDOPS_APP_SECRET to a random string of at least 16 characters.',
-    })
-  }
-  return secret
+/** What a deploy writes for the app: its secret, and its config per host name (app-config.ts, checked). */
+export interface AppFiles {
+  secret: string
+  configs: Map<string, string>
 }
 
 /**
@@ -71,7 +41,7 @@ export async function twoPhases(
   await timed(phases[1], () => running)
 }
 
-async function shipTo(ctx: DeployContext, s: HostState, bundle: Bundle, runtime: Runtime, secret: string): Promise<void> {
+async function shipTo(ctx: DeployContext, s: HostState, bundle: Bundle, runtime: Runtime, app: AppFiles): Promise<void> {
   const r = s.remote!
   const l = s.layout!
   const id = bundle.manifest.id
@@ -81,7 +51,7 @@ async function shipTo(ctx: DeployContext, s: HostState, bundle: Bundle, runtime:
     await timed('upload runtime', () => r.run(steps.installRuntimeStep(l, runtime.version, upload, runtime.sha512), {upload: runtime.tarball}))
     s.result.runtimeUploaded = true
   }
-  // One command receives, checks and unpacks the release, then one writes the shared files.
+  // One command receives, checks and unpacks the release, then one writes the release's config.
   await twoPhases(
     timed,
     ['upload', 'unpack'],
@@ -89,7 +59,7 @@ async function shipTo(ctx: DeployContext, s: HostState, bundle: Bundle, runtime:
     (onStdout) =>
       r
         .run(steps.installReleaseStep(l, id, runtime.version, path.posix.join(l.tmp, `${id}.tar.gz`), bundle.tarballSha256, bundle.manifest.sha256), {upload: bundle.tarball, onStdout})
-        .then(() => r.run(steps.writeSharedStep(l), {stdin: `FEEDOPS_APP_SECRET=${secret}\n${sharedConfigFor(ctx.loaded, s.host)}`})),
+        .then(() => r.run(steps.writeConfigStep(l, id, ctx.settings.configGroup), {stdin: `FEEDOPS_APP_SECRET=${app.secret}\n${app.configs.get(s.host.name)!}`})),
   )
   // A new build's compile cache, made while the release travelled (bundle.ts)
   const cache = await bundle.cache
@@ -103,13 +73,13 @@ async function shipTo(ctx: DeployContext, s: HostState, bundle: Bundle, runtime:
 export const hasRelease = (s: HostState, id: string) => s.probe!.releases.includes(id) || s.result.phases.some((p) => p.phase === 'unpack' && p.ok)
 
 /** Ships to every active host; returns the hosts that got it, and whether too many did not. */
-export async function ship(ctx: DeployContext, active: HostState[], bundle: Bundle, runtime: Promise<Runtime>, secret: string): Promise<{shipped: HostState[]; stop: 'ship' | 'interrupted' | null}> {
+export async function ship(ctx: DeployContext, active: HostState[], bundle: Bundle, runtime: Promise<Runtime>, app: AppFiles): Promise<{shipped: HostState[]; stop: 'ship' | 'interrupted' | null}> {
   const rt = await runtime
   await eachState(
     active,
     async (s) => {
       try {
-        await shipTo(ctx, s, bundle, rt, secret)
+        await shipTo(ctx, s, bundle, rt, app)
         ctx.say(s.host.name, 'shipped')
       } catch (err) {
         s.result.outcome = 'ship-failed'

@@ -6,7 +6,7 @@ import type {Host} from '../inventory/host.js'
 import {commandLine, type RemoteStep} from '../ssh/command.js'
 import {execOn} from '../ssh/exec.js'
 import type {Connection, ConnectionPool} from '../ssh/pool.js'
-import {parseAudit, readLocalAudit, type AuditEntry} from './audit.js'
+import {localAuditFile, localAuditKey, parseAudit, readLocalAudit, type AuditEntry, type LocalAuditKey} from './audit.js'
 import {deploySettings, healthPort} from './context.js'
 import {askThrough} from './gate.js'
 import {unfinishedRuns, type UnfinishedRun} from './history.js'
@@ -118,12 +118,14 @@ export interface AuditRow extends AuditEntry {
 }
 
 export interface AuditReport {
+  /** The local log read: this fleet's (environment and inventory), and where it is. */
+  local: LocalAuditKey & {file: string}
   entries: AuditRow[]
   unreachable: {host: string; error: string}[]
 }
 
 /** Every host's audit.log and the local one, oldest first. */
-export async function readAudit(env: EnvironmentConfig, hosts: readonly Host[], pool: ConnectionPool): Promise<AuditReport> {
+export async function readAudit(env: EnvironmentConfig, hosts: readonly Host[], pool: ConnectionPool, environment: string): Promise<AuditReport> {
   const settings = deploySettings(env)
   const unreachable: AuditReport['unreachable'] = []
   const perHost = await pMap(
@@ -141,7 +143,9 @@ export async function readAudit(env: EnvironmentConfig, hosts: readonly Host[], 
     },
     {concurrency: env.ssh.concurrency},
   )
-  const local = readLocalAudit().map((e) => ({...e, source: 'local'}))
+  const key = localAuditKey(environment, env)
+  const file = localAuditFile(key)
+  const local = readLocalAudit(file).map((e) => ({...e, source: 'local'}))
   const entries = [...local, ...perHost.flat()].sort((a, b) => a.at.localeCompare(b.at) || a.source.localeCompare(b.source))
-  return {entries, unreachable}
+  return {local: {...key, file}, entries, unreachable}
 }

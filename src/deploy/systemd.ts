@@ -5,8 +5,9 @@ import {RESTART_POLICY} from './restart-policy.js'
 /**
  * Production hosts run the app under systemd. The unit starts whatever `current` points at, from its
  * real path, on the runtime that release links (current/node), so a deploy or rollback is `systemctl
- * restart` after the switch; systemd reads shared/app.env (mode 0600, the deployer's) before it drops to
- * the service user.
+ * restart` after the switch. Each release has its own config, shared/config/<id>/ (feedops.json and app.env
+ * with the secret): mode 0640, owned by the deployer, in deploy.configGroup, which the unit names in
+ * SupplementaryGroups so the service user can read it and nobody else.
  * The app's port belongs to feed.socket (socket activation), not to the process: it stays open through a
  * restart, and connections that arrive meanwhile wait in its queue for the new process instead of being
  * refused or reset.
@@ -14,7 +15,7 @@ import {RESTART_POLICY} from './restart-policy.js'
 export const SERVICE = 'feed'
 export const SERVICE_USER = 'feed'
 
-export function systemdUnit(opts: {root: string; user?: string; stopTimeoutS?: number}): string {
+export function systemdUnit(opts: {root: string; user?: string; stopTimeoutS?: number; configGroup?: string}): string {
   const {root} = opts
   const current = path.join(root, 'current')
   const shared = path.join(root, 'shared')
@@ -32,9 +33,9 @@ StartLimitIntervalSec=${RESTART_POLICY.intervalMs / 1000}
 Type=simple
 User=${opts.user ?? SERVICE_USER}
 WorkingDirectory=${current}
-EnvironmentFile=${shared}/app.env
-# From the release's real path, not through the link a deploy moves (pm.ts does the same); $$ is a literal $.
-ExecStart=/bin/sh -c 'r=$$(readlink -f ${current}) && exec "$$r/node" "$$r/app.mjs" --config ${shared}/feedops.yml'
+${opts.configGroup ? `# The release's config (shared/config/<id>/, 0640) is readable through this group.\nSupplementaryGroups=${opts.configGroup}\n` : ''}# From the release's real path, not through the link a deploy moves (pm.ts does the same), with that release's
+# own config, shared/config/<id>/ (its app.env read by the shell, as the service user); $$ is a literal $.
+ExecStart=/bin/sh -c 'r=$$(readlink -f ${current}) && c=${shared}/config/$\${r##*/} && set -a && . "$$c/app.env" && set +a && exec "$$r/node" "$$r/app.mjs" --config "$$c/feedops.json"'
 # The app drains on SIGTERM (readyz 503, in-flight requests finish), then exits.
 KillSignal=SIGTERM
 TimeoutStopSec=${opts.stopTimeoutS ?? 15}

@@ -1,3 +1,5 @@
+import {isIPv6} from 'node:net'
+
 import {UserError} from '../errors.js'
 
 /**
@@ -10,6 +12,24 @@ export const HOST_NAME_RULE = 'letters, digits, dot, dash, underscore or colon'
 
 export function isValidHostName(name: string): boolean {
   return HOST_NAME_PATTERN.test(name)
+}
+
+/**
+ * Why `address` is not a host to connect to, or undefined. The port has a field of its own (port, ssh.port):
+ * `10.0.0.1:2222` would be looked up as a host name and fail on every host only once a command runs.
+ */
+export function addressProblem(address: string): string | undefined {
+  if (isIPv6(address)) return undefined
+  const bracketed = /^\[([^\]]*)\](?::(\d+))?$/.exec(address)
+  if (bracketed) {
+    return bracketed[2] !== undefined
+      ? `"${address}" has a port in it; write the address as ${bracketed[1]} and the port in the host's port field`
+      : `"${address}" is in brackets; write the IPv6 address without them`
+  }
+  const withPort = /^(.*):(\d*)$/.exec(address)
+  if (withPort) return `"${address}" has a port in it; write the address as ${withPort[1]} and the port (${withPort[2] || 'none given'}) in the host's port field`
+  if (address.includes(':')) return `"${address}" is neither an IPv6 address nor a host name`
+  return undefined
 }
 
 /** One machine feedops can reach over SSH, whatever inventory source it came from. */
@@ -39,24 +59,41 @@ export function selectHosts(all: Host[], sel: HostSelection): Host[] {
   let picked = all
   if (sel.role) {
     picked = picked.filter((h) => h.roles.includes(sel.role!))
-    if (picked.length === 0) {
-      const roles = [...new Set(all.flatMap((h) => h.roles))].sort()
-      throw new UserError(`No host has role "${sel.role}".`, {fix: `Use one of: ${roles.join(', ') || '(no roles defined)'}.`})
-    }
+    if (picked.length === 0) throw noHostWithRole(all, sel.role)
   }
   if (sel.hosts && sel.hosts.length > 0) {
-    const byKey = new Map<string, Host>()
-    for (const h of picked) {
-      byKey.set(h.name, h)
-      if (!byKey.has(h.address)) byKey.set(h.address, h)
-    }
-    const unknown = sel.hosts.filter((n) => !byKey.has(n))
+    const found = sel.hosts.map((n) => ({given: n, host: matchHost(picked, n)}))
+    const unknown = found.filter((f) => f.host === undefined).map((f) => f.given)
     if (unknown.length > 0) {
       throw new UserError(`Unknown host${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}.`, {
         fix: 'Run `feedops hosts` to see the names' + (sel.role ? ` with role ${sel.role}.` : '.'),
       })
     }
-    picked = [...new Set(sel.hosts.map((n) => byKey.get(n)!))]
+    picked = [...new Set(found.map((f) => f.host!))]
   }
   return picked
+}
+
+/**
+ * The host a --hosts entry names: by name or by address. One that is the name of a host and the address of
+ * another (a host named 10.0.0.4 beside the host at 10.0.0.4) is ambiguous, and so is an address several
+ * hosts share: refused, naming them, rather than guessed.
+ */
+function matchHost(hosts: readonly Host[], given: string): Host | undefined {
+  const byName = hosts.filter((h) => h.name === given)
+  const byAddress = hosts.filter((h) => h.address === given && !byName.includes(h))
+  const all = [...byName, ...byAddress]
+  if (all.length <= 1 || (byName.length === 1 && byAddress.length === 0)) return all[0]
+  const described = all.map((h) => (byName.includes(h) ? `${h.name} (by name)` : `${h.name} (by address ${h.address})`))
+  throw new UserError(`--hosts ${given} is ambiguous: it matches ${described.join(' and ')}.`, {
+    fix: `Name the host you mean by a name that only it has${byName.length === 1 ? ` (${byName[0]!.name} is ${byName[0]!.address === given ? 'also at that address' : `at ${byName[0]!.address}`})` : ''}; see \`feedops hosts\`.`,
+  })
+}
+
+/** `--role X` or deploy.role X matching no host: names the role, the inventory's size and its roles. */
+export function noHostWithRole(all: readonly Host[], role: string, setting = '--role'): UserError {
+  const roles = [...new Set(all.flatMap((h) => h.roles))].sort()
+  return new UserError(`No host has role "${role}" (from ${setting}); the inventory has ${all.length} host${all.length === 1 ? '' : 's'}, with role${roles.length === 1 ? '' : 's'} ${roles.join(', ') || '(none)'}.`, {
+    fix: `Use one of: ${roles.join(', ') || '(no roles defined: give the hosts roles in the inventory)'}.`,
+  })
 }

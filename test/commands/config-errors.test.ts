@@ -89,7 +89,12 @@ describe('config errors on the command line', {timeout: 300_000}, () => {
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /unknown key apiKey/)
     assert.ok(!unknown.stderr.includes('k-S3cret'))
-    const ok = await cli(['config', 'show', '--json', '--config', config(dir, {}, "    app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}\n")])
+    // An app section without the sections the app needs is refused, as deploy refuses it.
+    const alone = await cli(['config', 'show', '--config', config(dir, {}, "    app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}\n")])
+    assert.equal(alone.code, 2)
+    assert.match(alone.stderr, /environments\.prod has no shards, redis, memcached section/)
+    const sections = "    shards: {catalog: 'postgres://feed@db1/cat', servers: [{name: pg1, url: 'postgres://feed@db1/feed'}]}\n    redis: {url: 'redis://cache1:6379'}\n    memcached: {servers: ['cache1:11211']}\n"
+    const ok = await cli(['config', 'show', '--json', '--config', config(dir, {}, `${sections}    app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}\n`)])
     assert.equal(ok.code, 0, ok.stderr)
     const app = JSON.parse(ok.stdout).config.app
     assert.equal(app.secret, '***')

@@ -64,7 +64,7 @@ describe('feedops hosts (the real CLI against an in-process cloud endpoint)', ()
     const run = await cli(['hosts', '--config', config, '--role', 'cache', '--json'])
     assert.equal(run.code, 2)
     const out = JSON.parse(run.stdout) as {error: {message: string; fix: string; exitCode: number}}
-    assert.equal(out.error.message, 'No host has role "cache".')
+    assert.equal(out.error.message, 'No host has role "cache" (from --role); the inventory has 12 hosts, with roles app, db.')
     assert.equal(out.error.fix, 'Use one of: app, db.')
     assert.equal(out.error.exitCode, 2)
   })

@@ -111,7 +111,7 @@ describe('feedops run', {timeout: 420_000}, () => {
     const before = acceptedLogins()
     const cases: [string[], RegExp][] = [
       [['run', '--config', lab.configFile], /Error: No command to run\.\nFix: Put the command after `--`/],
-      [['run', '--config', lab.configFile, '--role', 'db', '--', 'true'], /Error: No host has role "db"\.\nFix: Use one of: app\./],
+      [['run', '--config', lab.configFile, '--role', 'db', '--', 'true'], /Error: No host has role "db" \(from --role\); the inventory has \d+ hosts, with role app\.\nFix: Use one of: app\./],
       [['run', '--config', lab.configFile, '--hosts', 'app1,app99', '--', 'true'], /Error: Unknown host: app99\./],
       [['run', '--config', lab.configFile, '--concurrency', '0', '--', 'true'], /Error: --concurrency must be between 1 and 1024; got "0"\./],
       [['run', '--config', lab.configFile, '--timeout', '-1', '--', 'true'], /Error: --timeout must be/],

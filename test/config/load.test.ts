@@ -83,7 +83,7 @@ describe('config', () => {
     assert.throws(() => loadConfig({flag: write(good.replace('defaultEnvironment: prod', 'defaultEnvironment: qa'))}), /feedops\.yml: defaultEnvironment is "qa", which is not under environments/))
   it('refuses a config path that is a directory, from --config or $FEEDOPS_CONFIG', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'feedops-dir-'))
-    const isDir = (err: unknown) => err instanceof UserError && err.exitCode === 2 && err.message === `Config file ${dir} is a directory, not a file.`
+    const isDir = (err: unknown) => err instanceof UserError && err.exitCode === 2 && /^Config file (.*) \(from (--config|\$FEEDOPS_CONFIG)\) is a directory, not a file\.$/.exec(err.message)?.[1] === dir
     assert.throws(() => loadConfig({flag: dir}), isDir)
     assert.throws(() => loadConfig({envVars: {FEEDOPS_CONFIG: dir}}), isDir)
     // ./feedops.yml that is a directory is no candidate.
@@ -106,6 +106,7 @@ environments:
       catalog: postgres://feed:pgS3cret@db1/catalog
       servers: [{name: pg1, url: 'postgres://feed:pgS3cret@db1/feed'}]
     redis: {url: 'redis://:r3disPass@cache1:6379'}
+    memcached: {servers: ['cache1:11211']}
     app: {cdnBase: 'https://cdn.example.com', secret: app-secret-0123456789}
 `)
     const r = await cli(['config', 'show', '--config', file, '--json'])

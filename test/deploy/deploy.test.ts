@@ -121,6 +121,27 @@ function snapshot(dir: string): string[] {
   return out
 }
 
+/** The URLs in the config that carry credentials: the catalog, each shard server's, Redis. */
+function serviceUrls(): string[] {
+  const env = (parse(readFileSync(config, 'utf8')) as any).environments.lab
+  return [env.shards.catalog, ...env.shards.servers.flatMap((s: any) => [s.url, s.pooledUrl].filter(Boolean)), env.redis.url]
+}
+
+/** Every regular file under dir (not following links, not into releases' code) whose text holds one of the secrets. */
+function secretBearing(dir: string, secrets: string[]): string[] {
+  const out: string[] = []
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = path.join(d, name)
+      const st = lstatSync(p)
+      if (st.isDirectory() && name !== 'runtimes' && name !== 'cache') walk(p)
+      else if (st.isFile() && st.size < 1 << 20 && secrets.some((x) => readFileSync(p, 'utf8').includes(x))) out.push(p)
+    }
+  }
+  walk(dir)
+  return out
+}
+
 const outcomes = (r: DeployResult) => Object.fromEntries(r.hosts.map((h) => [h.host, h.outcome]))
 
 /** Stops a host's sshd and every session it has open: the host is gone. */
@@ -209,12 +230,19 @@ describe('feedops deploy on 12 lab hosts', {timeout: 900_000}, () => {
     assert.ok(res.hosts.every((h) => h.outcome === 'updated' && h.runtimeUploaded && h.previous === null && h.current === first))
     assert.deepEqual(await servedReleases(), hostNames().map(() => first))
     for (const h of hostNames()) assert.equal(currentOf(h), first)
-    // The secret is in shared/app.env, mode 0600, and nowhere in the output.
-    const st = statSync(path.join(feedDir('app3'), 'shared', 'app.env'))
-    assert.equal(st.mode & 0o777, 0o600)
+    // The release's config is its own (shared/config/<id>/); the secret is in its app.env only, and nowhere in
+    // the output. Every file on a host that holds a secret (the app secret, or the service URLs, which carry the
+    // database and Redis credentials) is the deploy user's alone: 0600, in a 0700 folder.
     const secret = (parse(readFileSync(config, 'utf8')) as any).environments.lab.app.secret as string
     assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret))
-    assert.ok(!readFileSync(path.join(feedDir('app3'), 'shared', 'feedops.yml'), 'utf8').includes(secret))
+    assert.ok(readFileSync(path.join(feedDir('app3'), 'shared', 'config', first, 'app.env'), 'utf8').includes(secret))
+    assert.ok(!readFileSync(path.join(feedDir('app3'), 'shared', 'config', first, 'feedops.json'), 'utf8').includes(secret))
+    for (const h of hostNames()) {
+      const found = secretBearing(feedDir(h), [secret, ...serviceUrls()])
+      assert.ok(found.some((f) => f.endsWith('app.env')) && found.some((f) => f.endsWith('feedops.json')), `${h}: ${found.join(', ')}`)
+      for (const f of found) assert.equal((statSync(f).mode & 0o777).toString(8), '600', `${h}: ${f}`)
+      assert.equal((statSync(path.join(feedDir(h), 'shared', 'config', first)).mode & 0o777).toString(8), '700', h)
+    }
     // The app runs on the runtime the release carries (Node 24), from the release's real path.
     const pid = (JSON.parse(readFileSync(path.join(feedDir('app2'), 'shared', 'app.pid'), 'utf8')) as {pid: number}).pid
     assert.equal(readlinkSync(`/proc/${pid}/exe`), path.join(feedDir('app2'), 'runtimes', '24.22.3', 'bin', 'node'))

@@ -7,7 +7,7 @@ import {newHostState, type HostState} from '../../src/deploy/remote.js'
 /** A host's state as the run ends: what it had at preflight, where it is now. */
 function host(name: string, o: {outcome: HostState['result']['outcome']; previous: string | null; current: string | null; target: string; present: string[]; codeFailed?: boolean}): HostState {
   const s = newHostState({name, address: '127.0.0.1', roles: ['app'], tags: {}} as never)
-  s.probe = {root: '/r', freeKb: 1, hasRuntime: true, current: o.previous, releases: o.present, bad: [], abandoned: [], supervisor: null, audit: ''}
+  s.probe = {root: '/r', freeKb: 1, hasRuntime: true, current: o.previous, releases: o.present, bad: [], abandoned: [], supervisor: null, home: '/home/d', outsideHome: false, audit: ''}
   Object.assign(s.result, {outcome: o.outcome, previous: o.previous, current: o.current, target: o.target})
   s.codeFailed = o.codeFailed ?? false
   return s

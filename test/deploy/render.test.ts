@@ -36,6 +36,7 @@ function result(over: Partial<DeployResult>): DeployResult {
     stopped: null,
     hosts: [],
     markedBad: [],
+    configFailure: false,
     markedAbandoned: {},
     unfinished: [],
     warnings: [],
@@ -108,24 +109,26 @@ describe('deploy output', () => {
     assert.match(text, /The fleet is split: .*To converge: feedops rollback --to R1\n$/)
   })
 
-  it('the systemd unit runs the current release on its own runtime and reads the secret file', () => {
-    const unit = systemdUnit({root: '/srv/feed'})
+  it('the systemd unit runs the current release on its own runtime with that release\'s own config and secret', () => {
+    const unit = systemdUnit({root: '/srv/feed', configGroup: 'feed'})
     // What systemd runs once it has turned each $$ into $: the app started from the release's real path.
     const line = /^ExecStart=\/bin\/sh -c '(.*)'$/m.exec(unit)![1]!.replaceAll('$$', '$')
-    assert.equal(line, 'r=$(readlink -f /srv/feed/current) && exec "$r/node" "$r/app.mjs" --config /srv/feed/shared/feedops.yml')
     // Run with a stand-in node that prints what it got.
     const root = mkdtempSync(path.join(tmpdir(), 'feedops-unit-'))
     try {
       mkdirSync(path.join(root, 'releases', 'R1'), {recursive: true})
-      writeFileSync(path.join(root, 'releases', 'R1', 'node'), '#!/bin/sh\necho "$*"\n', {mode: 0o755})
+      mkdirSync(path.join(root, 'shared', 'config', 'R1'), {recursive: true})
+      writeFileSync(path.join(root, 'shared', 'config', 'R1', 'app.env'), 'FEEDOPS_APP_SECRET=s3cr3t-of-R1\n')
+      writeFileSync(path.join(root, 'releases', 'R1', 'node'), '#!/bin/sh\necho "$FEEDOPS_APP_SECRET $*"\n', {mode: 0o755})
       symlinkSync('releases/R1', path.join(root, 'current'))
       const ran = execFileSync('sh', ['-c', line.replaceAll('/srv/feed', root)], {encoding: 'utf8'})
       const real = path.join(realpathSync(root), 'releases', 'R1')
-      assert.equal(ran, `${real}/app.mjs --config ${root}/shared/feedops.yml\n`)
+      assert.equal(ran, `s3cr3t-of-R1 ${real}/app.mjs --config ${root}/shared/config/R1/feedops.json\n`)
     } finally {
       rmSync(root, {recursive: true, force: true})
     }
-    assert.match(unit, /^EnvironmentFile=\/srv\/feed\/shared\/app\.env$/m)
+    assert.doesNotMatch(unit, /EnvironmentFile/)
+    assert.match(unit, /^SupplementaryGroups=feed$/m)
     assert.match(unit, /^User=feed$/m)
     assert.match(unit, /^Requires=feed\.socket$/m)
     const socket = systemdSocket({address: '10.0.1.7', port: 8080})

@@ -61,7 +61,7 @@ describe('deploy steps as data', () => {
 
   it('reads a probe', () => {
     const p = steps.parseProbe('root=/h/feed\nfree_kb=1024\nruntime=yes\ncurrent=releases/b\nreleases= a b c\nbad= c\n')
-    assert.deepEqual(p, {root: '/h/feed', freeKb: 1024, hasRuntime: true, current: 'b', releases: ['a', 'b', 'c'], bad: ['c'], abandoned: [], supervisor: null, audit: ''})
+    assert.deepEqual(p, {root: '/h/feed', freeKb: 1024, hasRuntime: true, current: 'b', releases: ['a', 'b', 'c'], bad: ['c'], abandoned: [], supervisor: null, home: '', outsideHome: false, audit: ''})
     assert.equal(steps.parseProbe('root=/h/feed\nfree_kb=1\nruntime=no\ncurrent=\nreleases=\nbad=\n').current, null)
   })
 
@@ -79,7 +79,12 @@ describe('deploy steps as data', () => {
       writeFileSync(path.join(root, 'shared', 'app.pid'), JSON.stringify({pid: 4242, startTime: 1, match: ['x'], release: 'b'}))
       writeFileSync(path.join(root, 'shared', 'run', 'supervisor-4242.json'), JSON.stringify({pid: 4242, app: 4250, restarts: 3, release: 'b', since: 't'}))
       writeFileSync(path.join(root, 'audit.log'), '{"at":"1","release":"a","hosts":{}}\n')
-      const step = steps.probeStep(root, '24.22.3', {append: '{"at":"2","release":"","event":"started","hosts":{}}'})
+      // Outside the deploy user's home without deploy.allowSystemPath: said so, and nothing appended.
+      const refused = spawnSync('sh', ['-c', commandLine(steps.probeStep(root, '24.22.3', {append: '{"event":"started"}'}))], {encoding: 'utf8', env: {...process.env, HOME: '/nonexistent-home'}})
+      assert.equal(steps.parseProbe(refused.stdout).outsideHome, true)
+      assert.equal(steps.parseProbe(refused.stdout).home, '/nonexistent-home')
+      assert.equal(readFileSync(path.join(root, 'audit.log'), 'utf8'), '{"at":"1","release":"a","hosts":{}}\n')
+      const step = steps.probeStep(root, '24.22.3', {append: '{"at":"2","release":"","event":"started","hosts":{}}', allowSystemPath: true})
       const out = spawnSync(step.argv![0]!, step.argv!.slice(1), {encoding: 'utf8'})
       assert.equal(out.status, 0, out.stderr)
       const p = steps.parseProbe(out.stdout)

@@ -160,7 +160,7 @@ describe('ids: the commands', () => {
     for (const args of [['ids', 'new', '--shard', 'abc'], ['ids', 'new', '--shard', '1', '--count', '1.5'], ['ids', 'new', '--nope']]) {
       const r = await runCli(args)
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
-      assert.match(r.stderr, /^Error: .+\nFix: See `feedops ids new --help`\.\n$/)
+      assert.match(r.stderr, /^Error: .+\nFix: (See `feedops ids new --help`|Give the shard as a decimal number from 0 to 8191, without sign, spaces or leading zeros)\.\n$/)
       assert.doesNotMatch(r.stderr, /Bug:|\n\s+at /)
       assert.equal(r.stdout, '')
     }

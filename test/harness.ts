@@ -40,14 +40,22 @@ const child = spawn(
   {stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, FORCE_COLOR: '0'}},
 )
 
-let tail = ''
+// The runner's summary (`ℹ pass N` …) comes before its list of failing tests, which can be long, so the
+// counts are taken from each line as it streams by rather than from the output's tail.
+const counts = new Map<string, number>()
+let partial = ''
 child.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk)
-  tail = (tail + chunk.toString()).slice(-4000)
+  const lines = (partial + chunk.toString()).split('\n')
+  partial = lines.pop() ?? ''
+  for (const line of lines) {
+    const m = /^ℹ (\w+) (\d+)$/.exec(line)
+    if (m) counts.set(m[1]!, Number(m[2]))
+  }
 })
 
 child.on('close', (code) => {
-  const count = (label: string) => Number(new RegExp(`^ℹ ${label} (\\d+)$`, 'm').exec(tail)?.[1] ?? 0)
+  const count = (label: string) => counts.get(label) ?? 0
   const passed = count('pass')
   const failed = count('fail') + count('cancelled')
   const skipped = count('skipped') + count('todo')

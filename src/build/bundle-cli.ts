@@ -75,7 +75,9 @@ const ownSources: Plugin = {
     b.onLoad({filter: own}, (args) => {
       const rel = path.relative(root, args.path).replace(/\.ts$/, '.js')
       // Relative to the bundle (__dirname is dist/cli), so a moved checkout keeps working.
-      const url = `require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(path.relative(outdir, path.join(root, 'dist', rel)))})).href`
+      // Through the banner's __feedopsRequire: a module may declare a `require` of its own (createRequire),
+      // which would shadow the bundle's here and be read before it is set.
+      const url = `__feedopsRequire('node:url').pathToFileURL(__feedopsRequire('node:path').join(__dirname, ${JSON.stringify(path.relative(outdir, path.join(root, 'dist', rel)))})).href`
       // `define` below makes import.meta.url this file's own constant (an AST rewrite: strings keep the words).
       let contents = `const __feedopsMetaUrl = ${url};\n${readFileSync(args.path, 'utf8')}`
       // The SDK as bundle-vendor.ts tree-shook it, inside this bundle: nothing to look for at run time.
@@ -190,6 +192,7 @@ const result = await build({
   // typescript: oclif reads tsconfig.json with it only to run TypeScript sources, which a bundle never does.
   external: ['esbuild', 'pg-native', 'typescript'],
   define: {'import.meta.url': '__feedopsMetaUrl'},
+  banner: {js: 'var __feedopsRequire = require;'},
   minify: true,
   // Class and function names stay: oclif and our errors print them, and --debug stack traces read better.
   keepNames: true,

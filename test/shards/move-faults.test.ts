@@ -50,7 +50,7 @@ describe('shards move under kill -9', {timeout: 600_000}, () => {
   before(async () => {
     ml = await startMoveLab({freezeLeaseMs: LEASE})
     app = await startApp(ml.config, stream)
-    users = await usersIn(app.url, [1, 2, 4, 7], 2, 'kf')
+    users = await usersIn(app.url, [1, 2, 4, 7, 10], 2, 'kf')
   })
   afterEach(async () => {
     await Promise.all(loads.splice(0).map((l) => l.stop()))
@@ -107,6 +107,47 @@ describe('shards move under kill -9', {timeout: 600_000}, () => {
     assert.equal(again.code, 0, again.stderr + again.stdout)
     const writes = await writesLoad.stop()
     await assertAcked(writes, 'pg3', shard, 'k1')
+  })
+
+  it('target killed during the copy: the CLI fails at once with one sentence, the shard keeps serving from its source, and move again finishes', async () => {
+    const shard = 10 // pg2 → pg3
+    await sql(
+      ml.url('pg2'),
+      `INSERT INTO "${schemaName(shard)}".photos (id, user_id, s3_key) SELECT (1::bigint << 50) + g, $1::bigint, 'k' FROM generate_series(1, 300000) g`,
+      [users.get(shard)![0]!.id],
+    )
+    const writesLoad = load(shard, 'k5')
+    const cli = startCli(ml, ['move', String(shard), '--to', 'pg3'])
+    await waitUntil(
+      'the copy to start',
+      async () => (await sql(ml.url('pg3'), "SELECT 1 FROM pg_stat_progress_copy WHERE relid::regclass::text LIKE 's0010.%'").catch(() => [])).length > 0,
+      60_000,
+    )
+    const killedAt = performance.now()
+    // As an operator's `kill -9` of the postmaster: its backends outlive it for a moment (killed below).
+    const rest = await killPg(ml, 'pg3', true)
+    // A bound, not a hang: the COPY into the dead target fails, and so does everything after it at once.
+    const code = await Promise.race([cli.exited, sleep(30_000).then(() => 'still running after 30 s')])
+    if (code !== 1) cli.child.kill('SIGKILL')
+    await rest()
+    assert.equal(code, 1, cli.stderr())
+    refused['target during the copy (exit)'] = Math.round(performance.now() - killedAt)
+    assertNoCrash(cli.stderr(), 'move')
+    const said = JSON.parse(cli.stdout()) as {ok: boolean; error: string; job: {status: string}}
+    assert.equal(said.ok, false)
+    assert.match(said.error, /^The copy lost its connection to the target, pg3 \([^\n]+\); the shard still serves from its source; once pg3 is back, run `move` again$/)
+    assert.equal(said.job.status, 'failed')
+    assert.deepEqual(await mapServer(ml, shard), {server: 'pg2', state: 'active'}, 'the shard stays on its source')
+    await waitUntil('a write after the kill', async () => refusedAfter(writesLoad.writes, killedAt) < Infinity, 10_000)
+    refused['target during the copy'] = refusedAfter(writesLoad.writes, killedAt)
+    await restartLab(ml)
+    const listed = await assertNoDeadOwner()
+    assert.ok(listed.jobs.some((j: {shard: number; status: string}) => j.shard === shard && j.status === 'failed'), JSON.stringify(listed.jobs))
+    const again = await shards(ml, ['move', String(shard), '--to', 'pg3'])
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    await sleep(200)
+    const writes = await writesLoad.stop()
+    await assertAcked(writes, 'pg3', shard, 'k5')
   })
 
   it('target killed while the shard is frozen: the cutover gives up and thaws it at once; move again finishes', async () => {

@@ -62,6 +62,8 @@ export async function shards(ml: MoveLab, args: string[], env: NodeJS.ProcessEnv
 export interface BackgroundCli {
   child: ChildProcess
   stderr(): string
+  /** What it printed on stdout so far (with --json: its result, once it has ended). */
+  stdout(): string
   /** Resolves when stderr contains `text`; rejects when the process ends first or after timeoutMs. */
   waitFor(text: string, timeoutMs?: number): Promise<void>
   exited: Promise<number | null>
@@ -75,11 +77,13 @@ export function startCli(ml: MoveLab, args: string[], env: NodeJS.ProcessEnv = {
   })
   let err = ''
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()))
-  child.stdout!.resume()
+  let out = ''
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   return {
     child,
     stderr: () => err,
+    stdout: () => out,
     exited,
     // Generous: on a loaded 2-core machine a move can take minutes to reach a pause point.
     waitFor: (text, timeoutMs = 180_000) =>
@@ -208,8 +212,9 @@ export async function waitUntil(what: string, fn: () => Promise<boolean>, timeou
 /**
  * kill -9 of a whole Postgres server the lab started: its postmaster and every child it forked (each runs
  * in a session of its own, so the process group alone would miss them), then waits until all are gone.
+ * `only`: the postmaster alone, as an operator's kill -9 of it; returns what kills the children after.
  */
-export async function killServer(postmaster: number): Promise<void> {
+export async function killServer(postmaster: number, only = false): Promise<() => Promise<void>> {
   const children = readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .filter((d) => {
@@ -223,7 +228,16 @@ export async function killServer(postmaster: number): Promise<void> {
     })
     .map(Number)
   const all = [postmaster, ...children]
-  for (const pid of all) {
+  const rest = async () => {
+    for (const pid of children) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // ended by itself meanwhile
+      }
+    }
+  }
+  for (const pid of only ? [postmaster] : all) {
     try {
       process.kill(pid, 'SIGKILL')
     } catch (err) {
@@ -231,7 +245,7 @@ export async function killServer(postmaster: number): Promise<void> {
     }
   }
   await waitUntil('the killed server to be gone', async () =>
-    all.every((pid) => {
+    (only ? [postmaster] : all).every((pid) => {
       try {
         const state = readFileSync(`/proc/${pid}/stat`, 'utf8')
         return state.slice(state.lastIndexOf(')') + 2).startsWith('Z')
@@ -240,12 +254,13 @@ export async function killServer(postmaster: number): Promise<void> {
       }
     }),
   )
+  return rest
 }
 
 /** kill -9 of one lab Postgres server by its name (pg1 also holds the catalog); returns when it is gone. */
-export async function killPg(ml: MoveLab, name: string): Promise<void> {
+export async function killPg(ml: MoveLab, name: string, only = false): Promise<() => Promise<void>> {
   const {readState} = await import('../../src/lab/state.js')
-  await killServer(readState(ml.lab.dir)!.processes.find((p) => p.name === name)!.pid!)
+  return killServer(readState(ml.lab.dir)!.processes.find((p) => p.name === name)!.pid!, only)
 }
 
 /** Starts again whatever the lab lost (a killed server comes back through crash recovery). */

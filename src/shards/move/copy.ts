@@ -59,6 +59,8 @@ export interface SnapshotCopyOptions {
   sourceUrl: string
   /** The source's name, for messages. */
   sourceName?: string
+  /** The target's name, for messages. */
+  targetName?: string
   source: pg.Pool
   target: pg.Pool
   schema: string
@@ -99,6 +101,44 @@ async function openTransactions(source: pg.Pool, exceptPid: number): Promise<Blo
     [exceptPid],
   )
   return r.rows.map((x) => ({pid: x.pid, application: x.application, state: x.state, ageS: Number(x.age)}))
+}
+
+/** A server of the copy went away part-way: one sentence naming it, with the error the driver gave. */
+export class CopyServerLost extends Error {
+  override readonly name = 'CopyServerLost'
+  constructor(side: 'source' | 'target', server: string, cause: Error) {
+    super(
+      `The copy lost its connection to the ${side}, ${server} (${cause.message.replace(/[.\s]+$/, '')}); ` +
+        `${side === 'target' ? 'the shard still serves from its source; ' : ''}once ${server} is back, run \`move\` again`,
+    )
+  }
+}
+
+/**
+ * Settles (rejects) as soon as a session's connection dies, however pg learns of it (an ErrorResponse, a
+ * socket error or a bare close): a COPY stream piped into a dead session must not be the only thing that
+ * can end the wait, as its own events depend on where in the COPY the connection died.
+ */
+function whenLost(client: pg.PoolClient): {lost: Promise<never>; error(): Error | undefined; stop(): void} {
+  let error: Error | undefined
+  let fail: (err: Error) => void = () => undefined
+  const lost = new Promise<never>((_, reject) => (fail = reject))
+  lost.catch(() => undefined)
+  const onError = (err: Error) => {
+    error ??= err
+    fail(error)
+  }
+  const onEnd = () => onError(new Error('Connection terminated unexpectedly'))
+  client.on('error', onError)
+  client.on('end', onEnd)
+  return {
+    lost,
+    error: () => error,
+    stop: () => {
+      client.off('error', onError)
+      client.off('end', onEnd)
+    },
+  }
 }
 
 /** The copy's snapshot did not come within its bound: the transactions it waited for are named. */
@@ -169,7 +209,12 @@ export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<number> {
     let failed = false
     const stream = async (first: boolean) => {
       const src = await opts.source.connect()
-      const dst = await opts.target.connect()
+      const dst = await opts.target.connect().catch((err: Error) => {
+        src.release()
+        throw new CopyServerLost('target', opts.targetName ?? 'the target', err)
+      })
+      const srcLost = whenLost(src)
+      const dstLost = whenLost(dst)
       let broken: Error | undefined
       try {
         await src.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`)
@@ -182,7 +227,11 @@ export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<number> {
           // target's triggers (foreign keys, the fence) do not fire for them.
           await dst.query('BEGIN; SET LOCAL session_replication_role = replica')
           const into = dst.query(copyFrom(`COPY ${q(schema)}.${q(part.table)} (${part.columns.map(q).join(', ')}) FROM STDIN (FORMAT binary)`))
-          await pipeline(src.query(copyTo(`COPY (${partSelect(schema, part)}) TO STDOUT (FORMAT binary)`)), into)
+          const out = src.query(copyTo(`COPY (${partSelect(schema, part)}) TO STDOUT (FORMAT binary)`))
+          const piped = pipeline(out, into)
+          piped.catch(() => undefined)
+          // Either session dying ends the part at once, even where the pipeline would not hear of it.
+          await Promise.race([piped, srcLost.lost, dstLost.lost])
           await dst.query('COMMIT')
           rows += Number(into.rowCount ?? 0)
           opts.onProgress?.(++done, parts.length, rows)
@@ -193,8 +242,15 @@ export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<number> {
       } catch (err) {
         failed = true
         broken = err as Error
+        // A server's FATAL reaches the query before its socket closes: a moment for the close to arrive.
+        if (!(err instanceof CopyServerLost)) await Promise.race([srcLost.lost, dstLost.lost, sleep(200)]).catch(() => undefined)
+        // Said as the server that went away, not as the driver's words for a socket.
+        if (dstLost.error()) throw new CopyServerLost('target', opts.targetName ?? 'the target', dstLost.error()!)
+        if (srcLost.error()) throw new CopyServerLost('source', opts.sourceName ?? 'the source', srcLost.error()!)
         throw err
       } finally {
+        srcLost.stop()
+        dstLost.stop()
         // A session that failed mid-COPY is closed, not handed back to the pool.
         src.release(broken)
         dst.release(broken)

@@ -130,6 +130,7 @@ async function copy(run: MoveRun, facts: PhaseFacts): Promise<void> {
       facts.rowsCopied = await snapshotCopy({
         sourceUrl: run.source.url,
         sourceName: run.source.name,
+        targetName: run.target.name,
         snapshotWaitMs: run.env.moves.snapshotWaitS * 1000,
         onWaiting: (text) => run.say(text),
         source: run.source.pool,

@@ -35,46 +35,33 @@ const builtinImportsToRequire: Plugin = {
   },
 }
 
-await build({
-  stdin: {
-    contents: "export {EC2Client, paginateDescribeInstances} from '@aws-sdk/client-ec2'",
-    resolveDir: root,
-    sourcefile: 'ec2-sdk-entry.js',
-  },
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  mainFields: ['module', 'main'],
-  minify: true,
-  legalComments: 'linked',
-  outfile: path.join(outdir, 'ec2-sdk.cjs'),
-  plugins: [builtinImportsToRequire],
-  logLevel: 'warning',
-})
-console.log('Bundled dist/vendor/ec2-sdk.cjs')
+/** One SDK entry bundled to dist/vendor/<name>, tree-shaken to what `contents` exports. */
+async function bundleSdk(name: string, contents: string): Promise<void> {
+  await build({
+    stdin: {contents, resolveDir: root, sourcefile: `${name}-entry.js`},
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    mainFields: ['module', 'main'],
+    minify: true,
+    legalComments: 'linked',
+    outfile: path.join(outdir, `${name}.cjs`),
+    plugins: [builtinImportsToRequire],
+    logLevel: 'warning',
+  })
+  console.log(`Bundled dist/vendor/${name}.cjs`)
+}
+
+await bundleSdk('ec2-sdk', "export {EC2Client, paginateDescribeInstances} from '@aws-sdk/client-ec2'")
 
 // The two ELB clients `feedops lb` uses (src/lb/sdk.ts): one file, their shared SDK core once.
-await build({
-  stdin: {
-    contents: [
-      `import {${ELB_CLASSIC_EXPORTS.join(', ')}} from '@aws-sdk/client-elastic-load-balancing'`,
-      `import {${ELB_V2_EXPORTS.join(', ')}} from '@aws-sdk/client-elastic-load-balancing-v2'`,
-      `export const classic = {${ELB_CLASSIC_EXPORTS.join(', ')}}`,
-      `export const elbv2 = {${ELB_V2_EXPORTS.join(', ')}}`,
-    ].join('\n'),
-    resolveDir: root,
-    sourcefile: 'elb-sdk-entry.js',
-  },
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  mainFields: ['module', 'main'],
-  minify: true,
-  legalComments: 'linked',
-  outfile: path.join(outdir, 'elb-sdk.cjs'),
-  plugins: [builtinImportsToRequire],
-  logLevel: 'warning',
-})
-console.log('Bundled dist/vendor/elb-sdk.cjs')
+await bundleSdk(
+  'elb-sdk',
+  [
+    `import {${ELB_CLASSIC_EXPORTS.join(', ')}} from '@aws-sdk/client-elastic-load-balancing'`,
+    `import {${ELB_V2_EXPORTS.join(', ')}} from '@aws-sdk/client-elastic-load-balancing-v2'`,
+    `export const classic = {${ELB_CLASSIC_EXPORTS.join(', ')}}`,
+    `export const elbv2 = {${ELB_V2_EXPORTS.join(', ')}}`,
+  ].join('\n'),
+)
